@@ -1,0 +1,1 @@
+//! Helpers shared by the interop tests: locating real tools, temp blobs, tiny servers.

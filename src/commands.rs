@@ -1,0 +1,4 @@
+//! The subcommands' glue: file and terminal I/O around the crates' libraries.
+
+pub mod magnet;
+pub mod torrent;

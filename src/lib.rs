@@ -1,0 +1,4 @@
+//! The `shoal` command: one binary whose subcommands call into each crate's library.
+
+pub mod cli;
+mod commands;

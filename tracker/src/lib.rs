@@ -1,0 +1,1 @@
+//! Shoal's BitTorrent tracker (being built by the tracker issue).
