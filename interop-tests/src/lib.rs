@@ -1,1 +1,103 @@
-//! Helpers shared by the interop tests: locating real tools, temp blobs, tiny servers.
+//! Helpers shared by the interop tests: real tools, child processes, readiness waits, servers.
+//!
+//! Tests here drive real clients (aria2c, mktorrent, libtorrent, qbittorrent-nox...) against
+//! Shoal. A missing tool is a failure with the install hint, never a skip: CI installs them all.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// The path of a tool on PATH; panics with the Debian package to install when it is missing.
+pub fn require_tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} is not installed: run `bash .ci/install-deps` (Debian packages)"))
+}
+
+/// Debian's python3-libtorrent is importable only by the system interpreter, not pyenv's.
+pub fn system_python() -> PathBuf {
+    let p = PathBuf::from("/usr/bin/python3");
+    assert!(p.is_file(), "/usr/bin/python3 is missing: apt-get install python3-libtorrent");
+    p
+}
+
+/// A child process killed (and reaped) when the test ends, pass or fail.
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    pub fn spawn(cmd: &mut Command) -> Self {
+        Self(cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")))
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port that was free a moment ago, for tools that cannot bind port 0 themselves
+/// and report it back (aria2c, qbittorrent-nox). Our own servers bind port 0 instead.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `ready` every 20 ms until it holds; panics with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until something accepts TCP connections at `addr`.
+pub fn wait_for_tcp(addr: SocketAddr, timeout: Duration) {
+    wait_until(&format!("a listener on {addr}"), timeout, || {
+        TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+    });
+}
+
+/// Writes `len` pseudo-random bytes (seeded, so reruns hash the same) to `dir/name`.
+pub fn write_blob(dir: &Path, name: &str, len: usize, seed: u64) -> PathBuf {
+    let mut x = seed | 1;
+    let bytes: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// The SHA-256 of a file, as `sha256:<hex>`, for checking what a client downloaded.
+pub fn sha256_file(path: &Path) -> String {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    let size = f.metadata().unwrap().len();
+    shoal_torrents::hash_reader(f, size, &mut |_| {}).unwrap().digest.to_string()
+}
+
+/// Runs a command to completion; panics with its output when it fails.
+pub fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
