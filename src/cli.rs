@@ -20,6 +20,8 @@ pub enum Command {
     Torrent(TorrentArgs),
     /// Print the magnet link of an existing .torrent file.
     Magnet(MagnetArgs),
+    /// Run the origin: mirror images from a registry, torrent and seed every blob, serve webseeds.
+    Seeder(SeederArgs),
 }
 
 #[derive(Args, Debug)]
@@ -51,12 +53,79 @@ pub struct MagnetArgs {
     pub torrent: PathBuf,
 }
 
+#[derive(Args, Debug)]
+pub struct SeederArgs {
+    /// Data directory: blobs/sha256/<hex>, tmp/, index.redb, bittorrent/.
+    #[arg(long, env = "SHOAL_SEEDER_DATA_DIR", default_value = "shoal-seeder-data")]
+    pub data_dir: PathBuf,
+    /// HTTP API and webseed listen address (port 0 picks one and prints it).
+    #[arg(long, env = "SHOAL_SEEDER_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Public base URL of the HTTP API, as clients reach it [default: http://<listen address>].
+    #[arg(long, env = "SHOAL_SEEDER_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Tracker announce URL written into every torrent (repeat or comma-separate).
+    #[arg(long = "tracker", env = "SHOAL_SEEDER_TRACKERS", value_delimiter = ',')]
+    pub trackers: Vec<String>,
+    /// BitTorrent (TCP) listen address.
+    #[arg(long, env = "SHOAL_SEEDER_BT_LISTEN", default_value = "0.0.0.0:6881")]
+    pub bt_listen: std::net::SocketAddr,
+    /// Port announced to trackers [default: the BitTorrent listen port].
+    #[arg(long, env = "SHOAL_SEEDER_ANNOUNCE_PORT")]
+    pub announce_port: Option<u16>,
+    /// Enable the DHT (off by default: trackers are the source of peers).
+    #[arg(long, env = "SHOAL_SEEDER_DHT")]
+    pub dht: bool,
+    /// Enable local service discovery (off by default).
+    #[arg(long, env = "SHOAL_SEEDER_LSD")]
+    pub lsd: bool,
+    /// Image to mirror at start (repeat or comma-separate), named the docker way.
+    #[arg(long = "image", env = "SHOAL_SEEDER_IMAGES", value_delimiter = ',')]
+    pub images: Vec<String>,
+    /// Platforms of multi-platform images to mirror, `os/arch[/variant]` [default: all].
+    #[arg(long = "platform", env = "SHOAL_SEEDER_PLATFORMS", value_delimiter = ',')]
+    pub platforms: Vec<String>,
+    /// Registry (`host[:port]`) for torrent requests that name a repo but no `ns`.
+    #[arg(long, env = "SHOAL_SEEDER_UPSTREAM")]
+    pub upstream: Option<String>,
+    /// Registries reached over plain HTTP besides loopback ones (repeat or comma-separate).
+    #[arg(long = "insecure-registry", env = "SHOAL_SEEDER_INSECURE_REGISTRIES", value_delimiter = ',')]
+    pub insecure_registries: Vec<String>,
+    /// Username for --upstream (basic auth, or the bearer-token flow's credentials).
+    #[arg(long, env = "SHOAL_SEEDER_UPSTREAM_USERNAME")]
+    pub upstream_username: Option<String>,
+    /// Password for --upstream; prefer the environment variable to the flag.
+    #[arg(long, env = "SHOAL_SEEDER_UPSTREAM_PASSWORD", hide_env_values = true)]
+    pub upstream_password: Option<Secret>,
+    /// JSON config file: {"images", "platforms", "insecure_registries", "credentials": {host: {username, password}}}.
+    #[arg(long, env = "SHOAL_SEEDER_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// A value that never shows in `Debug` output or logs.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// Runs the command line; errors are printed as one clear chain of causes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Torrent(args) => commands::torrent::run(args),
         Command::Magnet(args) => commands::magnet::run(args),
+        Command::Seeder(args) => commands::seeder::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

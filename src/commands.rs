@@ -1,4 +1,5 @@
 //! The subcommands' glue: file and terminal I/O around the crates' libraries.
 
 pub mod magnet;
+pub mod seeder;
 pub mod torrent;

@@ -1,3 +1,19 @@
-//! The origin (not built yet): mirrors images from a registry, torrents and seeds every blob.
+//! Shoal's origin: mirrors images from a registry, stores and torrents every blob, seeds it.
 //!
-//! Reserved by the workspace layout; the seeder issue fills it in. Nothing here is used yet.
+//! Layers, bottom up: [`store`] (verified, content-addressed files), [`index`] (redb records of
+//! what is stored and under which infohash), [`upstream`] (registries through oci-client),
+//! [`mirror`] (image -> manifests -> blobs, single-flight per blob), [`seeding`] (one librqbit
+//! session over the store, read-only), [`api`] (axum: torrents, magnets, webseeds, metrics),
+//! and [`service`], which wires them together for `shoal seeder`.
+
+pub mod api;
+pub mod index;
+pub mod metrics;
+pub mod mirror;
+pub mod requests;
+pub mod seeding;
+pub mod service;
+pub mod store;
+pub mod upstream;
+
+pub use service::{run, SeederConfig, SeederError};

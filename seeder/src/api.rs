@@ -1,0 +1,289 @@
+//! The seeder's HTTP API (axum): torrents, magnets, images, mirroring, webseeds, metrics.
+//!
+//! Status codes live here and nowhere else: the layers below return typed errors, and
+//! [`ApiError`] maps them at the edge.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use shoal_torrents::{BlobDigest, BlobTorrent, Distribution, HashedBlob};
+use tower_http::services::ServeFile;
+
+use crate::index::{ImageBlob, ImageRecord, IndexError};
+use crate::metrics::SeederMetrics;
+use crate::mirror::{Mirror, MirrorError};
+use crate::requests::{self, MirrorRequest, RequestError};
+use crate::store::StoreError;
+use crate::upstream::{Upstream, UpstreamError};
+
+/// What every handler shares.
+pub struct ApiState {
+    pub mirror: Arc<Mirror>,
+    pub metrics: Arc<SeederMetrics>,
+    /// Trackers and this seeder's webseed base (`<public url>/webseed/`).
+    pub distribution: Distribution,
+    /// This seeder's public base URL, without a trailing slash.
+    pub public_url: String,
+}
+
+/// The router of every endpoint.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/v1/blobs/{digest}/torrent", get(blob_torrent))
+        .route("/v1/blobs/{digest}/magnet", get(blob_magnet))
+        .route("/v1/images", post(mirror_image))
+        .route("/v1/images/{*reference}", get(image))
+        .route("/v1/notifications", post(notification))
+        .route("/webseed/{name}", get(webseed).head(webseed))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(state)
+}
+
+/// An error as the HTTP client sees it: a status and a JSON `{"error": ".."}` body.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, e.to_string())
+    }
+}
+
+impl From<IndexError> for ApiError {
+    fn from(e: IndexError) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl From<MirrorError> for ApiError {
+    fn from(e: MirrorError) -> Self {
+        let status = match &e {
+            e if matches!(root(e), MirrorError::Upstream(UpstreamError::Reference { .. })) => StatusCode::BAD_REQUEST,
+            e if e.is_upstream() => StatusCode::BAD_GATEWAY,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+fn root(e: &MirrorError) -> &MirrorError {
+    match e {
+        MirrorError::Shared(inner) => root(inner),
+        e => e,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct BlobQuery {
+    repo: Option<String>,
+    ns: Option<String>,
+}
+
+impl ApiState {
+    /// The blob, fetched from upstream first when it is missing and the query names a repo.
+    async fn blob(&self, digest: BlobDigest, query: &BlobQuery) -> Result<HashedBlob, ApiError> {
+        if let Some(h) = self.mirror.stored_blob(&digest)? {
+            return Ok(h);
+        }
+        let Some(repo) = query.repo.as_deref() else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("blob {digest} is not stored here; add ?repo=<name>[&ns=<registry>] to fetch it from upstream"),
+            ));
+        };
+        let repo = requests::repository(repo)?;
+        let ns = query.ns.as_deref().map(requests::registry).transpose()?;
+        if ns.is_none() && self.mirror.upstream().default_registry().is_none() && !repo.contains('/') {
+            tracing::debug!(%repo, "no ns and no default registry: resolving on Docker Hub");
+        }
+        let reference = self.mirror.upstream().blob_reference(ns, repo, &digest).map_err(MirrorError::from)?;
+        Ok(self.mirror.ensure_blob(&reference, digest, None).await?)
+    }
+
+    fn torrent_url(&self, digest: &BlobDigest) -> String {
+        format!("{}/v1/blobs/{digest}/torrent", self.public_url)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        MirrorError::from(e).into()
+    }
+}
+
+async fn blob_torrent(
+    State(state): State<Arc<ApiState>>,
+    Path(digest): Path<String>,
+    Query(query): Query<BlobQuery>,
+) -> Result<Response, ApiError> {
+    let digest = requests::blob_digest(&digest)?;
+    let hashed = state.blob(digest, &query).await?;
+    let bytes = BlobTorrent::from_hashed(&hashed).torrent_bytes(&state.distribution);
+    let disposition = format!("attachment; filename=\"{}.torrent\"", digest.torrent_name());
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/x-bittorrent")),
+            (header::CONTENT_DISPOSITION, HeaderValue::from_str(&disposition).expect("ASCII")),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+async fn blob_magnet(
+    State(state): State<Arc<ApiState>>,
+    Path(digest): Path<String>,
+    Query(query): Query<BlobQuery>,
+) -> Result<Response, ApiError> {
+    let digest = requests::blob_digest(&digest)?;
+    let hashed = state.blob(digest, &query).await?;
+    let mut magnet = BlobTorrent::from_hashed(&hashed).magnet(&state.distribution);
+    magnet.torrent_url = Some(state.torrent_url(&digest));
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{magnet}\n")).into_response())
+}
+
+/// One blob of an image, as `GET /v1/images/<ref>` lists it.
+#[derive(Serialize)]
+struct BlobView {
+    digest: String,
+    size: u64,
+    media_type: String,
+    info_hash: Option<String>,
+    magnet: Option<String>,
+    torrent: String,
+}
+
+#[derive(Serialize)]
+struct ManifestView {
+    digest: String,
+    platform: Option<String>,
+    config: BlobView,
+    layers: Vec<BlobView>,
+}
+
+#[derive(Serialize)]
+struct ImageView {
+    reference: String,
+    digest: String,
+    media_type: String,
+    manifests: Vec<ManifestView>,
+}
+
+impl ApiState {
+    fn blob_view(&self, blob: &ImageBlob) -> Result<BlobView, ApiError> {
+        let hashed = match blob.digest.parse::<BlobDigest>() {
+            Ok(d) => self.mirror.index().hashed(&d)?,
+            Err(_) => None,
+        };
+        let torrent = hashed.as_ref().map(BlobTorrent::from_hashed);
+        Ok(BlobView {
+            digest: blob.digest.clone(),
+            size: blob.size,
+            media_type: blob.media_type.clone(),
+            info_hash: torrent.as_ref().map(|t| t.info_hash().hex()),
+            magnet: torrent.as_ref().map(|t| {
+                let mut m = t.magnet(&self.distribution);
+                m.torrent_url = hashed.as_ref().map(|h| self.torrent_url(&h.digest));
+                m.to_string()
+            }),
+            torrent: format!("{}/v1/blobs/{}/torrent", self.public_url, blob.digest),
+        })
+    }
+
+    fn image_view(&self, record: &ImageRecord) -> Result<ImageView, ApiError> {
+        let mut manifests = Vec::new();
+        for m in &record.manifests {
+            manifests.push(ManifestView {
+                digest: m.digest.clone(),
+                platform: m.platform.clone(),
+                config: self.blob_view(&m.config)?,
+                layers: m.layers.iter().map(|l| self.blob_view(l)).collect::<Result<_, _>>()?,
+            });
+        }
+        Ok(ImageView {
+            reference: record.reference.clone(),
+            digest: record.digest.clone(),
+            media_type: record.media_type.clone(),
+            manifests,
+        })
+    }
+}
+
+async fn image(State(state): State<Arc<ApiState>>, Path(reference): Path<String>) -> Result<Response, ApiError> {
+    let parsed = Upstream::parse_reference(&reference).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let Some(record) = state.mirror.index().image(&parsed.whole())? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("image {} has not been mirrored; POST /v1/images to mirror it", parsed.whole()),
+        ));
+    };
+    Ok(Json(state.image_view(&record)?).into_response())
+}
+
+async fn mirror_image(State(state): State<Arc<ApiState>>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    let request: MirrorRequest =
+        serde_json::from_slice(&body).map_err(|e| RequestError::Body(format!("expected {{\"image\": \"..\"}}: {e}")))?;
+    let record = state.mirror.mirror_image(&request.image).await?;
+    Ok(Json(state.image_view(&record)?).into_response())
+}
+
+async fn notification(State(state): State<Arc<ApiState>>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    let images = requests::pushed_images(&body)?;
+    for image in &images {
+        let mirror = Arc::clone(&state.mirror);
+        let image = image.clone();
+        tokio::spawn(async move {
+            if let Err(e) = mirror.mirror_image(&image).await {
+                tracing::error!(%image, error = %e, "mirroring a pushed image failed");
+            }
+        });
+    }
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "mirroring": images }))).into_response())
+}
+
+async fn webseed(State(state): State<Arc<ApiState>>, Path(name): Path<String>, request: Request) -> Result<Response, ApiError> {
+    let digest = requests::webseed_name(&name)?;
+    if state.mirror.stored_blob(&digest)?.is_none() {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("blob {digest} is not stored here")));
+    }
+    let is_get = request.method() == Method::GET;
+    let response = ServeFile::new(state.mirror.store().path(&digest))
+        .try_call(request)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reading blob {digest}: {e}")))?;
+    if is_get && response.status().is_success() {
+        let sent = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        state.metrics.webseed_uploaded_bytes.inc_by(sent);
+    }
+    Ok(response.map(Body::new))
+}
+
+async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}

@@ -1,0 +1,73 @@
+//! The seeder's Prometheus metrics, on a registry of its own (served at `/metrics`).
+
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, Registry, TextEncoder};
+
+/// Every metric the seeder exports.
+pub struct SeederMetrics {
+    registry: Registry,
+    pub blobs: IntGauge,
+    pub bytes_stored: IntGauge,
+    pub bittorrent_uploaded_bytes: IntGauge,
+    pub webseed_uploaded_bytes: IntCounter,
+    pub upstream_fetches: IntCounter,
+    pub upstream_failures: IntCounter,
+    pub digest_mismatches: IntCounter,
+    pub mirror_seconds: Histogram,
+}
+
+impl SeederMetrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let blobs = gauge("shoal_seeder_blobs", "Blobs in the store");
+        let bytes_stored = gauge("shoal_seeder_bytes_stored", "Bytes of blobs in the store");
+        let bittorrent_uploaded_bytes =
+            gauge("shoal_seeder_bittorrent_uploaded_bytes", "Bytes uploaded to BitTorrent peers since start");
+        let webseed_uploaded_bytes =
+            counter("shoal_seeder_webseed_uploaded_bytes_total", "Bytes of blob bodies served by the webseed");
+        let upstream_fetches = counter("shoal_seeder_upstream_fetches_total", "Blob fetches from upstream registries");
+        let upstream_failures =
+            counter("shoal_seeder_upstream_failures_total", "Failed upstream blob fetches (any cause)");
+        let digest_mismatches =
+            counter("shoal_seeder_digest_mismatches_total", "Upstream blobs discarded because their bytes did not match");
+        let mirror_seconds = Histogram::with_opts(
+            HistogramOpts::new("shoal_seeder_mirror_seconds", "Time to mirror one image (manifests and blobs)")
+                .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0]),
+        )
+        .expect("valid metric");
+        registry.register(Box::new(mirror_seconds.clone())).expect("unique metric");
+        Self {
+            registry,
+            blobs,
+            bytes_stored,
+            bittorrent_uploaded_bytes,
+            webseed_uploaded_bytes,
+            upstream_fetches,
+            upstream_failures,
+            digest_mismatches,
+            mirror_seconds,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding");
+        String::from_utf8(out).expect("metrics are UTF-8")
+    }
+}
+
+impl Default for SeederMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

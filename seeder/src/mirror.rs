@@ -1,0 +1,390 @@
+//! The mirror pipeline: image reference -> manifest(s) -> blobs -> verified store -> index.
+//!
+//! Every blob fetch goes through [`Mirror::ensure_blob`], which is single-flight: concurrent
+//! callers asking for one digest share one upstream fetch (and its outcome). The fetch runs in
+//! a task of its own, so a caller that goes away (an HTTP client hanging up) does not cancel
+//! it for the others. Newly stored blobs are announced on a channel for the seeding side.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures_util::{StreamExt, TryStreamExt};
+use oci_client::manifest::{IMAGE_MANIFEST_LIST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE};
+use oci_client::Reference;
+use serde::Deserialize;
+use shoal_torrents::{BlobDigest, HashedBlob, ParseDigestError};
+use tokio::sync::{mpsc, OnceCell};
+
+use crate::index::{BlobIndex, ImageBlob, ImageRecord, IndexError, ManifestRecord};
+use crate::metrics::SeederMetrics;
+use crate::store::{BlobStore, Chunk, StoreError};
+use crate::upstream::{PulledManifest, Upstream, UpstreamError};
+
+/// Blobs of one manifest fetched at once.
+const BLOB_FETCHES_PER_MANIFEST: usize = 4;
+
+/// Why mirroring an image or a blob failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("{context}: {source}")]
+    Digest {
+        context: String,
+        #[source]
+        source: ParseDigestError,
+    },
+    #[error("manifest {digest} is not valid: {message}")]
+    Manifest { digest: String, message: String },
+    #[error("a background task failed: {0}")]
+    Task(String),
+    /// The outcome of a fetch another request started and this one waited for.
+    #[error(transparent)]
+    Shared(Arc<MirrorError>),
+}
+
+impl MirrorError {
+    /// True when upstream served bytes that do not match the digest.
+    pub fn is_digest_mismatch(&self) -> bool {
+        match self {
+            MirrorError::Store(StoreError::DigestMismatch { .. }) => true,
+            MirrorError::Shared(inner) => inner.is_digest_mismatch(),
+            _ => false,
+        }
+    }
+
+    /// True when the failure is upstream's (unreachable, refused, bad bytes), not ours.
+    pub fn is_upstream(&self) -> bool {
+        match self {
+            MirrorError::Upstream(_) | MirrorError::Manifest { .. } | MirrorError::Digest { .. } => true,
+            MirrorError::Store(StoreError::DigestMismatch { .. } | StoreError::Size { .. } | StoreError::Source { .. }) => true,
+            MirrorError::Shared(inner) => inner.is_upstream(),
+            _ => false,
+        }
+    }
+}
+
+/// Which platforms of an image index to mirror; empty means all.
+#[derive(Clone, Debug, Default)]
+pub struct PlatformFilter(pub Vec<String>);
+
+impl PlatformFilter {
+    /// `os/arch` matches any variant; `os/arch/variant` only that one.
+    pub fn allows(&self, platform: Option<&Platform>) -> bool {
+        if self.0.is_empty() {
+            return true;
+        }
+        let Some(p) = platform else { return false };
+        self.0.iter().any(|want| {
+            let mut parts = want.split('/');
+            let (os, arch, variant) = (parts.next(), parts.next(), parts.next());
+            os == Some(p.os.as_str())
+                && arch == Some(p.architecture.as_str())
+                && variant.is_none_or(|v| Some(v) == p.variant.as_deref())
+        })
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    fn label(&self) -> String {
+        match &self.variant {
+            Some(v) => format!("{}/{}/{v}", self.os, self.architecture),
+            None => format!("{}/{}", self.os, self.architecture),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    #[serde(default)]
+    media_type: String,
+    digest: String,
+    size: u64,
+    platform: Option<Platform>,
+}
+
+#[derive(Deserialize)]
+struct IndexManifest {
+    manifests: Vec<Descriptor>,
+}
+
+#[derive(Deserialize)]
+struct ImageManifest {
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+}
+
+type FetchCell = Arc<OnceCell<Result<HashedBlob, Arc<MirrorError>>>>;
+
+/// Pulls images and blobs from upstream into the store and index.
+pub struct Mirror {
+    upstream: Upstream,
+    store: Arc<BlobStore>,
+    index: Arc<BlobIndex>,
+    metrics: Arc<SeederMetrics>,
+    platforms: PlatformFilter,
+    stored: mpsc::UnboundedSender<HashedBlob>,
+    inflight: Mutex<HashMap<BlobDigest, FetchCell>>,
+}
+
+impl Mirror {
+    /// The mirror and the receiving end of its "blob newly stored" channel.
+    pub fn new(
+        upstream: Upstream,
+        store: Arc<BlobStore>,
+        index: Arc<BlobIndex>,
+        metrics: Arc<SeederMetrics>,
+        platforms: PlatformFilter,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<HashedBlob>) {
+        let (stored, rx) = mpsc::unbounded_channel();
+        let mirror = Self { upstream, store, index, metrics, platforms, stored, inflight: Mutex::default() };
+        (Arc::new(mirror), rx)
+    }
+
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    pub fn index(&self) -> &BlobIndex {
+        &self.index
+    }
+
+    pub fn store(&self) -> &BlobStore {
+        &self.store
+    }
+
+    /// The blob if it is stored and indexed; repairs the index if the two disagree.
+    pub fn stored_blob(&self, digest: &BlobDigest) -> Result<Option<HashedBlob>, MirrorError> {
+        let on_disk = self.store.stored_size(digest);
+        match (self.index.hashed(digest)?, on_disk) {
+            (Some(h), Some(size)) if size == h.size => Ok(Some(h)),
+            (Some(_), _) => {
+                tracing::warn!(%digest, "indexed blob is missing or resized on disk; forgetting it");
+                self.index.remove_blob(digest)?;
+                self.store.remove(digest)?;
+                Ok(None)
+            }
+            (None, Some(_)) => {
+                // Renamed into place but killed before the index write: verify and record it.
+                match self.store.rehash(digest) {
+                    Ok(h) => {
+                        self.index.put_blob(&h, None)?;
+                        Ok(Some(h))
+                    }
+                    Err(e) => {
+                        tracing::warn!(%digest, error = %e, "unindexed blob failed verification; removing it");
+                        self.store.remove(digest)?;
+                        Ok(None)
+                    }
+                }
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The blob, fetched from `reference`'s repository first if it is not stored. `size` is
+    /// the descriptor's when known; otherwise upstream's Content-Length is used.
+    pub async fn ensure_blob(
+        self: &Arc<Self>,
+        reference: &Reference,
+        digest: BlobDigest,
+        size: Option<u64>,
+    ) -> Result<HashedBlob, MirrorError> {
+        let repo = repo_key(reference);
+        if let Some(h) = self.stored_blob(&digest)? {
+            self.index.touch(&digest, Some(&repo))?;
+            return Ok(h);
+        }
+        let cell = self.inflight.lock().expect("inflight lock").entry(digest).or_default().clone();
+        let this = Arc::clone(self);
+        let reference = reference.clone();
+        let result = cell
+            .get_or_init(|| async move {
+                let task = tokio::spawn(async move { this.fetch_blob(&reference, digest, size).await.map_err(Arc::new) });
+                task.await.unwrap_or_else(|e| Err(Arc::new(MirrorError::Task(e.to_string()))))
+            })
+            .await
+            .clone();
+        {
+            let mut inflight = self.inflight.lock().expect("inflight lock");
+            if inflight.get(&digest).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                inflight.remove(&digest);
+            }
+        }
+        result.map_err(MirrorError::Shared)
+    }
+
+    async fn fetch_blob(&self, reference: &Reference, digest: BlobDigest, size: Option<u64>) -> Result<HashedBlob, MirrorError> {
+        self.metrics.upstream_fetches.inc();
+        let result = self.fetch_blob_once(reference, digest, size).await;
+        match &result {
+            Ok(h) => {
+                self.metrics.blobs.inc();
+                self.metrics.bytes_stored.add(h.size as i64);
+                tracing::info!(%digest, size = h.size, repo = %repo_key(reference), "stored blob");
+                let _ = self.stored.send(h.clone());
+            }
+            Err(e) => {
+                self.metrics.upstream_failures.inc();
+                if e.is_digest_mismatch() {
+                    self.metrics.digest_mismatches.inc();
+                }
+                tracing::error!(%digest, repo = %repo_key(reference), error = %e, "blob fetch failed");
+            }
+        }
+        result
+    }
+
+    async fn fetch_blob_once(&self, reference: &Reference, digest: BlobDigest, size: Option<u64>) -> Result<HashedBlob, MirrorError> {
+        let at = reference.clone_with_digest(digest.to_string());
+        let body = self.upstream.blob(&at, &digest, size).await?;
+        let (tx, mut rx) = mpsc::channel::<Chunk>(32);
+        let store = Arc::clone(&self.store);
+        let size = body.size;
+        let ingest = tokio::task::spawn_blocking(move || {
+            store.ingest(digest, size, std::iter::from_fn(move || rx.blocking_recv()))
+        });
+        let mut chunks = body.chunks;
+        loop {
+            let item = match chunks.next().await {
+                None => break,
+                Some(Ok(bytes)) => Ok(bytes),
+                Some(Err(e)) => Err(e.to_string()),
+            };
+            let failed = item.is_err();
+            // A closed channel means the store already stopped (too long, disk error).
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+        drop(tx);
+        let hashed = ingest.await.map_err(|e| MirrorError::Task(e.to_string()))??;
+        self.index.put_blob(&hashed, Some(&repo_key(reference)))?;
+        Ok(hashed)
+    }
+
+    /// Mirrors an image: its manifest (every allowed platform of an index) and all their blobs.
+    /// The job is recorded first, so a restart after a crash finishes it.
+    pub async fn mirror_image(self: &Arc<Self>, image: &str) -> Result<ImageRecord, MirrorError> {
+        let reference = Upstream::parse_reference(image)?;
+        let key = reference.whole();
+        self.index.add_job(&key)?;
+        let timer = self.metrics.mirror_seconds.start_timer();
+        let record = self.mirror_reference(&reference).await?;
+        timer.observe_duration();
+        self.index.put_image(&record)?;
+        if reference.digest().is_none() {
+            let pinned =
+                Reference::with_digest(reference.registry().into(), reference.repository().into(), record.digest.clone());
+            self.index.put_image(&ImageRecord { reference: pinned.whole(), ..record.clone() })?;
+        }
+        self.index.finish_job(&key)?;
+        tracing::info!(image = %key, digest = %record.digest, manifests = record.manifests.len(), "mirrored image");
+        Ok(record)
+    }
+
+    async fn mirror_reference(self: &Arc<Self>, reference: &Reference) -> Result<ImageRecord, MirrorError> {
+        let top = self.upstream.manifest(reference).await?;
+        let mut manifests = Vec::new();
+        if top.media_type == OCI_IMAGE_INDEX_MEDIA_TYPE || top.media_type == IMAGE_MANIFEST_LIST_MEDIA_TYPE {
+            let index: IndexManifest = parse_manifest(&top)?;
+            for entry in index.manifests {
+                if !self.platforms.allows(entry.platform.as_ref()) {
+                    continue;
+                }
+                let at = reference.clone_with_digest(entry.digest.clone());
+                let pulled = self.upstream.manifest(&at).await?;
+                let label = entry.platform.as_ref().map(Platform::label);
+                manifests.push(self.mirror_manifest(&at, &pulled, label).await?);
+            }
+        } else {
+            manifests.push(self.mirror_manifest(reference, &top, None).await?);
+        }
+        Ok(ImageRecord { reference: reference.whole(), digest: top.digest, media_type: top.media_type, manifests })
+    }
+
+    async fn mirror_manifest(
+        self: &Arc<Self>,
+        reference: &Reference,
+        pulled: &PulledManifest,
+        platform: Option<String>,
+    ) -> Result<ManifestRecord, MirrorError> {
+        let manifest: ImageManifest = parse_manifest(pulled)?;
+        let wanted: Vec<&Descriptor> = std::iter::once(&manifest.config).chain(&manifest.layers).collect();
+        let mut blobs = Vec::with_capacity(wanted.len());
+        for d in &wanted {
+            let digest: BlobDigest = d.digest.parse().map_err(|source| MirrorError::Digest {
+                context: format!("manifest {} names blob {:?}", pulled.digest, d.digest),
+                source,
+            })?;
+            blobs.push((digest, d.size));
+        }
+        let fetches: Vec<_> = blobs
+            .into_iter()
+            .map(|(digest, size)| {
+                let (this, reference) = (Arc::clone(self), reference.clone());
+                async move { this.ensure_blob(&reference, digest, Some(size)).await }
+            })
+            .collect();
+        futures_util::stream::iter(fetches)
+            .buffer_unordered(BLOB_FETCHES_PER_MANIFEST)
+            .try_collect::<Vec<_>>()
+            .await?;
+        let describe = |d: &Descriptor| ImageBlob { digest: d.digest.clone(), size: d.size, media_type: d.media_type.clone() };
+        Ok(ManifestRecord {
+            digest: pulled.digest.clone(),
+            platform,
+            config: describe(&manifest.config),
+            layers: manifest.layers.iter().map(describe).collect(),
+        })
+    }
+
+    /// Images whose mirroring was started but never finished (the process died).
+    pub fn unfinished_jobs(&self) -> Result<Vec<String>, MirrorError> {
+        Ok(self.index.jobs()?)
+    }
+}
+
+/// `registry/repository`, as recorded in a blob's list of repositories.
+pub fn repo_key(reference: &Reference) -> String {
+    format!("{}/{}", reference.registry(), reference.repository())
+}
+
+fn parse_manifest<T: for<'de> Deserialize<'de>>(pulled: &PulledManifest) -> Result<T, MirrorError> {
+    serde_json::from_slice(&pulled.bytes)
+        .map_err(|e| MirrorError::Manifest { digest: pulled.digest.clone(), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn platform(os: &str, arch: &str, variant: Option<&str>) -> Platform {
+        Platform { os: os.into(), architecture: arch.into(), variant: variant.map(Into::into) }
+    }
+
+    #[test]
+    fn platform_filter() {
+        let all = PlatformFilter::default();
+        assert!(all.allows(None));
+        let some = PlatformFilter(vec!["linux/amd64".into(), "linux/arm/v7".into()]);
+        assert!(some.allows(Some(&platform("linux", "amd64", None))));
+        assert!(some.allows(Some(&platform("linux", "amd64", Some("v3")))));
+        assert!(some.allows(Some(&platform("linux", "arm", Some("v7")))));
+        assert!(!some.allows(Some(&platform("linux", "arm", Some("v6")))));
+        assert!(!some.allows(Some(&platform("windows", "amd64", None))));
+        assert!(!some.allows(None));
+    }
+}

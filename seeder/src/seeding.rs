@@ -1,0 +1,266 @@
+//! Seeding: one librqbit session that seeds every stored blob straight from the store.
+//!
+//! librqbit opens the files it seeds read-write and calls `set_len` on them. A hard link or
+//! the store file itself handed to its filesystem storage would let a bug, a stale bitfield or
+//! a peer's bad piece write into a verified blob (a hard link shares the inode, so it protects
+//! nothing). Instead the session gets [`StoreStorageFactory`]: a storage that maps the torrent's
+//! single file `sha256-<hex>` to `DATA/blobs/sha256/<hex>`, opens it read-only, refuses every
+//! write and never resizes or deletes it. The blob's torrent is our own bytes
+//! ([`BlobTorrent::torrent_bytes`]), never librqbit's `create_torrent`.
+//!
+//! No second hashing: the store hashed every piece on the way in, so before adding a blob we
+//! write librqbit's fast-resume bitfield (`<infohash>.bitv`, all pieces present) into its
+//! persistence folder. librqbit then spot-checks a few pieces instead of re-hashing the blob,
+//! and a restart restores every torrent from its own session file without re-hashing either.
+//! (This relies on librqbit 9.1's JSON persistence layout: a raw MSB-first bitfield file named
+//! by the lowercase hex infohash.)
+
+use std::any::TypeId;
+use std::collections::HashSet;
+use std::fs::File;
+use std::net::SocketAddr;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use librqbit::storage::filesystem::FilesystemStorageFactory;
+use librqbit::storage::{BoxStorageFactory, StorageFactory, StorageFactoryExt, TorrentStorage};
+use librqbit::{
+    AddTorrent, AddTorrentOptions, AddTorrentResponse, ListenerMode, ListenerOptions, ManagedTorrentShared, Session,
+    SessionOptions, SessionPersistenceConfig, TorrentMetadata,
+};
+use shoal_torrents::{BlobDigest, BlobTorrent, Distribution, HashedBlob};
+
+/// Why the BitTorrent side failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedingError {
+    #[error("starting the BitTorrent session: {0}")]
+    Start(String),
+    #[error("seeding blob {digest}: {message}")]
+    Add { digest: BlobDigest, message: String },
+    #[error("writing the fast-resume bitfield {path}: {source}")]
+    Bitfield {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How the session talks to peers and trackers.
+#[derive(Clone, Debug)]
+pub struct SeedingConfig {
+    /// Where peers connect (TCP).
+    pub listen: SocketAddr,
+    /// The port announced to trackers; defaults to the listen port.
+    pub announce_port: Option<u16>,
+    /// Trackers written into every torrent.
+    pub trackers: Vec<String>,
+    pub dht: bool,
+    pub local_service_discovery: bool,
+}
+
+/// The librqbit session seeding the store.
+pub struct Seeding {
+    session: Arc<Session>,
+    blobs_dir: PathBuf,
+    state_dir: PathBuf,
+    trackers: Vec<String>,
+}
+
+impl Seeding {
+    /// Starts the session; torrents seeded before a restart come back from its own
+    /// persistence (fast-resume), without re-hashing.
+    pub async fn start(blobs_dir: &Path, state_dir: &Path, config: &SeedingConfig) -> Result<Self, SeedingError> {
+        let start_error = |e: &dyn std::fmt::Display| SeedingError::Start(e.to_string());
+        std::fs::create_dir_all(state_dir).map_err(|e| start_error(&e))?;
+        match librqbit::try_increase_nofile_limit() {
+            Ok(limit) => tracing::debug!(limit, "raised the open-file limit"),
+            Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+        }
+        let announce_port = config.announce_port.unwrap_or(config.listen.port());
+        let options = SessionOptions {
+            dht: if config.dht { Some(Default::default()) } else { None },
+            disable_local_service_discovery: !config.local_service_discovery,
+            fastresume: true,
+            persistence: Some(SessionPersistenceConfig::Json { folder: Some(state_dir.to_owned()) }),
+            listen: Some(ListenerOptions {
+                mode: ListenerMode::TcpOnly,
+                listen_addr: config.listen,
+                announce_port: Some(announce_port),
+                ipv4_only: config.listen.is_ipv4(),
+                ..Default::default()
+            }),
+            default_storage_factory: Some(StoreStorageFactory { blobs_dir: blobs_dir.to_owned() }.boxed()),
+            trackers: HashSet::new(),
+            ipv4_only: config.listen.is_ipv4(),
+            ..Default::default()
+        };
+        let session = Session::new_with_opts(state_dir.join("unused-output"), options)
+            .await
+            .map_err(|e| SeedingError::Start(format!("{e:#}")))?;
+        Ok(Self {
+            session,
+            blobs_dir: blobs_dir.to_owned(),
+            state_dir: state_dir.to_owned(),
+            trackers: config.trackers.clone(),
+        })
+    }
+
+    /// Seeds a stored blob (a no-op if it already is).
+    pub async fn seed(&self, blob: &HashedBlob) -> Result<(), SeedingError> {
+        let torrent = BlobTorrent::from_hashed(blob);
+        let info_hash = torrent.info_hash();
+        self.write_complete_bitfield(&info_hash.hex(), blob.pieces.len())?;
+        let bytes = torrent.torrent_bytes(&Distribution { trackers: self.trackers.clone(), webseeds: Vec::new() });
+        let options = AddTorrentOptions {
+            overwrite: true,
+            output_folder: Some(self.blobs_dir.to_string_lossy().into_owned()),
+            ..Default::default()
+        };
+        let response = self
+            .session
+            .add_torrent(AddTorrent::from_bytes(bytes), Some(options))
+            .await
+            .map_err(|e| SeedingError::Add { digest: blob.digest, message: format!("{e:#}") })?;
+        match response {
+            AddTorrentResponse::Added(id, _) => tracing::info!(digest = %blob.digest, %info_hash, id, "seeding"),
+            AddTorrentResponse::AlreadyManaged(..) => tracing::debug!(digest = %blob.digest, "already seeding"),
+            AddTorrentResponse::ListOnly(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Bytes uploaded to peers since the session started.
+    pub fn uploaded_bytes(&self) -> u64 {
+        self.session.stats_snapshot().counters.uploaded_bytes
+    }
+
+    /// How many torrents the session holds.
+    pub fn torrent_count(&self) -> usize {
+        self.session.with_torrents(|torrents| torrents.count())
+    }
+
+    pub async fn stop(&self) {
+        self.session.stop().await;
+    }
+
+    /// The fast-resume bitfield saying every piece is present, unless librqbit already has one.
+    fn write_complete_bitfield(&self, info_hash_hex: &str, pieces: usize) -> Result<(), SeedingError> {
+        let path = self.state_dir.join(format!("{info_hash_hex}.bitv"));
+        if path.exists() {
+            return Ok(());
+        }
+        let tmp = self.state_dir.join(format!("{info_hash_hex}.bitv.tmp"));
+        std::fs::write(&tmp, complete_bitfield(pieces))
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|source| SeedingError::Bitfield { path, source })
+    }
+}
+
+/// A bitfield of `pieces` set bits, most significant bit first, spare bits clear.
+fn complete_bitfield(pieces: usize) -> Vec<u8> {
+    let mut bits = vec![0xffu8; pieces.div_ceil(8)];
+    if pieces % 8 != 0 {
+        *bits.last_mut().expect("at least one byte") = 0xffu8 << (8 - pieces % 8);
+    }
+    bits
+}
+
+/// Hands librqbit the store's files, read-only.
+#[derive(Clone)]
+pub struct StoreStorageFactory {
+    blobs_dir: PathBuf,
+}
+
+impl StorageFactory for StoreStorageFactory {
+    type Storage = StoreStorage;
+
+    fn create(&self, _shared: &ManagedTorrentShared, metadata: &TorrentMetadata) -> anyhow::Result<StoreStorage> {
+        let mut paths = Vec::new();
+        for file in metadata.file_infos.iter() {
+            let name = file.relative_filename.to_str().unwrap_or_default();
+            let digest = BlobDigest::from_torrent_name(name)
+                .map_err(|e| anyhow::anyhow!("{name:?} is not a blob torrent's file name: {e}"))?;
+            paths.push(self.blobs_dir.join(digest.hex()));
+        }
+        Ok(StoreStorage { paths, files: Vec::new() })
+    }
+
+    /// librqbit 9.1's JSON persistence refuses to record torrents whose storage is not its
+    /// filesystem one; ours is a filesystem storage too (same files, same paths on restore,
+    /// which always goes through this factory as the session default), so it answers yes.
+    fn is_type_id(&self, type_id: TypeId) -> bool {
+        type_id == TypeId::of::<Self>() || type_id == TypeId::of::<FilesystemStorageFactory>()
+    }
+
+    fn clone_box(&self) -> BoxStorageFactory {
+        self.clone().boxed()
+    }
+}
+
+/// One blob's file, opened read-only.
+pub struct StoreStorage {
+    paths: Vec<PathBuf>,
+    files: Vec<Arc<File>>,
+}
+
+impl StoreStorage {
+    fn file(&self, file_id: usize) -> anyhow::Result<&File> {
+        self.files.get(file_id).map(|f| &**f).ok_or_else(|| anyhow::anyhow!("no file {file_id} (storage not initialised)"))
+    }
+}
+
+impl TorrentStorage for StoreStorage {
+    fn init(&mut self, _shared: &ManagedTorrentShared, _metadata: &TorrentMetadata) -> anyhow::Result<()> {
+        self.files = self
+            .paths
+            .iter()
+            .map(|p| File::open(p).map(Arc::new).map_err(|e| anyhow::anyhow!("opening {}: {e}", p.display())))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(())
+    }
+
+    fn pread_exact(&self, file_id: usize, offset: u64, buf: &mut [u8]) -> anyhow::Result<()> {
+        Ok(self.file(file_id)?.read_exact_at(buf, offset)?)
+    }
+
+    fn pwrite_all(&self, file_id: usize, offset: u64, buf: &[u8]) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "refusing to write {} bytes at {offset} into the stored blob {:?}: the store is read-only to BitTorrent",
+            buf.len(),
+            self.paths.get(file_id)
+        )
+    }
+
+    fn remove_file(&self, _file_id: usize, _filename: &Path) -> anyhow::Result<()> {
+        // Eviction removes blobs through the store, never through librqbit.
+        Ok(())
+    }
+
+    fn remove_directory_if_empty(&self, _path: &Path) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn ensure_file_length(&self, file_id: usize, length: u64) -> anyhow::Result<()> {
+        let actual = self.file(file_id)?.metadata()?.len();
+        anyhow::ensure!(actual == length, "stored blob is {actual} bytes, the torrent says {length}; not resizing it");
+        Ok(())
+    }
+
+    fn take(&self) -> anyhow::Result<Box<dyn TorrentStorage>> {
+        Ok(Box::new(StoreStorage { paths: self.paths.clone(), files: self.files.clone() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn complete_bitfields_set_exactly_the_pieces() {
+        assert_eq!(complete_bitfield(0), Vec::<u8>::new());
+        assert_eq!(complete_bitfield(1), vec![0x80]);
+        assert_eq!(complete_bitfield(8), vec![0xff]);
+        assert_eq!(complete_bitfield(11), vec![0xff, 0xe0]);
+    }
+}

@@ -1,0 +1,145 @@
+//! Wiring: opens the store and index, starts seeding, serves the API, runs mirror jobs.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shoal_torrents::Distribution;
+use tokio::net::TcpListener;
+
+use crate::api::{self, ApiState};
+use crate::index::{BlobIndex, IndexError};
+use crate::metrics::SeederMetrics;
+use crate::mirror::{Mirror, MirrorError, PlatformFilter};
+use crate::seeding::{Seeding, SeedingConfig, SeedingError};
+use crate::store::{BlobStore, StoreError};
+use crate::upstream::{Upstream, UpstreamConfig};
+
+/// Everything `shoal seeder` is configured with.
+#[derive(Clone, Debug)]
+pub struct SeederConfig {
+    pub data_dir: PathBuf,
+    /// The HTTP API and webseed listener (port 0 picks a free port).
+    pub http_listen: SocketAddr,
+    /// How peers and shims reach the HTTP side, e.g. `http://seeder.lan:8080`; defaults to
+    /// `http://<bound address>`.
+    pub public_url: Option<String>,
+    pub seeding: SeedingConfig,
+    pub upstream: UpstreamConfig,
+    /// Images mirrored at start.
+    pub images: Vec<String>,
+    /// Platforms of an image index to mirror (`os/arch[/variant]`); empty = all.
+    pub platforms: Vec<String>,
+}
+
+/// Why the seeder could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SeederError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Seeding(#[from] SeedingError),
+    #[error(transparent)]
+    Mirror(#[from] MirrorError),
+    #[error("HTTP listener on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Runs the seeder until `shutdown` resolves. `on_ready` gets the bound HTTP address once the
+/// store is open and every stored blob is being seeded.
+pub async fn run(
+    config: SeederConfig,
+    on_ready: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), SeederError> {
+    if config.seeding.listen.port() == 0 && config.seeding.announce_port.is_none() {
+        return Err(SeederError::Config("the BitTorrent listen port must be set (peers are told it)".into()));
+    }
+    let started = Instant::now();
+    let store = Arc::new(BlobStore::open(&config.data_dir)?);
+    let index = Arc::new(BlobIndex::open(&config.data_dir.join("index.redb"))?);
+    let metrics = Arc::new(SeederMetrics::new());
+    let upstream = Upstream::new(config.upstream.clone());
+    let (mirror, mut stored) =
+        Mirror::new(upstream, Arc::clone(&store), Arc::clone(&index), Arc::clone(&metrics), PlatformFilter(config.platforms.clone()));
+
+    let listener = TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|source| SeederError::Listen { addr: config.http_listen, source })?;
+    let bound = listener.local_addr().map_err(|source| SeederError::Listen { addr: config.http_listen, source })?;
+    let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
+    let public_url = public_url.trim_end_matches('/').to_owned();
+
+    let seeding = Arc::new(Seeding::start(store.blobs_dir(), &config.data_dir.join("bittorrent"), &config.seeding).await?);
+    let mut count = 0u64;
+    for (digest, _) in index.blobs()? {
+        match mirror.stored_blob(&digest)? {
+            Some(h) => {
+                seeding.seed(&h).await?;
+                metrics.bytes_stored.add(h.size as i64);
+                count += 1;
+            }
+            None => tracing::warn!(%digest, "indexed blob is gone; dropped from the index"),
+        }
+    }
+    metrics.blobs.set(count as i64);
+    tracing::info!(blobs = count, torrents = seeding.torrent_count(), elapsed_ms = started.elapsed().as_millis() as u64, "ready to seed");
+
+    let seeder = Arc::clone(&seeding);
+    tokio::spawn(async move {
+        while let Some(blob) = stored.recv().await {
+            if let Err(e) = seeder.seed(&blob).await {
+                tracing::error!(error = %e, "cannot seed a stored blob");
+            }
+        }
+    });
+    let (seeder, gauges) = (Arc::clone(&seeding), Arc::clone(&metrics));
+    tokio::spawn(async move {
+        loop {
+            gauges.bittorrent_uploaded_bytes.set(seeder.uploaded_bytes() as i64);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+
+    let state = Arc::new(ApiState {
+        mirror: Arc::clone(&mirror),
+        metrics: Arc::clone(&metrics),
+        distribution: Distribution { trackers: config.seeding.trackers.clone(), webseeds: vec![format!("{public_url}/webseed/")] },
+        public_url,
+    });
+
+    let mut jobs = mirror.unfinished_jobs()?;
+    if !jobs.is_empty() {
+        tracing::info!(count = jobs.len(), "resuming mirror jobs a previous run left unfinished");
+    }
+    for image in &config.images {
+        if !jobs.contains(image) {
+            jobs.push(image.clone());
+        }
+    }
+    let jobs_mirror = Arc::clone(&mirror);
+    tokio::spawn(async move {
+        for image in jobs {
+            if let Err(e) = jobs_mirror.mirror_image(&image).await {
+                tracing::error!(%image, error = %e, "mirroring failed");
+            }
+        }
+    });
+
+    on_ready(bound);
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| SeederError::Listen { addr: bound, source })?;
+    seeding.stop().await;
+    Ok(())
+}

@@ -1,0 +1,267 @@
+//! The content-addressed blob store: `DATA/blobs/sha256/<hex>`, filled only through verified ingest.
+//!
+//! A blob enters through [`BlobStore::ingest`]: its bytes go to a temporary file under
+//! `DATA/tmp` while SHA-256 and the SHA-1 pieces are computed in the same pass, and the file is
+//! renamed into place only when the SHA-256 equals the expected digest. A mismatch, a short or
+//! long stream, or a crash leaves nothing under `blobs/`: [`BlobStore::open`] removes whatever
+//! a killed process left in `tmp/`.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use shoal_torrents::{hash_reader, BlobDigest, HashError, HashedBlob};
+
+/// Why a blob was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("blob {expected} does not match its digest: the bytes hash to {actual}; discarded")]
+    DigestMismatch { expected: BlobDigest, actual: BlobDigest },
+    #[error("blob {digest}: {source}")]
+    Size {
+        digest: BlobDigest,
+        #[source]
+        source: HashError,
+    },
+    #[error("blob {digest}: the upstream stream failed: {message}")]
+    Source { digest: BlobDigest, message: String },
+    #[error("store I/O at {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io { path: path.to_owned(), source }
+}
+
+/// One chunk of a blob as it arrives from upstream, or the reason the stream broke.
+pub type Chunk = Result<Bytes, String>;
+
+/// The on-disk layout under one data directory.
+#[derive(Debug)]
+pub struct BlobStore {
+    blobs: PathBuf,
+    tmp: PathBuf,
+    next_tmp: AtomicU64,
+}
+
+impl BlobStore {
+    /// Creates the layout if needed and removes temporary files a previous process left behind.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let blobs = data_dir.join("blobs").join("sha256");
+        let tmp = data_dir.join("tmp");
+        fs::create_dir_all(&blobs).map_err(io_at(&blobs))?;
+        fs::create_dir_all(&tmp).map_err(io_at(&tmp))?;
+        let mut stale = 0;
+        for entry in fs::read_dir(&tmp).map_err(io_at(&tmp))? {
+            let path = entry.map_err(io_at(&tmp))?.path();
+            fs::remove_file(&path).map_err(io_at(&path))?;
+            stale += 1;
+        }
+        if stale > 0 {
+            tracing::warn!(count = stale, dir = %tmp.display(), "removed partial blobs left by an earlier run");
+        }
+        Ok(Self { blobs, tmp, next_tmp: AtomicU64::new(0) })
+    }
+
+    /// Where a stored blob lives (whether or not it is there).
+    pub fn path(&self, digest: &BlobDigest) -> PathBuf {
+        self.blobs.join(digest.hex())
+    }
+
+    pub fn blobs_dir(&self) -> &Path {
+        &self.blobs
+    }
+
+    /// The stored blob's size, if it is stored.
+    pub fn stored_size(&self, digest: &BlobDigest) -> Option<u64> {
+        fs::metadata(self.path(digest)).ok().filter(|m| m.is_file()).map(|m| m.len())
+    }
+
+    /// Digests of every stored blob (file names that are not digests are ignored).
+    pub fn list(&self) -> Result<Vec<BlobDigest>, StoreError> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.blobs).map_err(io_at(&self.blobs))? {
+            let entry = entry.map_err(io_at(&self.blobs))?;
+            if let Some(d) = entry.file_name().to_str().and_then(|n| format!("sha256:{n}").parse().ok()) {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Hashes an already stored blob again (used only when the index lost its record).
+    pub fn rehash(&self, digest: &BlobDigest) -> Result<HashedBlob, StoreError> {
+        let path = self.path(digest);
+        let file = File::open(&path).map_err(io_at(&path))?;
+        let size = file.metadata().map_err(io_at(&path))?.len();
+        let hashed = hash_reader(file, size, &mut |_| {}).map_err(|source| StoreError::Size { digest: *digest, source })?;
+        if hashed.digest != *digest {
+            return Err(StoreError::DigestMismatch { expected: *digest, actual: hashed.digest });
+        }
+        Ok(hashed)
+    }
+
+    /// Removes a stored blob (eviction). Missing is fine.
+    pub fn remove(&self, digest: &BlobDigest) -> Result<(), StoreError> {
+        let path = self.path(digest);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StoreError::Io { path, source: e }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes `size` bytes arriving on `chunks` to a temporary file, hashing them in the same
+    /// pass (SHA-1 pieces on this thread, SHA-256 on a second core), and moves the file to its
+    /// content address only if they hash to `expected`. Blocking: run it off the async runtime.
+    pub fn ingest(&self, expected: BlobDigest, size: u64, chunks: impl Iterator<Item = Chunk>) -> Result<HashedBlob, StoreError> {
+        let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
+        let tmp_path = self.tmp.join(format!("{}.{}.{n}", expected.hex(), std::process::id()));
+        let result = self.ingest_to(&tmp_path, expected, size, chunks);
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp_path);
+        }
+        result
+    }
+
+    fn ingest_to(
+        &self,
+        tmp_path: &Path,
+        expected: BlobDigest,
+        size: u64,
+        chunks: impl Iterator<Item = Chunk>,
+    ) -> Result<HashedBlob, StoreError> {
+        let file = File::create(tmp_path).map_err(io_at(tmp_path))?;
+        let mut tee = TeeReader { chunks, current: Bytes::new(), file, failure: None };
+        let hashed = hash_reader(&mut tee, size, &mut |_| {});
+        if let Some(failure) = tee.failure.take() {
+            return Err(match failure {
+                TeeFailure::Source(message) => StoreError::Source { digest: expected, message },
+                TeeFailure::Write(source) => StoreError::Io { path: tmp_path.to_owned(), source },
+            });
+        }
+        let hashed = hashed.map_err(|source| StoreError::Size { digest: expected, source })?;
+        if hashed.digest != expected {
+            tracing::error!(%expected, actual = %hashed.digest, "upstream bytes do not match the digest; discarded");
+            return Err(StoreError::DigestMismatch { expected, actual: hashed.digest });
+        }
+        tee.file.sync_data().map_err(io_at(tmp_path))?;
+        drop(tee);
+        let dest = self.path(&expected);
+        fs::rename(tmp_path, &dest).map_err(io_at(&dest))?;
+        Ok(hashed)
+    }
+}
+
+enum TeeFailure {
+    Source(String),
+    Write(io::Error),
+}
+
+/// Reads chunks off the channel and writes each to the temporary file as it is handed to the
+/// hasher: the one pass over the bytes both stores and hashes them.
+struct TeeReader<I> {
+    chunks: I,
+    current: Bytes,
+    file: File,
+    failure: Option<TeeFailure>,
+}
+
+impl<I: Iterator<Item = Chunk>> Read for TeeReader<I> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.next() {
+                Some(Ok(chunk)) => {
+                    if let Err(e) = self.file.write_all(&chunk) {
+                        let msg = e.to_string();
+                        self.failure = Some(TeeFailure::Write(e));
+                        return Err(io::Error::other(msg));
+                    }
+                    self.current = chunk;
+                }
+                Some(Err(message)) => {
+                    self.failure = Some(TeeFailure::Source(message.clone()));
+                    return Err(io::Error::other(message));
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    fn digest_of(data: &[u8]) -> BlobDigest {
+        format!("sha256:{}", hex::encode(Sha256::digest(data))).parse().unwrap()
+    }
+
+    fn feed(chunks: Vec<Chunk>) -> std::vec::IntoIter<Chunk> {
+        chunks.into_iter()
+    }
+
+    fn tmp_is_empty(dir: &Path) -> bool {
+        fs::read_dir(dir.join("tmp")).unwrap().next().is_none()
+    }
+
+    #[test]
+    fn a_matching_blob_lands_at_its_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 31) as u8).collect();
+        let d = digest_of(&data);
+        let chunks = data.chunks(7000).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        let hashed = store.ingest(d, data.len() as u64, feed(chunks)).unwrap();
+        assert_eq!(hashed.digest, d);
+        assert_eq!(fs::read(store.path(&d)).unwrap(), data);
+        assert!(tmp_is_empty(dir.path()));
+        assert_eq!(store.list().unwrap(), vec![d]);
+        assert_eq!(store.rehash(&d).unwrap(), hashed);
+    }
+
+    #[test]
+    fn a_mismatch_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let claimed = digest_of(b"what the manifest says");
+        let err = store.ingest(claimed, 5, feed(vec![Ok(Bytes::from_static(b"other"))])).unwrap_err();
+        assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err}");
+        assert!(err.to_string().contains("does not match"));
+        assert!(store.stored_size(&claimed).is_none());
+        assert!(tmp_is_empty(dir.path()));
+    }
+
+    #[test]
+    fn short_long_and_broken_streams_store_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let d = digest_of(b"hello");
+        let short = store.ingest(d, 6, feed(vec![Ok(Bytes::from_static(b"hello"))])).unwrap_err();
+        assert!(matches!(short, StoreError::Size { .. }), "{short}");
+        let long = store.ingest(d, 4, feed(vec![Ok(Bytes::from_static(b"hello"))])).unwrap_err();
+        assert!(matches!(long, StoreError::Size { .. }), "{long}");
+        let broken = store.ingest(d, 5, feed(vec![Ok(Bytes::from_static(b"he")), Err("reset".into())])).unwrap_err();
+        assert!(matches!(broken, StoreError::Source { .. }), "{broken}");
+        assert!(store.stored_size(&d).is_none());
+        assert!(tmp_is_empty(dir.path()));
+    }
+
+    #[test]
+    fn open_removes_stale_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(BlobStore::open(dir.path()).unwrap());
+        fs::write(dir.path().join("tmp").join("abc.123.0"), b"partial").unwrap();
+        let _store = BlobStore::open(dir.path()).unwrap();
+        assert!(tmp_is_empty(dir.path()));
+    }
+}

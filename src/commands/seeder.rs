@@ -1,0 +1,90 @@
+//! `shoal seeder`: flags, config file and logging around `shoal_seeder::run`.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use anyhow::Context;
+use serde::Deserialize;
+use shoal_seeder::seeding::SeedingConfig;
+use shoal_seeder::upstream::{Credentials, UpstreamConfig};
+use shoal_seeder::SeederConfig;
+
+use crate::cli::SeederArgs;
+
+/// The optional JSON config file (`--config`): lists that are awkward as flags, and
+/// credentials that must not sit on a command line.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    images: Vec<String>,
+    #[serde(default)]
+    platforms: Vec<String>,
+    #[serde(default)]
+    insecure_registries: Vec<String>,
+    /// Registry host -> {"username", "password"}.
+    #[serde(default)]
+    credentials: HashMap<String, Credentials>,
+}
+
+pub fn run(args: SeederArgs) -> anyhow::Result<()> {
+    init_logging();
+    let file: ConfigFile = match &args.config {
+        Some(path) => {
+            let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            serde_json::from_slice(&text).with_context(|| format!("invalid config file {}", path.display()))?
+        }
+        None => ConfigFile::default(),
+    };
+    let mut credentials = file.credentials;
+    if let (Some(user), Some(password)) = (&args.upstream_username, &args.upstream_password) {
+        let registry = args.upstream.clone().context("--upstream-username needs --upstream (the registry it is for)")?;
+        credentials.insert(registry, Credentials { username: user.clone(), password: password.0.clone() });
+    }
+    let config = SeederConfig {
+        data_dir: args.data_dir,
+        http_listen: args.listen,
+        public_url: args.public_url,
+        seeding: SeedingConfig {
+            listen: args.bt_listen,
+            announce_port: args.announce_port,
+            trackers: args.trackers,
+            dht: args.dht,
+            local_service_discovery: args.lsd,
+        },
+        upstream: UpstreamConfig {
+            insecure_registries: [args.insecure_registries, file.insecure_registries].concat(),
+            credentials,
+            default_registry: args.upstream,
+        },
+        images: [args.images, file.images].concat(),
+        platforms: [args.platforms, file.platforms].concat(),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        shoal_seeder::run(
+            config,
+            |addr| {
+                println!("shoal seeder: listening on http://{addr}");
+                let _ = std::io::stdout().flush();
+            },
+            shutdown_signal(),
+        )
+        .await
+    })?;
+    Ok(())
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librqbit=warn,librqbit_core=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

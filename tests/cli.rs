@@ -1,0 +1,94 @@
+//! End-to-end tests of the `shoal torrent` and `shoal magnet` commands as users run them.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn shoal(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shoal")).current_dir(dir).args(args).output().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(out.status.success(), "shoal failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+#[test]
+fn torrent_writes_the_profile_file_and_prints_infohash_and_magnet() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("blob"), b"hello shoal").unwrap();
+    let out = stdout(&shoal(
+        dir.path(),
+        &["torrent", "blob", "--tracker", "http://127.0.0.1:6969/announce", "--webseed", "http://127.0.0.1:7000/webseed/"],
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0].len(), 40);
+    let expected_digest = format!("sha256-{}", sha256sum(b"hello shoal"));
+    assert!(dir.path().join(format!("{expected_digest}.torrent")).is_file());
+    assert!(lines[1].starts_with(&format!("magnet:?xt=urn:btih:{}&dn={expected_digest}&xl=11&tr=", lines[0])));
+    assert!(lines[1].contains("&ws=http%3A%2F%2F127.0.0.1%3A7000%2Fwebseed%2F"));
+
+    // The magnet of the written file is the same link.
+    let magnet = stdout(&shoal(dir.path(), &["magnet", &format!("{expected_digest}.torrent")]));
+    assert_eq!(magnet.trim(), lines[1]);
+}
+
+/// coreutils' sha256sum, an independent check of the digest in the name.
+fn sha256sum(bytes: &[u8]) -> String {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+#[test]
+fn json_output_has_the_documented_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("blob"), vec![7u8; 100_000]).unwrap();
+    let out = stdout(&shoal(dir.path(), &["torrent", "blob", "--json", "-o", "x.torrent", "--name", "custom"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["digest"].as_str().unwrap(), format!("sha256:{}", sha256sum(&[7u8; 100_000])));
+    assert_eq!(v["size"], 100_000);
+    assert_eq!(v["piece_length"], 32768);
+    assert_eq!(v["info_hash"].as_str().unwrap().len(), 40);
+    assert!(v["magnet"].as_str().unwrap().contains("&dn=custom&"));
+    assert!(dir.path().join("x.torrent").is_file());
+}
+
+#[test]
+fn same_file_gives_byte_identical_torrents() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("blob"), vec![1u8; 70_000]).unwrap();
+    stdout(&shoal(dir.path(), &["torrent", "blob", "-o", "a.torrent", "--tracker", "udp://t:1"]));
+    stdout(&shoal(dir.path(), &["torrent", "blob", "-o", "b.torrent", "--tracker", "udp://t:1"]));
+    assert_eq!(std::fs::read(dir.path().join("a.torrent")).unwrap(), std::fs::read(dir.path().join("b.torrent")).unwrap());
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("blob"), b"x").unwrap();
+    std::fs::write(dir.path().join("junk.torrent"), b"d4:infod6:lengthi1e").unwrap();
+    std::fs::create_dir(dir.path().join("adir")).unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["torrent", "missing"], "cannot open missing"),
+        (&["torrent", "adir"], "not a regular file"),
+        (&["torrent", "blob", "--tracker", "not a url"], "not a valid URL"),
+        (&["torrent", "blob", "--webseed", "ftp://x/"], "scheme must be one of"),
+        (&["torrent", "blob", "--name", "../escape"], "plain file name"),
+        (&["magnet", "junk.torrent"], "malformed bencode at byte"),
+        (&["magnet", "blob"], "not a valid .torrent"),
+    ];
+    for (args, needle) in cases {
+        let out = shoal(dir.path(), args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err:?} should mention {needle:?}");
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    }
+    let mut left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    left.sort();
+    assert_eq!(left, ["adir", "blob", "junk.torrent"], "a failed command left files behind");
+}

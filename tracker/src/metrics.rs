@@ -1,0 +1,94 @@
+//! Prometheus metrics of the tracker, with the hot-path handles resolved once at start.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+use crate::swarm::{Event, Totals};
+
+pub struct Metrics {
+    registry: Registry,
+    /// Indexed like [`event_index`].
+    announces: [IntCounter; 4],
+    pub scrapes: IntCounter,
+    failures: IntCounterVec,
+    pub not_stored: IntCounterVec,
+    swarms: IntGauge,
+    seeders: IntGauge,
+    leechers: IntGauge,
+    pub announce_seconds: Histogram,
+}
+
+fn event_index(event: Event) -> usize {
+    match event {
+        Event::None => 0,
+        Event::Started => 1,
+        Event::Completed => 2,
+        Event::Stopped => 3,
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let by_event = IntCounterVec::new(
+            Opts::new("shoal_tracker_announces_total", "Announces served, by event (HTTP and UDP)"),
+            &["event"],
+        )
+        .expect("static metric definition");
+        let announces = [Event::None, Event::Started, Event::Completed, Event::Stopped]
+            .map(|e| by_event.with_label_values(&[e.label()]));
+        let scrapes = IntCounter::new("shoal_tracker_scrapes_total", "Scrapes served").expect("static metric definition");
+        let failures = IntCounterVec::new(
+            Opts::new("shoal_tracker_failures_total", "Requests answered with a failure reason, by reason"),
+            &["reason"],
+        )
+        .expect("static metric definition");
+        let not_stored = IntCounterVec::new(
+            Opts::new("shoal_tracker_peers_not_stored_total", "Announcers served but not remembered, by cap hit"),
+            &["cap"],
+        )
+        .expect("static metric definition");
+        let swarms = IntGauge::new("shoal_tracker_swarms", "Torrents with at least one peer").expect("static");
+        let seeders = IntGauge::new("shoal_tracker_seeders", "Peers with the whole torrent").expect("static");
+        let leechers = IntGauge::new("shoal_tracker_leechers", "Peers still downloading").expect("static");
+        let announce_seconds = Histogram::with_opts(
+            HistogramOpts::new("shoal_tracker_announce_seconds", "Time to serve an announce, parse to reply")
+                .buckets(vec![5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3]),
+        )
+        .expect("static metric definition");
+        for c in [
+            Box::new(by_event) as Box<dyn prometheus::core::Collector>,
+            Box::new(scrapes.clone()),
+            Box::new(failures.clone()),
+            Box::new(not_stored.clone()),
+            Box::new(swarms.clone()),
+            Box::new(seeders.clone()),
+            Box::new(leechers.clone()),
+            Box::new(announce_seconds.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        Self { registry, announces, scrapes, failures, not_stored, swarms, seeders, leechers, announce_seconds }
+    }
+
+    pub fn announced(&self, event: Event) {
+        self.announces[event_index(event)].inc();
+    }
+
+    pub fn failed(&self, reason: &str) {
+        self.failures.with_label_values(&[reason]).inc();
+    }
+
+    /// The text exposition, with the gauges refreshed from `totals`.
+    pub fn render(&self, totals: Totals) -> String {
+        self.swarms.set(totals.swarms as i64);
+        self.seeders.set(totals.seeders as i64);
+        self.leechers.set(totals.leechers as i64);
+        TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
+    }
+}

@@ -1,0 +1,816 @@
+//! The swarm store: which peers are in which torrent, and which peers each announcer gets.
+//!
+//! Pure: no I/O, no clock, no global RNG. The caller passes the time (milliseconds since any
+//! fixed origin) and the RNG, so the policy is deterministic under test.
+//!
+//! Layout, chosen for memory (about 200 bytes per peer at most) and speed:
+//! - the store is split into [`SHARDS`] mutex-guarded maps from infohash to [`Swarm`], so
+//!   concurrent announces for different torrents rarely meet on a lock;
+//! - a swarm keeps seeders and leechers of each address family in separate [`PeerList`]s, so a
+//!   seeder's hand-out (leechers only) and a leecher's seeder quota are plain random samples;
+//! - a peer is keyed by its address (IP + port, as the connection proved it), stored in the
+//!   compact wire form (6 or 18 bytes) next to its peer id and a 32-bit expiry in seconds;
+//! - small lists are scanned; a hash index is built only once a list grows past
+//!   [`INDEX_ABOVE`] peers, since most swarms are small and an index costs more than the peers.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use rand::Rng;
+use shoal_torrents::InfoHash;
+
+/// Number of independently locked parts of the store.
+pub const SHARDS: usize = 64;
+/// A peer list gets a hash index once it holds more peers than this; below, lookups scan.
+pub const INDEX_ABOVE: usize = 16;
+/// The index is dropped again below this size (hysteresis, so a list near the edge does not
+/// rebuild its index on every join and leave).
+const INDEX_DROP_BELOW: usize = 8;
+
+/// What the store may hold; every cap's behaviour is part of the contract (see README.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SwarmLimits {
+    /// A peer not heard from for this long is dropped by [`Swarms::purge`].
+    pub peer_ttl_secs: u32,
+    /// Peers handed out when the announce does not say (`numwant` absent or negative).
+    pub default_numwant: u32,
+    /// Upper clamp on `numwant`.
+    pub max_numwant: u32,
+    /// New peers beyond this many in one swarm are served but not remembered.
+    pub max_peers_per_swarm: usize,
+    /// New peers beyond this many in the whole store are served but not remembered.
+    pub max_peers: usize,
+    /// Announces that would create a swarm beyond this many are refused.
+    pub max_swarms: usize,
+}
+
+impl Default for SwarmLimits {
+    fn default() -> Self {
+        Self {
+            peer_ttl_secs: 2 * 300,
+            default_numwant: 50,
+            max_numwant: 200,
+            max_peers_per_swarm: 50_000,
+            max_peers: 4_000_000,
+            max_swarms: 1_000_000,
+        }
+    }
+}
+
+/// The `event` of an announce. libtorrent's `paused` and anything unknown count as `None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Event {
+    None,
+    Started,
+    Completed,
+    Stopped,
+}
+
+impl Event {
+    pub fn label(self) -> &'static str {
+        match self {
+            Event::None => "none",
+            Event::Started => "started",
+            Event::Completed => "completed",
+            Event::Stopped => "stopped",
+        }
+    }
+}
+
+/// One announce, already validated, with the address the peer is reachable at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Announce {
+    pub info_hash: InfoHash,
+    pub peer_id: [u8; 20],
+    pub addr: SocketAddr,
+    pub event: Event,
+    /// `left == 0`: the peer has the whole torrent.
+    pub seeding: bool,
+    /// `None` when the client did not ask; clamped to [`SwarmLimits::max_numwant`].
+    pub numwant: Option<u32>,
+}
+
+/// A peer handed to an announcer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandedPeer {
+    pub addr: SocketAddr,
+    pub peer_id: [u8; 20],
+}
+
+/// Whether the announcer is now remembered by the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Membership {
+    /// Added or refreshed.
+    Stored,
+    /// Removed (`stopped`), or was not there.
+    Left,
+    /// A cap was hit: the peer got its hand-out but is not remembered.
+    NotStoredSwarmFull,
+    NotStoredTrackerFull,
+}
+
+/// The reply to an announce, apart from the peers written into the caller's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnnounceOutcome {
+    /// Seeders in the swarm (all address families), the announcer included.
+    pub complete: u32,
+    /// Leechers in the swarm (all address families), the announcer included.
+    pub incomplete: u32,
+    pub membership: Membership,
+}
+
+/// BEP 48 scrape figures of one swarm.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScrapeStats {
+    pub complete: u32,
+    pub incomplete: u32,
+    /// `completed` events seen since the swarm was created.
+    pub downloaded: u32,
+}
+
+/// Totals for the metrics gauges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub swarms: usize,
+    pub seeders: usize,
+    pub leechers: usize,
+}
+
+/// What a purge removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub peers: usize,
+    pub swarms: usize,
+}
+
+#[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
+pub enum SwarmError {
+    /// A new swarm would exceed [`SwarmLimits::max_swarms`].
+    #[error("the tracker holds its maximum number of torrents; try again later")]
+    TooManySwarms,
+}
+
+/// A zero-sized hasher builder sharing one process-wide random SipHash key, so that a peer
+/// index costs no per-map key bytes and remote peers cannot aim for hash collisions.
+#[derive(Clone, Copy, Default)]
+struct KeyedHasher;
+
+impl BuildHasher for KeyedHasher {
+    type Hasher = std::collections::hash_map::DefaultHasher;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        static KEYS: OnceLock<RandomState> = OnceLock::new();
+        KEYS.get_or_init(RandomState::new).build_hasher()
+    }
+}
+
+/// One stored peer; `N` is 6 (IPv4) or 18 (IPv6): the BEP 23 / BEP 7 compact form.
+#[derive(Clone, Copy, Debug)]
+struct Peer<const N: usize> {
+    addr: [u8; N],
+    /// Whole seconds since the clock's origin after which the peer is stale.
+    expires: u32,
+    id: [u8; 20],
+}
+
+/// Peers of one kind (seeders or leechers) and one address family.
+#[derive(Default)]
+struct PeerList<const N: usize> {
+    peers: Vec<Peer<N>>,
+    /// Address -> position in `peers`; empty unless the list is large (see [`INDEX_ABOVE`]).
+    index: HashMap<[u8; N], u32, KeyedHasher>,
+}
+
+impl<const N: usize> PeerList<N> {
+    fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    fn find(&self, addr: &[u8; N]) -> Option<usize> {
+        if self.index.is_empty() {
+            self.peers.iter().position(|p| &p.addr == addr)
+        } else {
+            self.index.get(addr).map(|&i| i as usize)
+        }
+    }
+
+    fn push(&mut self, peer: Peer<N>) -> usize {
+        let at = self.peers.len();
+        self.peers.push(peer);
+        if !self.index.is_empty() {
+            self.index.insert(peer.addr, at as u32);
+        } else if self.peers.len() > INDEX_ABOVE {
+            self.index = self.peers.iter().enumerate().map(|(i, p)| (p.addr, i as u32)).collect();
+        }
+        at
+    }
+
+    fn remove(&mut self, at: usize) -> Peer<N> {
+        let gone = self.peers.swap_remove(at);
+        if !self.index.is_empty() {
+            if self.peers.len() < INDEX_DROP_BELOW {
+                self.index = HashMap::default();
+            } else {
+                self.index.remove(&gone.addr);
+                if let Some(moved) = self.peers.get(at) {
+                    self.index.insert(moved.addr, at as u32);
+                }
+            }
+        }
+        self.shrink_if_sparse();
+        gone
+    }
+
+    /// Drops expired peers; returns how many.
+    fn purge(&mut self, now_secs: u32) -> usize {
+        let before = self.peers.len();
+        self.peers.retain(|p| p.expires > now_secs);
+        let removed = before - self.peers.len();
+        if removed > 0 {
+            self.index = if self.peers.len() > INDEX_ABOVE {
+                self.peers.iter().enumerate().map(|(i, p)| (p.addr, i as u32)).collect()
+            } else {
+                HashMap::default()
+            };
+            self.shrink_if_sparse();
+        }
+        removed
+    }
+
+    /// Gives memory back after churn so a swarm that was once large does not stay large.
+    fn shrink_if_sparse(&mut self) {
+        if self.peers.capacity() > 8 && self.peers.len() < self.peers.capacity() / 4 {
+            self.peers.shrink_to(self.peers.len() * 2);
+        }
+    }
+
+    /// Appends `want` peers chosen uniformly at random, never the one at `skip`.
+    fn sample_into(&self, want: usize, skip: Option<usize>, rng: &mut impl Rng, out: &mut Vec<HandedPeer>)
+    where
+        [u8; N]: CompactAddr,
+    {
+        let available = self.peers.len() - usize::from(skip.is_some());
+        let hand = |p: &Peer<N>| HandedPeer { addr: p.addr.to_socket_addr(), peer_id: p.id };
+        if want >= available {
+            out.extend(self.peers.iter().enumerate().filter(|(i, _)| Some(*i) != skip).map(|(_, p)| hand(p)));
+            return;
+        }
+        for j in rand::seq::index::sample(rng, available, want) {
+            let i = match skip {
+                Some(s) if j >= s => j + 1,
+                _ => j,
+            };
+            out.push(hand(&self.peers[i]));
+        }
+    }
+}
+
+/// Conversion between a socket address and its compact (BEP 23 / BEP 7) bytes.
+pub trait CompactAddr: Sized {
+    fn to_socket_addr(&self) -> SocketAddr;
+}
+
+impl CompactAddr for [u8; 6] {
+    fn to_socket_addr(&self) -> SocketAddr {
+        let ip = Ipv4Addr::new(self[0], self[1], self[2], self[3]);
+        SocketAddr::new(IpAddr::V4(ip), u16::from_be_bytes([self[4], self[5]]))
+    }
+}
+
+impl CompactAddr for [u8; 18] {
+    fn to_socket_addr(&self) -> SocketAddr {
+        let mut ip = [0u8; 16];
+        ip.copy_from_slice(&self[..16]);
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), u16::from_be_bytes([self[16], self[17]]))
+    }
+}
+
+fn compact_v4(ip: Ipv4Addr, port: u16) -> [u8; 6] {
+    let mut out = [0u8; 6];
+    out[..4].copy_from_slice(&ip.octets());
+    out[4..].copy_from_slice(&port.to_be_bytes());
+    out
+}
+
+fn compact_v6(ip: Ipv6Addr, port: u16) -> [u8; 18] {
+    let mut out = [0u8; 18];
+    out[..16].copy_from_slice(&ip.octets());
+    out[16..].copy_from_slice(&port.to_be_bytes());
+    out
+}
+
+/// Seeders and leechers of one address family.
+#[derive(Default)]
+struct Family<const N: usize> {
+    seeders: PeerList<N>,
+    leechers: PeerList<N>,
+}
+
+impl<const N: usize> Family<N>
+where
+    [u8; N]: CompactAddr,
+{
+    fn len(&self) -> usize {
+        self.seeders.len() + self.leechers.len()
+    }
+
+    /// Adds, refreshes or removes the announcer and writes its hand-out into `out`.
+    /// Returns the membership and the change in the number of stored peers (-1, 0 or 1).
+    fn announce(
+        &mut self,
+        addr: [u8; N],
+        req: &Announce,
+        expires: u32,
+        room: Room,
+        want: usize,
+        rng: &mut impl Rng,
+        out: &mut Vec<HandedPeer>,
+    ) -> (Membership, isize) {
+        if req.event == Event::Stopped {
+            let gone = if let Some(i) = self.seeders.find(&addr) {
+                self.seeders.remove(i);
+                true
+            } else if let Some(i) = self.leechers.find(&addr) {
+                self.leechers.remove(i);
+                true
+            } else {
+                false
+            };
+            return (Membership::Left, if gone { -1 } else { 0 });
+        }
+        let peer = Peer { addr, expires, id: req.peer_id };
+        let (own, other) =
+            if req.seeding { (&mut self.seeders, &mut self.leechers) } else { (&mut self.leechers, &mut self.seeders) };
+        let (membership, delta, me) = if let Some(i) = own.find(&addr) {
+            own.peers[i] = peer;
+            (Membership::Stored, 0, Some(i))
+        } else if let Some(i) = other.find(&addr) {
+            other.remove(i);
+            (Membership::Stored, 0, Some(own.push(peer)))
+        } else {
+            match room {
+                Room::Yes => (Membership::Stored, 1, Some(own.push(peer))),
+                Room::SwarmFull => (Membership::NotStoredSwarmFull, 0, None),
+                Room::TrackerFull => (Membership::NotStoredTrackerFull, 0, None),
+            }
+        };
+        if req.seeding {
+            // A seeder needs nobody who already has everything.
+            self.leechers.sample_into(want, None, rng, out);
+        } else {
+            let seeders = self.seeders.len();
+            let leechers = self.leechers.len() - usize::from(me.is_some());
+            let (from_seeders, from_leechers) = split_handout(want, seeders, leechers);
+            self.seeders.sample_into(from_seeders, None, rng, out);
+            self.leechers.sample_into(from_leechers, me, rng, out);
+        }
+        (membership, delta)
+    }
+
+    fn purge(&mut self, now_secs: u32) -> (usize, usize) {
+        (self.seeders.purge(now_secs), self.leechers.purge(now_secs))
+    }
+}
+
+/// How a leecher's `want` slots split between seeders and other leechers.
+///
+/// Seeders get up to half the slots (rounded up, so at least one whenever any seeder exists
+/// and `want > 0`); leechers get the rest, and whichever side runs short leaves its slots to
+/// the other. In a fresh swarm the origin is then always in every hand-out while leechers still
+/// meet each other, which is what spreads new pieces fastest.
+pub fn split_handout(want: usize, seeders: usize, leechers: usize) -> (usize, usize) {
+    let seeder_quota = want.div_ceil(2);
+    let from_seeders = seeders.min(seeder_quota);
+    let from_leechers = leechers.min(want - from_seeders);
+    let from_seeders = seeders.min(want - from_leechers);
+    (from_seeders, from_leechers)
+}
+
+#[derive(Clone, Copy)]
+enum Room {
+    Yes,
+    SwarmFull,
+    TrackerFull,
+}
+
+/// One torrent's peers.
+#[derive(Default)]
+struct Swarm {
+    v4: Family<6>,
+    /// Boxed: most swarms never see an IPv6 peer, and an empty family still costs 112 bytes.
+    v6: Option<Box<Family<18>>>,
+    downloaded: u32,
+}
+
+impl Swarm {
+    fn len(&self) -> usize {
+        self.v4.len() + self.v6.as_ref().map_or(0, |f| f.len())
+    }
+
+    fn seeders(&self) -> usize {
+        self.v4.seeders.len() + self.v6.as_ref().map_or(0, |f| f.seeders.len())
+    }
+
+    fn leechers(&self) -> usize {
+        self.v4.leechers.len() + self.v6.as_ref().map_or(0, |f| f.leechers.len())
+    }
+
+    fn stats(&self) -> ScrapeStats {
+        ScrapeStats { complete: sat(self.seeders()), incomplete: sat(self.leechers()), downloaded: self.downloaded }
+    }
+}
+
+fn sat(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+#[derive(Default)]
+struct Shard {
+    swarms: HashMap<InfoHash, Swarm, KeyedHasher>,
+    seeders: usize,
+    leechers: usize,
+}
+
+/// All swarms. Shared by the HTTP and UDP front ends.
+pub struct Swarms {
+    limits: SwarmLimits,
+    shards: Box<[Mutex<Shard>]>,
+    peers: AtomicUsize,
+    swarms: AtomicUsize,
+}
+
+impl Swarms {
+    pub fn new(limits: SwarmLimits) -> Self {
+        Self {
+            limits,
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            peers: AtomicUsize::new(0),
+            swarms: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn limits(&self) -> &SwarmLimits {
+        &self.limits
+    }
+
+    fn shard(&self, info_hash: &InfoHash) -> MutexGuard<'_, Shard> {
+        // Infohashes are SHA-1 outputs (or attacker-chosen bytes, which only moves load around
+        // between equal shards), so one byte picks a shard well enough.
+        let i = usize::from(info_hash.as_bytes()[19]) % SHARDS;
+        // A panic while holding a lock leaves plain counters behind, never a broken invariant
+        // worth refusing service for.
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records an announce and appends the announcer's hand-out to `out`.
+    ///
+    /// `now_ms` is milliseconds since the clock's origin (the same origin for every call).
+    pub fn announce(
+        &self,
+        req: &Announce,
+        now_ms: u64,
+        rng: &mut impl Rng,
+        out: &mut Vec<HandedPeer>,
+    ) -> Result<AnnounceOutcome, SwarmError> {
+        let now_secs = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
+        let expires = now_secs.saturating_add(self.limits.peer_ttl_secs);
+        let want = req.numwant.unwrap_or(self.limits.default_numwant).min(self.limits.max_numwant) as usize;
+        let mut guard = self.shard(&req.info_hash);
+        let shard = &mut *guard;
+        let swarm = match shard.swarms.get_mut(&req.info_hash) {
+            Some(swarm) => swarm,
+            None if req.event == Event::Stopped => {
+                return Ok(AnnounceOutcome { complete: 0, incomplete: 0, membership: Membership::Left });
+            }
+            None => {
+                if self.swarms.fetch_add(1, Ordering::Relaxed) >= self.limits.max_swarms {
+                    self.swarms.fetch_sub(1, Ordering::Relaxed);
+                    return Err(SwarmError::TooManySwarms);
+                }
+                shard.swarms.entry(req.info_hash).or_default()
+            }
+        };
+        let room = if swarm.len() >= self.limits.max_peers_per_swarm {
+            Room::SwarmFull
+        } else if self.peers.load(Ordering::Relaxed) >= self.limits.max_peers {
+            Room::TrackerFull
+        } else {
+            Room::Yes
+        };
+        let (seeders_before, leechers_before) = (swarm.seeders(), swarm.leechers());
+        let (membership, delta) = match req.addr.ip().to_canonical() {
+            IpAddr::V4(ip) => swarm.v4.announce(compact_v4(ip, req.addr.port()), req, expires, room, want, rng, out),
+            IpAddr::V6(ip) => {
+                let family = swarm.v6.get_or_insert_with(Box::default);
+                family.announce(compact_v6(ip, req.addr.port()), req, expires, room, want, rng, out)
+            }
+        };
+        if swarm.v6.as_ref().is_some_and(|f| f.len() == 0) {
+            swarm.v6 = None;
+        }
+        if req.event == Event::Completed {
+            swarm.downloaded = swarm.downloaded.saturating_add(1);
+        }
+        match delta {
+            1 => self.peers.fetch_add(1, Ordering::Relaxed),
+            -1 => self.peers.fetch_sub(1, Ordering::Relaxed),
+            _ => 0,
+        };
+        let stats = swarm.stats();
+        let (seeders_after, leechers_after) = (swarm.seeders(), swarm.leechers());
+        shard.seeders = shard.seeders + seeders_after - seeders_before;
+        shard.leechers = shard.leechers + leechers_after - leechers_before;
+        if swarm.len() == 0 {
+            shard.swarms.remove(&req.info_hash);
+            self.swarms.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(AnnounceOutcome { complete: stats.complete, incomplete: stats.incomplete, membership })
+    }
+
+    /// Scrape figures of one swarm; `None` when the tracker has no peer for it.
+    pub fn scrape(&self, info_hash: &InfoHash) -> Option<ScrapeStats> {
+        self.shard(info_hash).swarms.get(info_hash).map(Swarm::stats)
+    }
+
+    /// Forgets a swarm and all its peers (the torrent left the allow-list).
+    pub fn remove(&self, info_hash: &InfoHash) {
+        let mut shard = self.shard(info_hash);
+        if let Some(swarm) = shard.swarms.remove(info_hash) {
+            shard.seeders -= swarm.seeders();
+            shard.leechers -= swarm.leechers();
+            self.peers.fetch_sub(swarm.len(), Ordering::Relaxed);
+            self.swarms.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops peers whose expiry has passed, and swarms left empty. Locks one shard at a time.
+    pub fn purge(&self, now_ms: u64) -> Purged {
+        let now_secs = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
+        let mut purged = Purged::default();
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            let (mut seeders, mut leechers, mut swarms_gone) = (0, 0, 0);
+            shard.swarms.retain(|_, swarm| {
+                let (s, l) = swarm.v4.purge(now_secs);
+                let (s6, l6) = swarm.v6.as_mut().map_or((0, 0), |f| f.purge(now_secs));
+                if swarm.v6.as_ref().is_some_and(|f| f.len() == 0) {
+                    swarm.v6 = None;
+                }
+                seeders += s + s6;
+                leechers += l + l6;
+                let keep = swarm.len() > 0;
+                swarms_gone += usize::from(!keep);
+                keep
+            });
+            shard.seeders -= seeders;
+            shard.leechers -= leechers;
+            purged.peers += seeders + leechers;
+            purged.swarms += swarms_gone;
+        }
+        self.peers.fetch_sub(purged.peers, Ordering::Relaxed);
+        self.swarms.fetch_sub(purged.swarms, Ordering::Relaxed);
+        purged
+    }
+
+    pub fn totals(&self) -> Totals {
+        let mut totals = Totals { swarms: self.swarms.load(Ordering::Relaxed), ..Totals::default() };
+        for shard in self.shards.iter() {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            totals.seeders += shard.seeders;
+            totals.leechers += shard.leechers;
+        }
+        totals
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    const HASH: InfoHash = InfoHash::from_bytes([7; 20]);
+
+    fn rng() -> StdRng {
+        StdRng::seed_from_u64(42)
+    }
+
+    fn addr(i: u32) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)), 6881)
+    }
+
+    fn req(i: u32, seeding: bool) -> Announce {
+        let mut peer_id = [b'-'; 20];
+        peer_id[..4].copy_from_slice(&i.to_be_bytes());
+        Announce { info_hash: HASH, peer_id, addr: addr(i), event: Event::None, seeding, numwant: None }
+    }
+
+    fn announce(swarms: &Swarms, r: &Announce, now_ms: u64) -> (AnnounceOutcome, Vec<HandedPeer>) {
+        let mut out = Vec::new();
+        let outcome = swarms.announce(r, now_ms, &mut rng(), &mut out).unwrap();
+        (outcome, out)
+    }
+
+    fn fill(swarms: &Swarms, seeders: u32, leechers: u32) {
+        for i in 0..seeders {
+            announce(swarms, &req(1000 + i, true), 0);
+        }
+        for i in 0..leechers {
+            announce(swarms, &req(i, false), 0);
+        }
+    }
+
+    #[test]
+    fn split_gives_seeders_at_most_half_and_hands_leftovers_over() {
+        assert_eq!(split_handout(50, 1, 100), (1, 49));
+        assert_eq!(split_handout(50, 100, 100), (25, 25));
+        assert_eq!(split_handout(50, 100, 3), (47, 3));
+        assert_eq!(split_handout(1, 5, 5), (1, 0));
+        assert_eq!(split_handout(0, 5, 5), (0, 0));
+        assert_eq!(split_handout(50, 0, 100), (0, 50));
+        assert_eq!(split_handout(7, 2, 2), (2, 2));
+    }
+
+    #[test]
+    fn a_leecher_always_gets_the_seeder_of_a_large_fresh_swarm() {
+        let swarms = Swarms::new(SwarmLimits::default());
+        fill(&swarms, 1, 500);
+        for seed in 0..50 {
+            let mut r = req(seed, false);
+            r.numwant = Some(10);
+            let mut out = Vec::new();
+            swarms.announce(&r, 0, &mut StdRng::seed_from_u64(seed.into()), &mut out).unwrap();
+            assert_eq!(out.len(), 10);
+            assert!(out.iter().any(|p| p.addr == addr(1000)), "seeder missing from {out:?}");
+            assert!(out.iter().all(|p| p.addr != addr(seed)), "announcer handed itself");
+        }
+    }
+
+    #[test]
+    fn a_seeder_gets_leechers_only() {
+        let swarms = Swarms::new(SwarmLimits::default());
+        fill(&swarms, 20, 30);
+        let (outcome, out) = announce(&swarms, &req(1000, true), 0);
+        assert_eq!((outcome.complete, outcome.incomplete), (20, 30));
+        assert_eq!(out.len(), 30);
+        assert!(out.iter().all(|p| p.addr.ip() < addr(1000).ip()));
+    }
+
+    #[test]
+    fn hand_outs_are_distinct_random_and_exclude_the_announcer() {
+        let swarms = Swarms::new(SwarmLimits::default());
+        fill(&swarms, 0, 300);
+        let mut seen = std::collections::HashSet::new();
+        for seed in 0..20u64 {
+            let mut out = Vec::new();
+            swarms.announce(&req(5, false), 0, &mut StdRng::seed_from_u64(seed), &mut out).unwrap();
+            let distinct: std::collections::HashSet<_> = out.iter().map(|p| p.addr).collect();
+            assert_eq!(distinct.len(), 50);
+            assert!(!distinct.contains(&addr(5)));
+            seen.extend(distinct);
+        }
+        assert!(seen.len() > 200, "sampling looks biased: only {} distinct peers over 20 hand-outs", seen.len());
+    }
+
+    #[test]
+    fn numwant_is_clamped_and_zero_gives_nothing() {
+        let limits = SwarmLimits { max_numwant: 40, ..SwarmLimits::default() };
+        let swarms = Swarms::new(limits);
+        fill(&swarms, 10, 100);
+        let mut r = req(0, false);
+        r.numwant = Some(1_000_000);
+        assert_eq!(announce(&swarms, &r, 0).1.len(), 40);
+        r.numwant = Some(0);
+        assert!(announce(&swarms, &r, 0).1.is_empty());
+        r.numwant = None;
+        assert_eq!(announce(&swarms, &r, 0).1.len(), 40);
+    }
+
+    #[test]
+    fn small_swarm_hands_out_everyone_but_the_announcer() {
+        let swarms = Swarms::new(SwarmLimits::default());
+        fill(&swarms, 2, 3);
+        let (outcome, out) = announce(&swarms, &req(0, false), 0);
+        assert_eq!((outcome.complete, outcome.incomplete), (2, 3));
+        assert_eq!(out.len(), 4);
+    }
+
+    #[test]
+    fn stopped_removes_and_completed_moves_and_counts() {
+        let swarms = Swarms::new(SwarmLimits::default());
+        fill(&swarms, 1, 2);
+        let mut done = req(0, true);
+        done.event = Event::Completed;
+        let (outcome, _) = announce(&swarms, &done, 0);
+        assert_eq!((outcome.complete, outcome.incomplete), (2, 1));
+        assert_eq!(swarms.scrape(&HASH).unwrap().downloaded, 1);
+        let mut stop = req(1, false);
+        stop.event = Event::Stopped;
+        let (outcome, out) = announce(&swarms, &stop, 0);
+        assert_eq!((outcome.complete, outcome.incomplete, outcome.membership), (2, 0, Membership::Left));
+        assert!(out.is_empty());
+        assert_eq!(swarms.totals(), Totals { swarms: 1, seeders: 2, leechers: 0 });
+    }
+
+    #[test]
+    fn stopping_the_last_peer_drops_the_swarm_and_stopped_never_creates_one() {
+        let swarms = Swarms::new(SwarmLimits::default());
+        let mut r = req(0, false);
+        r.event = Event::Stopped;
+        announce(&swarms, &r, 0);
+        assert_eq!(swarms.totals().swarms, 0);
+        announce(&swarms, &req(0, false), 0);
+        announce(&swarms, &r, 0);
+        assert_eq!(swarms.totals(), Totals::default());
+        assert!(swarms.scrape(&HASH).is_none());
+    }
+
+    #[test]
+    fn peers_expire_after_the_ttl() {
+        let limits = SwarmLimits { peer_ttl_secs: 60, ..SwarmLimits::default() };
+        let swarms = Swarms::new(limits);
+        announce(&swarms, &req(1, false), 0);
+        announce(&swarms, &req(2, false), 30_000);
+        assert_eq!(swarms.purge(59_000), Purged::default());
+        assert_eq!(swarms.purge(60_000), Purged { peers: 1, swarms: 0 });
+        assert_eq!(swarms.purge(90_000), Purged { peers: 1, swarms: 1 });
+        assert_eq!(swarms.totals(), Totals::default());
+    }
+
+    #[test]
+    fn a_full_swarm_serves_newcomers_without_storing_them() {
+        let limits = SwarmLimits { max_peers_per_swarm: 3, ..SwarmLimits::default() };
+        let swarms = Swarms::new(limits);
+        fill(&swarms, 1, 2);
+        let (outcome, out) = announce(&swarms, &req(9, false), 0);
+        assert_eq!(outcome.membership, Membership::NotStoredSwarmFull);
+        assert_eq!(out.len(), 3);
+        assert_eq!((outcome.complete, outcome.incomplete), (1, 2));
+        // Known peers still refresh and change state.
+        let (outcome, _) = announce(&swarms, &req(0, true), 0);
+        assert_eq!((outcome.complete, outcome.incomplete, outcome.membership), (2, 1, Membership::Stored));
+    }
+
+    #[test]
+    fn the_peer_cap_and_the_swarm_cap_hold() {
+        let limits = SwarmLimits { max_peers: 2, max_swarms: 2, ..SwarmLimits::default() };
+        let swarms = Swarms::new(limits);
+        let mut other = req(3, false);
+        other.info_hash = InfoHash::from_bytes([8; 20]);
+        announce(&swarms, &req(1, false), 0);
+        announce(&swarms, &other, 0);
+        assert_eq!(announce(&swarms, &req(2, false), 0).0.membership, Membership::NotStoredTrackerFull);
+        let mut third = req(4, false);
+        third.info_hash = InfoHash::from_bytes([9; 20]);
+        assert_eq!(swarms.announce(&third, 0, &mut rng(), &mut Vec::new()), Err(SwarmError::TooManySwarms));
+        assert_eq!(swarms.totals(), Totals { swarms: 2, seeders: 0, leechers: 2 });
+    }
+
+    #[test]
+    fn large_lists_use_an_index_that_stays_consistent() {
+        let swarms = Swarms::new(SwarmLimits::default());
+        fill(&swarms, 0, 100);
+        for i in (0..100).step_by(3) {
+            let mut r = req(i, false);
+            r.event = Event::Stopped;
+            announce(&swarms, &r, 0);
+        }
+        // Every remaining peer is found (refresh, not add) and every removed one is gone.
+        for i in 0..100 {
+            announce(&swarms, &req(i, false), 0);
+        }
+        assert_eq!(swarms.totals().leechers, 100);
+        for i in 0..95 {
+            let mut r = req(i, false);
+            r.event = Event::Stopped;
+            announce(&swarms, &r, 0);
+        }
+        assert_eq!(swarms.totals().leechers, 5);
+        let (_, out) = announce(&swarms, &req(99, false), 0);
+        assert_eq!(out.len(), 4);
+    }
+
+    #[test]
+    fn ipv6_and_ipv4_peers_are_handed_to_their_own_family() {
+        let swarms = Swarms::new(SwarmLimits::default());
+        fill(&swarms, 1, 1);
+        let mut v6 = req(77, false);
+        v6.addr = "[2001:db8::1]:6881".parse().unwrap();
+        let (outcome, out) = announce(&swarms, &v6, 0);
+        assert_eq!((outcome.complete, outcome.incomplete), (1, 2));
+        assert!(out.is_empty());
+        let mut v6b = req(78, false);
+        v6b.addr = "[2001:db8::2]:6881".parse().unwrap();
+        let (_, out) = announce(&swarms, &v6b, 0);
+        assert_eq!(out.iter().map(|p| p.addr).collect::<Vec<_>>(), vec![v6.addr]);
+        // A v4-mapped source is an IPv4 peer.
+        let mut mapped = req(79, false);
+        mapped.addr = "[::ffff:10.0.0.1]:6881".parse().unwrap();
+        let (_, out) = announce(&swarms, &mapped, 0);
+        assert!(out.iter().all(|p| p.addr.is_ipv4()) && out.len() == 2);
+    }
+}
