@@ -305,8 +305,9 @@ mod tests {
 
     #[test]
     fn lowercase_escapes_and_plus_are_bytes() {
-        let lower = HASH_ENC.to_lowercase().replace("%12", "%12");
-        let q = parse_announce(format!("info_hash={lower}&peer_id=-qB4500-+++++%2b%2B%2b+++&port=1").as_bytes()).unwrap();
+        // Only the escapes change case: `%9a` is the byte 0x9A like `%9A`.
+        let lower = "%124Vx%9a%bc%de%f1%23Eg%89%ab%cd%ef%124Vx%9a";
+        let q = parse_announce(format!("info_hash={lower}&peer_id=-qB4500-++++++%2b%2B%2b+++&port=1").as_bytes()).unwrap();
         assert_eq!(q.info_hash.as_bytes(), &HASH);
         assert_eq!(&q.peer_id, b"-qB4500-++++++++++++");
     }
