@@ -96,7 +96,11 @@ fn libtorrent_computes_our_infohash() {
             continue;
         }
         assert!(out.status.success(), "libtorrent failed for {what}: {stderr}");
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), ours.info_hash().hex(), "libtorrent disagrees for {what}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            ours.info_hash().hex(),
+            "libtorrent disagrees for {what}"
+        );
     }
 }
 
@@ -162,7 +166,8 @@ async fn aria2c_downloads_over_the_webseed_alone() {
         ])
         .arg(&torrent_path)
         .kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output()).await.expect("aria2c finished in time").unwrap();
+    let out =
+        tokio::time::timeout(Duration::from_secs(60), cmd.output()).await.expect("aria2c finished in time").unwrap();
     assert!(out.status.success(), "aria2c failed: {}", String::from_utf8_lossy(&out.stdout));
     let got = out_dir.join(&torrent.name);
     assert_eq!(sha256_file(&got), hashed.digest.to_string());

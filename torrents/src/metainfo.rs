@@ -179,7 +179,7 @@ impl ParsedTorrent {
         }
         let webseeds = match top.get("url-list") {
             None => Vec::new(),
-            Some((Value::Bytes(b), _)) if b.is_empty() => Vec::new(),
+            Some((Value::Bytes(b""), _)) => Vec::new(),
             Some((v @ Value::Bytes(_), _)) => vec![utf8(v, "url-list is not UTF-8")?],
             Some((Value::List(urls), _)) => {
                 urls.iter().map(|u| utf8(u, "a url-list entry is not a UTF-8 string")).collect::<Result<_, _>>()?
@@ -288,6 +288,33 @@ mod tests {
         for (input, needle) in cases {
             let err = ParsedTorrent::parse(input).unwrap_err().to_string();
             assert!(err.contains(needle), "{err} should mention {needle}");
+        }
+    }
+
+    #[test]
+    fn mutated_torrents_never_panic() {
+        let good = blob(&[5u8; 100_000]).torrent_bytes(&dist());
+        let mut x = 0x2545f4914f6cdd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let mut bytes = good.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() % bytes.len() as u64) as usize;
+                match next() % 3 {
+                    0 => bytes[at] = next() as u8,
+                    1 => bytes.truncate(at),
+                    _ => bytes.insert(at, b"0123456789:ilde"[(next() % 15) as usize]),
+                }
+                if bytes.is_empty() {
+                    break;
+                }
+            }
+            let _ = ParsedTorrent::parse(&bytes);
         }
     }
 }
