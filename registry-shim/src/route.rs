@@ -1,0 +1,189 @@
+//! Parsing of Distribution v2 request paths into typed routes: repository names, tags, digests.
+//!
+//! Pure: no HTTP types. The edge maps a parse failure to the OCI error envelope.
+
+use std::fmt;
+
+use shoal_torrents::BlobDigest;
+
+use crate::RegistryError;
+
+/// A repository name as the distribution spec allows it: lowercase path components joined by
+/// `/`, each `[a-z0-9]+` optionally separated by `.`, `_`, `__` or runs of `-`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RepoName(String);
+
+impl RepoName {
+    /// The spec caps the whole name (with registry host) at 255 characters.
+    const MAX_LEN: usize = 255;
+
+    pub fn parse(name: &str) -> Result<Self, RegistryError> {
+        let invalid = || RegistryError::NameInvalid(name.chars().take(64).collect());
+        if name.is_empty() || name.len() > Self::MAX_LEN {
+            return Err(invalid());
+        }
+        if !name.split('/').all(valid_component) {
+            return Err(invalid());
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RepoName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RepoName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RepoName({})", self.0)
+    }
+}
+
+fn valid_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: &u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    if b.is_empty() || !alnum(&b[0]) || !alnum(&b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(&b[i]) {
+            i += 1;
+            continue;
+        }
+        // A separator run: ".", "_", "__", or any number of "-".
+        let start = i;
+        while i < b.len() && !alnum(&b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-')) {
+            return false;
+        }
+    }
+    true
+}
+
+/// What a manifest request names: a tag (mutable) or a digest (immutable).
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub enum ManifestRef {
+    Tag(String),
+    Digest(BlobDigest),
+}
+
+impl ManifestRef {
+    pub fn parse(s: &str) -> Result<Self, RegistryError> {
+        if s.contains(':') {
+            return s.parse().map(Self::Digest).map_err(|_| RegistryError::DigestInvalid(s.chars().take(80).collect()));
+        }
+        let b = s.as_bytes();
+        let ok = !b.is_empty()
+            && b.len() <= 128
+            && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+            && b.iter().all(|x| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'.' | b'-'));
+        if ok {
+            Ok(Self::Tag(s.to_owned()))
+        } else {
+            Err(RegistryError::ManifestInvalid(format!("invalid tag {:?}", s.chars().take(64).collect::<String>())))
+        }
+    }
+}
+
+impl fmt::Display for ManifestRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ManifestRef::Tag(t) => f.write_str(t),
+            ManifestRef::Digest(d) => write!(f, "{d}"),
+        }
+    }
+}
+
+/// A request path under `/v2/`, parsed.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Route {
+    /// `/v2/`: the API version check.
+    Base,
+    Manifest {
+        name: RepoName,
+        reference: ManifestRef,
+    },
+    Blob {
+        name: RepoName,
+        digest: BlobDigest,
+    },
+    /// Paths of the push API (uploads, tag listing, catalog): refused as UNSUPPORTED.
+    Unsupported,
+}
+
+impl Route {
+    /// Parses the path after `/v2/` (the name may hold several `/`-separated components).
+    pub fn parse(rest: &str) -> Result<Self, RegistryError> {
+        if rest.is_empty() {
+            return Ok(Route::Base);
+        }
+        if rest == "_catalog" || rest.ends_with("/tags/list") || rest.contains("/blobs/uploads") {
+            return Ok(Route::Unsupported);
+        }
+        if let Some((name, reference)) = rest.rsplit_once("/manifests/") {
+            return Ok(Route::Manifest { name: RepoName::parse(name)?, reference: ManifestRef::parse(reference)? });
+        }
+        if let Some((name, digest)) = rest.rsplit_once("/blobs/") {
+            let name = RepoName::parse(name)?;
+            let digest = digest.parse().map_err(|_| RegistryError::DigestInvalid(digest.chars().take(80).collect()))?;
+            return Ok(Route::Blob { name, digest });
+        }
+        Err(RegistryError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn names_follow_the_spec() {
+        for ok in ["a", "library/ubuntu", "my-org/my.repo/x__y", "a-----b", "0/1/2"] {
+            assert!(RepoName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "A", "a/", "/a", "a//b", "-a", "a-", "a..b", "a___b", "..", "a/../b", "a b", "a%2fb"] {
+            assert!(RepoName::parse(bad).is_err(), "{bad}");
+        }
+        assert!(RepoName::parse(&"a".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn routes_parse_multi_segment_names() {
+        assert_eq!(Route::parse("").unwrap(), Route::Base);
+        let r = Route::parse("org/team/app/manifests/v1.2").unwrap();
+        assert_eq!(
+            r,
+            Route::Manifest {
+                name: RepoName::parse("org/team/app").unwrap(),
+                reference: ManifestRef::Tag("v1.2".into())
+            }
+        );
+        let r = Route::parse(&format!("a/b/blobs/{D}")).unwrap();
+        assert!(matches!(r, Route::Blob { .. }));
+        let r = Route::parse(&format!("a/manifests/{D}")).unwrap();
+        assert!(matches!(r, Route::Manifest { reference: ManifestRef::Digest(_), .. }));
+    }
+
+    #[test]
+    fn bad_paths_get_the_right_error() {
+        assert!(matches!(Route::parse("a/blobs/sha256:xyz"), Err(RegistryError::DigestInvalid(_))));
+        assert!(matches!(Route::parse("a/blobs/md5:00"), Err(RegistryError::DigestInvalid(_))));
+        assert!(matches!(Route::parse("UPPER/manifests/x"), Err(RegistryError::NameInvalid(_))));
+        assert!(matches!(Route::parse("a/manifests/-bad"), Err(RegistryError::ManifestInvalid(_))));
+        assert!(matches!(Route::parse("a/nothing"), Err(RegistryError::NotFound)));
+        assert_eq!(Route::parse("a/blobs/uploads/").unwrap(), Route::Unsupported);
+        assert_eq!(Route::parse("a/tags/list").unwrap(), Route::Unsupported);
+    }
+}
