@@ -232,7 +232,8 @@ impl ApiState {
 }
 
 async fn image(State(state): State<Arc<ApiState>>, Path(reference): Path<String>) -> Result<Response, ApiError> {
-    let parsed = Upstream::parse_reference(&reference).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let parsed =
+        Upstream::parse_reference(&reference).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let Some(record) = state.mirror.index().image(&parsed.whole())? else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -243,8 +244,8 @@ async fn image(State(state): State<Arc<ApiState>>, Path(reference): Path<String>
 }
 
 async fn mirror_image(State(state): State<Arc<ApiState>>, body: axum::body::Bytes) -> Result<Response, ApiError> {
-    let request: MirrorRequest =
-        serde_json::from_slice(&body).map_err(|e| RequestError::Body(format!("expected {{\"image\": \"..\"}}: {e}")))?;
+    let request: MirrorRequest = serde_json::from_slice(&body)
+        .map_err(|e| RequestError::Body(format!("expected {{\"image\": \"..\"}}: {e}")))?;
     let record = state.mirror.mirror_image(&request.image).await?;
     Ok(Json(state.image_view(&record)?).into_response())
 }
@@ -263,7 +264,11 @@ async fn notification(State(state): State<Arc<ApiState>>, body: axum::body::Byte
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "mirroring": images }))).into_response())
 }
 
-async fn webseed(State(state): State<Arc<ApiState>>, Path(name): Path<String>, request: Request) -> Result<Response, ApiError> {
+async fn webseed(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
     let digest = requests::webseed_name(&name)?;
     if state.mirror.stored_blob(&digest)?.is_none() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("blob {digest} is not stored here")));

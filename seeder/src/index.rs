@@ -36,13 +36,7 @@ macro_rules! from_redb {
         }
     )*};
 }
-from_redb!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+from_redb!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
 
 /// What the index knows of one stored blob.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,7 +164,7 @@ impl BlobIndex {
         let pieces = tx.open_table(PIECES)?;
         let Some(flat) = pieces.get(key.as_str())? else { return Ok(None) };
         let flat = flat.value();
-        if flat.len() % 20 != 0 {
+        if !flat.len().is_multiple_of(20) {
             return Err(IndexError::Corrupt { key, message: "pieces are not a multiple of 20 bytes".into() });
         }
         let piece_length = PieceLength::new(u64::from(record.piece_length))
@@ -190,9 +184,9 @@ impl BlobIndex {
         let value = table.get(key.as_str())?;
         value
             .map(|v| {
-                format!("sha256:{}", v.value())
-                    .parse()
-                    .map_err(|e: shoal_torrents::ParseDigestError| IndexError::Corrupt { key: key.clone(), message: e.to_string() })
+                format!("sha256:{}", v.value()).parse().map_err(|e: shoal_torrents::ParseDigestError| {
+                    IndexError::Corrupt { key: key.clone(), message: e.to_string() }
+                })
             })
             .transpose()
     }
@@ -205,9 +199,9 @@ impl BlobIndex {
         for entry in table.iter()? {
             let (k, v) = entry?;
             let key = k.value().to_owned();
-            let digest = format!("sha256:{key}")
-                .parse()
-                .map_err(|e: shoal_torrents::ParseDigestError| IndexError::Corrupt { key: key.clone(), message: e.to_string() })?;
+            let digest = format!("sha256:{key}").parse().map_err(|e: shoal_torrents::ParseDigestError| {
+                IndexError::Corrupt { key: key.clone(), message: e.to_string() }
+            })?;
             out.push((digest, decode(&key, v.value())?));
         }
         Ok(out)

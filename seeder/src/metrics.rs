@@ -37,8 +37,10 @@ impl SeederMetrics {
         let upstream_fetches = counter("shoal_seeder_upstream_fetches_total", "Blob fetches from upstream registries");
         let upstream_failures =
             counter("shoal_seeder_upstream_failures_total", "Failed upstream blob fetches (any cause)");
-        let digest_mismatches =
-            counter("shoal_seeder_digest_mismatches_total", "Upstream blobs discarded because their bytes did not match");
+        let digest_mismatches = counter(
+            "shoal_seeder_digest_mismatches_total",
+            "Upstream blobs discarded because their bytes did not match",
+        );
         let mirror_seconds = Histogram::with_opts(
             HistogramOpts::new("shoal_seeder_mirror_seconds", "Time to mirror one image (manifests and blobs)")
                 .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0]),

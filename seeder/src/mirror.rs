@@ -61,7 +61,9 @@ impl MirrorError {
     pub fn is_upstream(&self) -> bool {
         match self {
             MirrorError::Upstream(_) | MirrorError::Manifest { .. } | MirrorError::Digest { .. } => true,
-            MirrorError::Store(StoreError::DigestMismatch { .. } | StoreError::Size { .. } | StoreError::Source { .. }) => true,
+            MirrorError::Store(
+                StoreError::DigestMismatch { .. } | StoreError::Size { .. } | StoreError::Source { .. },
+            ) => true,
             MirrorError::Shared(inner) => inner.is_upstream(),
             _ => false,
         }
@@ -212,7 +214,8 @@ impl Mirror {
         let reference = reference.clone();
         let result = cell
             .get_or_init(|| async move {
-                let task = tokio::spawn(async move { this.fetch_blob(&reference, digest, size).await.map_err(Arc::new) });
+                let task =
+                    tokio::spawn(async move { this.fetch_blob(&reference, digest, size).await.map_err(Arc::new) });
                 task.await.unwrap_or_else(|e| Err(Arc::new(MirrorError::Task(e.to_string()))))
             })
             .await
@@ -226,7 +229,12 @@ impl Mirror {
         result.map_err(MirrorError::Shared)
     }
 
-    async fn fetch_blob(&self, reference: &Reference, digest: BlobDigest, size: Option<u64>) -> Result<HashedBlob, MirrorError> {
+    async fn fetch_blob(
+        &self,
+        reference: &Reference,
+        digest: BlobDigest,
+        size: Option<u64>,
+    ) -> Result<HashedBlob, MirrorError> {
         self.metrics.upstream_fetches.inc();
         let result = self.fetch_blob_once(reference, digest, size).await;
         match &result {
@@ -247,7 +255,12 @@ impl Mirror {
         result
     }
 
-    async fn fetch_blob_once(&self, reference: &Reference, digest: BlobDigest, size: Option<u64>) -> Result<HashedBlob, MirrorError> {
+    async fn fetch_blob_once(
+        &self,
+        reference: &Reference,
+        digest: BlobDigest,
+        size: Option<u64>,
+    ) -> Result<HashedBlob, MirrorError> {
         let at = reference.clone_with_digest(digest.to_string());
         let body = self.upstream.blob(&at, &digest, size).await?;
         let (tx, mut rx) = mpsc::channel::<Chunk>(32);
@@ -286,8 +299,11 @@ impl Mirror {
         timer.observe_duration();
         self.index.put_image(&record)?;
         if reference.digest().is_none() {
-            let pinned =
-                Reference::with_digest(reference.registry().into(), reference.repository().into(), record.digest.clone());
+            let pinned = Reference::with_digest(
+                reference.registry().into(),
+                reference.repository().into(),
+                record.digest.clone(),
+            );
             self.index.put_image(&ImageRecord { reference: pinned.whole(), ..record.clone() })?;
         }
         self.index.finish_job(&key)?;
@@ -338,11 +354,9 @@ impl Mirror {
                 async move { this.ensure_blob(&reference, digest, Some(size)).await }
             })
             .collect();
-        futures_util::stream::iter(fetches)
-            .buffer_unordered(BLOB_FETCHES_PER_MANIFEST)
-            .try_collect::<Vec<_>>()
-            .await?;
-        let describe = |d: &Descriptor| ImageBlob { digest: d.digest.clone(), size: d.size, media_type: d.media_type.clone() };
+        futures_util::stream::iter(fetches).buffer_unordered(BLOB_FETCHES_PER_MANIFEST).try_collect::<Vec<_>>().await?;
+        let describe =
+            |d: &Descriptor| ImageBlob { digest: d.digest.clone(), size: d.size, media_type: d.media_type.clone() };
         Ok(ManifestRecord {
             digest: pulled.digest.clone(),
             platform,

@@ -160,7 +160,7 @@ impl Seeding {
 /// A bitfield of `pieces` set bits, most significant bit first, spare bits clear.
 fn complete_bitfield(pieces: usize) -> Vec<u8> {
     let mut bits = vec![0xffu8; pieces.div_ceil(8)];
-    if pieces % 8 != 0 {
+    if !pieces.is_multiple_of(8) {
         *bits.last_mut().expect("at least one byte") = 0xffu8 << (8 - pieces % 8);
     }
     bits
@@ -206,7 +206,10 @@ pub struct StoreStorage {
 
 impl StoreStorage {
     fn file(&self, file_id: usize) -> anyhow::Result<&File> {
-        self.files.get(file_id).map(|f| &**f).ok_or_else(|| anyhow::anyhow!("no file {file_id} (storage not initialised)"))
+        self.files
+            .get(file_id)
+            .map(|f| &**f)
+            .ok_or_else(|| anyhow::anyhow!("no file {file_id} (storage not initialised)"))
     }
 }
 

@@ -69,8 +69,13 @@ pub async fn run(
     let index = Arc::new(BlobIndex::open(&config.data_dir.join("index.redb"))?);
     let metrics = Arc::new(SeederMetrics::new());
     let upstream = Upstream::new(config.upstream.clone());
-    let (mirror, mut stored) =
-        Mirror::new(upstream, Arc::clone(&store), Arc::clone(&index), Arc::clone(&metrics), PlatformFilter(config.platforms.clone()));
+    let (mirror, mut stored) = Mirror::new(
+        upstream,
+        Arc::clone(&store),
+        Arc::clone(&index),
+        Arc::clone(&metrics),
+        PlatformFilter(config.platforms.clone()),
+    );
 
     let listener = TcpListener::bind(config.http_listen)
         .await
@@ -79,7 +84,8 @@ pub async fn run(
     let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
     let public_url = public_url.trim_end_matches('/').to_owned();
 
-    let seeding = Arc::new(Seeding::start(store.blobs_dir(), &config.data_dir.join("bittorrent"), &config.seeding).await?);
+    let seeding =
+        Arc::new(Seeding::start(store.blobs_dir(), &config.data_dir.join("bittorrent"), &config.seeding).await?);
     let mut count = 0u64;
     for (digest, _) in index.blobs()? {
         match mirror.stored_blob(&digest)? {
@@ -92,7 +98,12 @@ pub async fn run(
         }
     }
     metrics.blobs.set(count as i64);
-    tracing::info!(blobs = count, torrents = seeding.torrent_count(), elapsed_ms = started.elapsed().as_millis() as u64, "ready to seed");
+    tracing::info!(
+        blobs = count,
+        torrents = seeding.torrent_count(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "ready to seed"
+    );
 
     let seeder = Arc::clone(&seeding);
     tokio::spawn(async move {
@@ -113,7 +124,10 @@ pub async fn run(
     let state = Arc::new(ApiState {
         mirror: Arc::clone(&mirror),
         metrics: Arc::clone(&metrics),
-        distribution: Distribution { trackers: config.seeding.trackers.clone(), webseeds: vec![format!("{public_url}/webseed/")] },
+        distribution: Distribution {
+            trackers: config.seeding.trackers.clone(),
+            webseeds: vec![format!("{public_url}/webseed/")],
+        },
         public_url,
     });
 

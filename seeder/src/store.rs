@@ -100,7 +100,8 @@ impl BlobStore {
         let path = self.path(digest);
         let file = File::open(&path).map_err(io_at(&path))?;
         let size = file.metadata().map_err(io_at(&path))?.len();
-        let hashed = hash_reader(file, size, &mut |_| {}).map_err(|source| StoreError::Size { digest: *digest, source })?;
+        let hashed =
+            hash_reader(file, size, &mut |_| {}).map_err(|source| StoreError::Size { digest: *digest, source })?;
         if hashed.digest != *digest {
             return Err(StoreError::DigestMismatch { expected: *digest, actual: hashed.digest });
         }
@@ -119,7 +120,12 @@ impl BlobStore {
     /// Writes `size` bytes arriving on `chunks` to a temporary file, hashing them in the same
     /// pass (SHA-1 pieces on this thread, SHA-256 on a second core), and moves the file to its
     /// content address only if they hash to `expected`. Blocking: run it off the async runtime.
-    pub fn ingest(&self, expected: BlobDigest, size: u64, chunks: impl Iterator<Item = Chunk>) -> Result<HashedBlob, StoreError> {
+    pub fn ingest(
+        &self,
+        expected: BlobDigest,
+        size: u64,
+        chunks: impl Iterator<Item = Chunk>,
+    ) -> Result<HashedBlob, StoreError> {
         let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
         let tmp_path = self.tmp.join(format!("{}.{}.{n}", expected.hex(), std::process::id()));
         let result = self.ingest_to(&tmp_path, expected, size, chunks);
