@@ -139,6 +139,9 @@ impl ParsedTorrent {
         if !matches!(info, Value::Dict(_)) {
             return Err(MetainfoError::Invalid("info is not a dictionary"));
         }
+        if info.get("pieces").is_none() && info.get("file tree").is_some() {
+            return Err(MetainfoError::Invalid("a BitTorrent v2-only torrent (BEP 52) has no v1 infohash"));
+        }
         let name = match info.get("name") {
             Some((v, _)) => {
                 let b = v.as_bytes().ok_or(MetainfoError::Invalid("name is not a string"))?;
@@ -284,6 +287,7 @@ mod tests {
             (b"d4:infod6:lengthi-1e6:pieces0:ee", "non-negative"),
             (b"d4:infod6:lengthi1e6:pieces3:abcee", "multiple of 20"),
             (b"d4:info", "malformed bencode"),
+            (b"d4:infod9:file treed0:d0:dee12:meta versioni2e4:name1:aee", "v2-only"),
         ];
         for (input, needle) in cases {
             let err = ParsedTorrent::parse(input).unwrap_err().to_string();
