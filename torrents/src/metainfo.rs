@@ -287,7 +287,7 @@ mod tests {
             (b"d4:infod6:lengthi-1e6:pieces0:ee", "non-negative"),
             (b"d4:infod6:lengthi1e6:pieces3:abcee", "multiple of 20"),
             (b"d4:info", "malformed bencode"),
-            (b"d4:infod9:file treed0:d0:dee12:meta versioni2e4:name1:aee", "v2-only"),
+            (b"d4:infod9:file treede12:meta versioni2e4:name1:aee", "v2-only"),
         ];
         for (input, needle) in cases {
             let err = ParsedTorrent::parse(input).unwrap_err().to_string();
