@@ -22,6 +22,8 @@ pub enum Command {
     Magnet(MagnetArgs),
     /// Run the origin: mirror images from a registry, torrent and seed every blob, serve webseeds.
     Seeder(SeederArgs),
+    /// Run the HTTP (and optionally UDP) BitTorrent tracker.
+    Tracker(TrackerArgs),
 }
 
 #[derive(Args, Debug)]
@@ -119,12 +121,59 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+#[derive(Args, Debug)]
+pub struct TrackerArgs {
+    /// HTTP listen address (announce, scrape, metrics, healthz, admin).
+    #[arg(long, env = "SHOAL_TRACKER_LISTEN", default_value = "0.0.0.0:6969")]
+    pub listen: std::net::SocketAddr,
+    /// UDP (BEP 15) listen address; off unless given.
+    #[arg(long, env = "SHOAL_TRACKER_UDP_LISTEN")]
+    pub udp_listen: Option<std::net::SocketAddr>,
+    /// Seconds between a client's announces (`interval`).
+    #[arg(long, env = "SHOAL_TRACKER_INTERVAL", default_value_t = 300)]
+    pub interval: u32,
+    /// Seconds a client must wait at least between announces (`min interval`).
+    #[arg(long, env = "SHOAL_TRACKER_MIN_INTERVAL", default_value_t = 60)]
+    pub min_interval: u32,
+    /// A peer is dropped after this many intervals without an announce.
+    #[arg(long, env = "SHOAL_TRACKER_PEER_TTL_INTERVALS", default_value_t = 2)]
+    pub peer_ttl_intervals: u32,
+    /// Peers handed out when a client does not send numwant.
+    #[arg(long, env = "SHOAL_TRACKER_DEFAULT_NUMWANT", default_value_t = 50)]
+    pub default_numwant: u32,
+    /// Upper clamp on numwant.
+    #[arg(long, env = "SHOAL_TRACKER_MAX_NUMWANT", default_value_t = 200)]
+    pub max_numwant: u32,
+    /// Peers remembered per torrent; newcomers beyond are served but not stored.
+    #[arg(long, env = "SHOAL_TRACKER_MAX_PEERS_PER_SWARM", default_value_t = 50_000)]
+    pub max_peers_per_swarm: usize,
+    /// Peers remembered in total; newcomers beyond are served but not stored.
+    #[arg(long, env = "SHOAL_TRACKER_MAX_PEERS", default_value_t = 4_000_000)]
+    pub max_peers: usize,
+    /// Torrents tracked at once; announces for new ones beyond get a failure reason.
+    #[arg(long, env = "SHOAL_TRACKER_MAX_SWARMS", default_value_t = 1_000_000)]
+    pub max_swarms: usize,
+    /// Serve only the infohashes in this file (40 hex per line); without it the tracker is open.
+    #[arg(long, env = "SHOAL_TRACKER_ALLOW_LIST")]
+    pub allow_list: Option<PathBuf>,
+    /// Bearer token for PUT/DELETE /admin/torrents/<infohash>; unset disables the admin API.
+    #[arg(long, env = "SHOAL_TRACKER_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Take the peer address from X-Forwarded-For (only behind a reverse proxy you run).
+    #[arg(long, env = "SHOAL_TRACKER_TRUST_X_FORWARDED_FOR")]
+    pub trust_x_forwarded_for: bool,
+    /// Runtime worker threads [default: one per available core].
+    #[arg(long, env = "SHOAL_TRACKER_THREADS")]
+    pub threads: Option<usize>,
+}
+
 /// Runs the command line; errors are printed as one clear chain of causes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Torrent(args) => commands::torrent::run(args),
         Command::Magnet(args) => commands::magnet::run(args),
+        Command::Tracker(args) => commands::tracker::run(args),
         Command::Seeder(args) => commands::seeder::run(args),
     };
     match result {

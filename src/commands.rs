@@ -3,3 +3,4 @@
 pub mod magnet;
 pub mod seeder;
 pub mod torrent;
+pub mod tracker;

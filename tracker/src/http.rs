@@ -17,6 +17,7 @@ use shoal_torrents::InfoHash;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
+use crate::line_guard::LineGuard;
 use crate::service::Tracker;
 
 /// Shared state of the HTTP routes.
@@ -82,9 +83,10 @@ async fn metrics(State(state): State<HttpState>) -> Response {
     response
 }
 
-fn authorized(state: &HttpState, headers: &HeaderMap) -> Result<(), Response> {
+/// `None` when the request carries the admin token, else the response refusing it.
+fn unauthorized(state: &HttpState, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = &state.admin_token else {
-        return Err((StatusCode::NOT_FOUND, "admin API disabled: set SHOAL_TRACKER_ADMIN_TOKEN\n").into_response());
+        return Some((StatusCode::NOT_FOUND, "admin API disabled: set SHOAL_TRACKER_ADMIN_TOKEN\n").into_response());
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -92,16 +94,13 @@ fn authorized(state: &HttpState, headers: &HeaderMap) -> Result<(), Response> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     // Constant-time comparison so response timing does not reveal the token.
-    let same = given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    if same {
-        Ok(())
-    } else {
-        Err((StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response())
-    }
+    let same =
+        given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    (!same).then(|| (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response())
 }
 
 async fn admin_set(state: HttpState, headers: HeaderMap, info_hash: String, allowed: bool) -> Response {
-    if let Err(response) = authorized(&state, &headers) {
+    if let Some(response) = unauthorized(&state, &headers) {
         return response;
     }
     let Ok(info_hash) = info_hash.parse::<InfoHash>() else {
@@ -119,7 +118,8 @@ async fn admin_set(state: HttpState, headers: HeaderMap, info_hash: String, allo
     match result {
         Ok(Ok(_)) => StatusCode::NO_CONTENT.into_response(),
         Ok(Err(crate::access::AllowListError::Open)) => {
-            (StatusCode::CONFLICT, "the tracker is open: start it with --allow-list to manage torrents\n").into_response()
+            (StatusCode::CONFLICT, "the tracker is open: start it with --allow-list to manage torrents\n")
+                .into_response()
         }
         Ok(Err(e)) => {
             tracing::error!("admin change of {info_hash}: {e}");
@@ -141,7 +141,7 @@ async fn admin_delete(State(state): State<HttpState>, Path(info_hash): Path<Stri
 }
 
 /// Accepts connections on `listener` and serves `router` on each until the task is dropped.
-pub async fn serve(listener: TcpListener, router: Router) {
+pub async fn serve(listener: TcpListener, router: Router, tracker: Arc<Tracker>) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.auto_date_header(false).timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
     loop {
@@ -160,7 +160,8 @@ pub async fn serve(listener: TcpListener, router: Router) {
             req.extensions_mut().insert(Source(source));
             router.clone().oneshot(req.map(Body::new))
         });
-        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let io = TokioIo::new(LineGuard::new(stream, tracker.clone()));
+        let connection = http.serve_connection(io, service);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::trace!("connection from {source}: {e}");

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod http;
+mod line_guard;
 pub mod metrics;
 pub mod query;
 pub mod reply;
@@ -98,9 +99,8 @@ pub async fn bind(config: TrackerConfig) -> Result<BoundTracker, TrackerError> {
         ..config.limits.clone()
     };
     let tracker = Arc::new(Tracker::new(limits, config.intervals, access));
-    let http = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| TrackerError::Bind { addr: config.listen, source })?;
+    let http =
+        TcpListener::bind(config.listen).await.map_err(|source| TrackerError::Bind { addr: config.listen, source })?;
     let udp = match config.udp_listen {
         Some(addr) => Some(UdpSocket::bind(addr).await.map_err(|source| TrackerError::Bind { addr, source })?),
         None => None,
@@ -140,7 +140,7 @@ impl BoundTracker {
         });
         let udp = self.udp.map(|socket| tokio::spawn(udp::serve(socket, self.tracker.clone())));
         tokio::select! {
-            _ = http::serve(self.http, http::router(self.state)) => {}
+            _ = http::serve(self.http, http::router(self.state), self.tracker.clone()) => {}
             _ = shutdown => {}
         }
         purge.abort();

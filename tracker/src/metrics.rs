@@ -42,7 +42,8 @@ impl Metrics {
         .expect("static metric definition");
         let announces = [Event::None, Event::Started, Event::Completed, Event::Stopped]
             .map(|e| by_event.with_label_values(&[e.label()]));
-        let scrapes = IntCounter::new("shoal_tracker_scrapes_total", "Scrapes served").expect("static metric definition");
+        let scrapes =
+            IntCounter::new("shoal_tracker_scrapes_total", "Scrapes served").expect("static metric definition");
         let failures = IntCounterVec::new(
             Opts::new("shoal_tracker_failures_total", "Requests answered with a failure reason, by reason"),
             &["reason"],

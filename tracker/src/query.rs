@@ -172,7 +172,10 @@ fn parse_u64(raw: &[u8], param: &'static str) -> Result<u64, RequestError> {
     if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
         return Err(RequestError::InvalidNumber(param));
     }
-    digits.iter().try_fold(0u64, |acc, d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))).ok_or(RequestError::InvalidNumber(param))
+    digits
+        .iter()
+        .try_fold(0u64, |acc, d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+        .ok_or(RequestError::InvalidNumber(param))
 }
 
 /// Parses an announce query (the part of the URL after `?`, undecoded).
@@ -300,14 +303,18 @@ mod tests {
         assert_eq!(q.info_hash.as_bytes(), &HASH);
         assert_eq!(&q.peer_id, b"-TR3000-abcdefghijkl");
         assert_eq!((q.port, q.uploaded, q.downloaded, q.left), (51413, 1, 2, Some(3)));
-        assert_eq!((q.event, q.numwant, q.key, q.compact, q.no_peer_id), (Event::Started, Some(80), Some(0x1A2B3C4D), true, false));
+        assert_eq!(
+            (q.event, q.numwant, q.key, q.compact, q.no_peer_id),
+            (Event::Started, Some(80), Some(0x1A2B3C4D), true, false)
+        );
     }
 
     #[test]
     fn lowercase_escapes_and_plus_are_bytes() {
         // Only the escapes change case: `%9a` is the byte 0x9A like `%9A`.
         let lower = "%124Vx%9a%bc%de%f1%23Eg%89%ab%cd%ef%124Vx%9a";
-        let q = parse_announce(format!("info_hash={lower}&peer_id=-qB4500-++++++%2b%2B%2b+++&port=1").as_bytes()).unwrap();
+        let q =
+            parse_announce(format!("info_hash={lower}&peer_id=-qB4500-++++++%2b%2B%2b+++&port=1").as_bytes()).unwrap();
         assert_eq!(q.info_hash.as_bytes(), &HASH);
         assert_eq!(&q.peer_id, b"-qB4500-++++++++++++");
     }
@@ -334,12 +341,21 @@ mod tests {
         for (q, want) in cases {
             assert_eq!(parse_announce(q.as_bytes()), Err(*want), "{q}");
         }
-        assert_eq!(parse_announce(base("").replace("port=51413", "port=65536").as_bytes()), Err(RequestError::InvalidPort));
+        assert_eq!(
+            parse_announce(base("").replace("port=51413", "port=65536").as_bytes()),
+            Err(RequestError::InvalidPort)
+        );
         assert_eq!(parse_announce(base("").replace("port=51413", "port=0").as_bytes()), Err(RequestError::InvalidPort));
-        assert_eq!(parse_announce(base("").replace("port=51413", "port=-1").as_bytes()), Err(RequestError::InvalidPort));
+        assert_eq!(
+            parse_announce(base("").replace("port=51413", "port=-1").as_bytes()),
+            Err(RequestError::InvalidPort)
+        );
         assert_eq!(parse_announce(base("").replace("&port=51413", "").as_bytes()), Err(RequestError::MissingPort));
         assert_eq!(parse_announce(base("&left=x").as_bytes()), Err(RequestError::InvalidNumber("left")));
-        assert_eq!(parse_announce(base("&uploaded=99999999999999999999999").as_bytes()), Err(RequestError::InvalidNumber("uploaded")));
+        assert_eq!(
+            parse_announce(base("&uploaded=99999999999999999999999").as_bytes()),
+            Err(RequestError::InvalidNumber("uploaded"))
+        );
         assert_eq!(parse_announce("x".repeat(100_000).as_bytes()), Err(RequestError::QueryTooLong));
     }
 

@@ -11,7 +11,9 @@ use crate::access::Access;
 use crate::metrics::Metrics;
 use crate::query::{self, RequestError};
 use crate::reply::{self, ReplyHeader};
-use crate::swarm::{Announce, AnnounceOutcome, HandedPeer, Membership, ScrapeStats, SwarmError, SwarmLimits, Swarms, Totals};
+use crate::swarm::{
+    Announce, AnnounceOutcome, HandedPeer, Membership, ScrapeStats, SwarmError, SwarmLimits, Swarms, Totals,
+};
 
 /// Why an announce or scrape is refused; the text is the client's `failure reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -324,12 +324,11 @@ where
         &mut self,
         addr: [u8; N],
         req: &Announce,
-        expires: u32,
-        room: Room,
-        want: usize,
+        terms: Terms,
         rng: &mut impl Rng,
         out: &mut Vec<HandedPeer>,
     ) -> (Membership, isize) {
+        let Terms { expires, room, want } = terms;
         if req.event == Event::Stopped {
             let gone = if let Some(i) = self.seeders.find(&addr) {
                 self.seeders.remove(i);
@@ -388,6 +387,14 @@ pub fn split_handout(want: usize, seeders: usize, leechers: usize) -> (usize, us
     let from_leechers = leechers.min(want - from_seeders);
     let from_seeders = seeders.min(want - from_leechers);
     (from_seeders, from_leechers)
+}
+
+/// How one announce is to be recorded and answered.
+#[derive(Clone, Copy)]
+struct Terms {
+    expires: u32,
+    room: Room,
+    want: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -501,12 +508,13 @@ impl Swarms {
         } else {
             Room::Yes
         };
+        let terms = Terms { expires, room, want };
         let (seeders_before, leechers_before) = (swarm.seeders(), swarm.leechers());
         let (membership, delta) = match req.addr.ip().to_canonical() {
-            IpAddr::V4(ip) => swarm.v4.announce(compact_v4(ip, req.addr.port()), req, expires, room, want, rng, out),
+            IpAddr::V4(ip) => swarm.v4.announce(compact_v4(ip, req.addr.port()), req, terms, rng, out),
             IpAddr::V6(ip) => {
                 let family = swarm.v6.get_or_insert_with(Box::default);
-                family.announce(compact_v6(ip, req.addr.port()), req, expires, room, want, rng, out)
+                family.announce(compact_v6(ip, req.addr.port()), req, terms, rng, out)
             }
         };
         if swarm.v6.as_ref().is_some_and(|f| f.len() == 0) {
