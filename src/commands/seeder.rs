@@ -38,7 +38,8 @@ pub fn run(args: SeederArgs) -> anyhow::Result<()> {
     };
     let mut credentials = file.credentials;
     if let (Some(user), Some(password)) = (&args.upstream_username, &args.upstream_password) {
-        let registry = args.upstream.clone().context("--upstream-username needs --upstream (the registry it is for)")?;
+        let registry =
+            args.upstream.clone().context("--upstream-username needs --upstream (the registry it is for)")?;
         credentials.insert(registry, Credentials { username: user.clone(), password: password.0.clone() });
     }
     let config = SeederConfig {

@@ -1,0 +1,405 @@
+//! `shoal seeder` against a real upstream: Debian's `docker-registry` (Distribution 2.8) holding
+//! an image that skopeo pushed from an OCI layout this test writes. The seeder mirrors it; aria2c
+//! then fetches every blob by .torrent through opentracker, by magnet link and by webseed alone,
+//! and each download's SHA-256 must equal its digest. curl checks webseed ranges and refusals.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use shoal_interop_tests::{
+    free_port, require_tool, run_ok, sha256_file, wait_for_tcp, wait_until, write_blob, ChildGuard,
+};
+use shoal_torrents::{hash_reader, BlobTorrent, Distribution, ParsedTorrent};
+
+/// The `shoal` binary of this workspace, built on demand (a no-op when it is fresh).
+fn shoal_binary() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    run_ok(Command::new(env!("CARGO")).current_dir(&root).args(["build", "-q", "--bin", "shoal"]));
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("shoal");
+    assert!(bin.is_file(), "{} was not built", bin.display());
+    bin
+}
+
+/// One blob of the test image, as written into the OCI layout.
+struct Blob {
+    digest: String,
+    size: u64,
+    media_type: &'static str,
+    path: PathBuf,
+}
+
+fn descriptor(b: &Blob) -> serde_json::Value {
+    serde_json::json!({ "mediaType": b.media_type, "digest": b.digest, "size": b.size })
+}
+
+fn put_blob(layout: &Path, bytes: &[u8]) -> (String, u64, PathBuf) {
+    let dir = layout.join("blobs").join("sha256");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = dir.join("incoming");
+    std::fs::write(&tmp, bytes).unwrap();
+    let digest = sha256_file(&tmp);
+    let path = dir.join(digest.trim_start_matches("sha256:"));
+    std::fs::rename(&tmp, &path).unwrap();
+    (digest, bytes.len() as u64, path)
+}
+
+/// Writes an OCI image layout with random tar+gzip layers of the given sizes; returns its blobs
+/// (config first) and the manifest digest.
+fn write_oci_layout(layout: &Path, tag: &str, layer_sizes: &[usize], seed: u64) -> (Vec<Blob>, String) {
+    let work = layout.with_extension("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::create_dir_all(layout.join("blobs").join("sha256")).unwrap();
+    let mut layers = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (i, &size) in layer_sizes.iter().enumerate() {
+        let content = work.join(format!("content{i}"));
+        std::fs::create_dir_all(&content).unwrap();
+        write_blob(&content, "data.bin", size, seed * 100 + i as u64);
+        let tar = work.join(format!("layer{i}.tar"));
+        run_ok(Command::new("tar").arg("-cf").arg(&tar).arg("-C").arg(&content).arg("data.bin"));
+        diff_ids.push(sha256_file(&tar));
+        run_ok(Command::new("gzip").arg("-n").arg("-1").arg(&tar));
+        let gz = std::fs::read(work.join(format!("layer{i}.tar.gz"))).unwrap();
+        let (digest, size, path) = put_blob(layout, &gz);
+        layers.push(Blob { digest, size, media_type: "application/vnd.oci.image.layer.v1.tar+gzip", path });
+    }
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {}, "rootfs": { "type": "layers", "diff_ids": diff_ids },
+    });
+    let (digest, size, path) = put_blob(layout, &serde_json::to_vec(&config).unwrap());
+    let config = Blob { digest, size, media_type: "application/vnd.oci.image.config.v1+json", path };
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": descriptor(&config),
+        "layers": layers.iter().map(descriptor).collect::<Vec<_>>(),
+    });
+    let (manifest_digest, manifest_size, _) = put_blob(layout, &serde_json::to_vec(&manifest).unwrap());
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_digest, "size": manifest_size,
+            "annotations": { "org.opencontainers.image.ref.name": tag },
+        }],
+    });
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    std::fs::write(layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let mut blobs = vec![config];
+    blobs.extend(layers);
+    (blobs, manifest_digest)
+}
+
+/// A `docker-registry serve` on a free loopback port, storing under `dir`.
+fn start_registry(dir: &Path, extra_config: &str) -> (ChildGuard, u16) {
+    let registry = require_tool("docker-registry");
+    let port = free_port();
+    std::fs::create_dir_all(dir).unwrap();
+    let config = dir.join("registry.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{extra_config}",
+            dir.join("storage").display()
+        ),
+    )
+    .unwrap();
+    let child =
+        ChildGuard::spawn(Command::new(registry).arg("serve").arg(&config).stdout(Stdio::null()).stderr(Stdio::null()));
+    wait_for_tcp(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(20));
+    (child, port)
+}
+
+fn skopeo_push(layout: &Path, tag: &str, registry_port: u16, repo: &str) {
+    let skopeo = require_tool("skopeo");
+    run_ok(
+        Command::new(skopeo)
+            .args(["copy", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:{tag}", layout.display()))
+            .arg(format!("docker://127.0.0.1:{registry_port}/{repo}:{tag}")),
+    );
+}
+
+/// opentracker on a free port, allowing exactly `info_hashes` (Debian builds it whitelist-only).
+fn start_opentracker(dir: &Path, info_hashes: &[String]) -> (ChildGuard, u16) {
+    use std::os::unix::fs::PermissionsExt;
+    let opentracker = require_tool("opentracker");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.join("whitelist"), info_hashes.join("\n") + "\n").unwrap();
+    let port = free_port();
+    let child = ChildGuard::spawn(
+        Command::new(opentracker)
+            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-P", &free_port().to_string()])
+            .arg("-d")
+            .arg(dir)
+            .args(["-w", "whitelist"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_for_tcp(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(10));
+    (child, port)
+}
+
+/// A running `shoal seeder` and the HTTP base URL it printed.
+struct Seeder {
+    child: ChildGuard,
+    base: String,
+}
+
+fn start_seeder(data: &Path, args: &[String]) -> Seeder {
+    let mut child = ChildGuard::spawn(
+        Command::new(shoal_binary())
+            .arg("seeder")
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info,librqbit=warn")
+            .stdout(Stdio::piped()),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("shoal seeder: listening on ") {
+                let _ = tx.send(url.to_owned());
+            }
+        }
+    });
+    let base = rx.recv_timeout(Duration::from_secs(60)).expect("the seeder printed its address");
+    Seeder { child, base }
+}
+
+/// `curl` a URL: (status, body). `extra` adds curl flags.
+fn curl(url: &str, extra: &[&str]) -> (u16, Vec<u8>) {
+    let curl = require_tool("curl");
+    let out = Command::new(curl).args(["-s", "-o", "-", "-w", "\n%{http_code}"]).args(extra).arg(url).output().unwrap();
+    let text = out.stdout;
+    let split = text.iter().rposition(|&b| b == b'\n').unwrap();
+    let status = String::from_utf8_lossy(&text[split + 1..]).trim().parse().unwrap_or(0);
+    (status, text[..split].to_vec())
+}
+
+fn aria2c(dir: &Path, what: &str) {
+    let aria2c = require_tool("aria2c");
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg(aria2c)
+        .arg("-d")
+        .arg(dir)
+        .args([
+            "--enable-dht=false",
+            "--enable-dht6=false",
+            "--bt-enable-lpd=false",
+            "--enable-peer-exchange=false",
+            "--seed-time=0",
+            "--bt-save-metadata=false",
+            "--bt-stop-timeout=90",
+            "--summary-interval=0",
+            "--console-log-level=warn",
+            "--allow-overwrite=true",
+        ])
+        .arg(format!("--listen-port={}", free_port()))
+        .arg(format!("--dht-listen-port={}", free_port()))
+        .arg(what)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "aria2c {what} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn metric(base: &str, name: &str) -> f64 {
+    let (status, body) = curl(&format!("{base}/metrics"), &[]);
+    assert_eq!(status, 200);
+    String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).map(|v| v.trim().parse().unwrap()))
+        .unwrap_or_else(|| panic!("metric {name} missing"))
+}
+
+#[test]
+fn seeder_mirrors_a_pushed_image_and_every_blob_downloads_three_ways() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    let (blobs, manifest_digest) = write_oci_layout(&layout, "v1", &[3 << 20, 700 << 10, 20 << 10], 1);
+    let (_registry, rport) = start_registry(&tmp.path().join("registry"), "");
+    skopeo_push(&layout, "v1", rport, "team/app");
+
+    // Infohashes depend on the bytes alone, so the tracker's whitelist is known up front.
+    let hashed: Vec<_> = blobs
+        .iter()
+        .map(|b| hash_reader(std::fs::File::open(&b.path).unwrap(), b.size, &mut |_| {}).unwrap())
+        .collect();
+    let info_hashes: Vec<String> = hashed.iter().map(|h| BlobTorrent::from_hashed(h).info_hash().hex()).collect();
+    let (_tracker, tport) = start_opentracker(&tmp.path().join("tracker"), &info_hashes);
+    let announce = format!("http://127.0.0.1:{tport}/announce");
+
+    let image = format!("127.0.0.1:{rport}/team/app:v1");
+    let seeder = start_seeder(
+        &tmp.path().join("seeder"),
+        &[
+            "--bt-listen".into(),
+            format!("127.0.0.1:{}", free_port()),
+            "--tracker".into(),
+            announce.clone(),
+            "--image".into(),
+            image.clone(),
+        ],
+    );
+    let base = seeder.base.clone();
+    assert_eq!(curl(&format!("{base}/healthz"), &[]).0, 200);
+
+    wait_until("the seeder to mirror the image", Duration::from_secs(60), || {
+        curl(&format!("{base}/v1/images/{image}"), &[]).0 == 200
+    });
+    let (_, body) = curl(&format!("{base}/v1/images/{image}"), &[]);
+    let view: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(view["digest"], manifest_digest.as_str());
+    let manifest = &view["manifests"][0];
+    assert_eq!(manifest["config"]["digest"], blobs[0].digest.as_str());
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 3);
+    for (i, layer) in manifest["layers"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(layer["digest"], blobs[i + 1].digest.as_str());
+        assert_eq!(layer["info_hash"], info_hashes[i + 1].as_str());
+        assert_eq!(layer["size"], blobs[i + 1].size);
+        assert!(layer["magnet"].as_str().unwrap().starts_with("magnet:?xt=urn:btih:"));
+    }
+    // The store holds exactly the verified blobs, under their digests.
+    for b in &blobs {
+        let stored = tmp.path().join("seeder/blobs/sha256").join(b.digest.trim_start_matches("sha256:"));
+        assert_eq!(sha256_file(&stored), b.digest);
+    }
+
+    let webseed_base = format!("{base}/webseed/");
+    for (b, h) in blobs.iter().zip(&hashed) {
+        // The seeder's .torrent: our profile's bytes with its trackers and webseed.
+        let (status, torrent) = curl(&format!("{base}/v1/blobs/{}/torrent", b.digest), &[]);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&torrent));
+        let expected = BlobTorrent::from_hashed(h);
+        let dist = Distribution { trackers: vec![announce.clone()], webseeds: vec![webseed_base.clone()] };
+        assert_eq!(torrent, expected.torrent_bytes(&dist), "the seeder's .torrent is the profile's");
+        let parsed = ParsedTorrent::parse(&torrent).unwrap();
+        assert_eq!(parsed.distribution, dist);
+
+        // 1. By .torrent through the tracker, peers only (same info dict, no url-list).
+        let dir = tmp.path().join("dl-tracker");
+        let bt_only = tmp.path().join("bt-only.torrent");
+        std::fs::write(
+            &bt_only,
+            expected.torrent_bytes(&Distribution { trackers: vec![announce.clone()], webseeds: vec![] }),
+        )
+        .unwrap();
+        let webseed_before = metric(&base, "shoal_seeder_webseed_uploaded_bytes_total");
+        aria2c(&dir, bt_only.to_str().unwrap());
+        assert_eq!(sha256_file(&dir.join(expected.name.as_str())), b.digest, "tracker download of {}", b.digest);
+        assert_eq!(metric(&base, "shoal_seeder_webseed_uploaded_bytes_total"), webseed_before, "no webseed bytes");
+
+        // 2. By magnet link (metadata over BEP 9 from the seeder).
+        let (status, magnet) = curl(&format!("{base}/v1/blobs/{}/magnet", b.digest), &[]);
+        assert_eq!(status, 200);
+        let magnet = String::from_utf8(magnet).unwrap().trim().to_owned();
+        assert!(magnet.contains(&info_hashes[blobs.iter().position(|x| x.digest == b.digest).unwrap()]));
+        let dir = tmp.path().join("dl-magnet");
+        aria2c(&dir, &magnet);
+        assert_eq!(sha256_file(&dir.join(expected.name.as_str())), b.digest, "magnet download of {}", b.digest);
+
+        // 3. By webseed alone: no tracker, so no peers.
+        let dir = tmp.path().join("dl-webseed");
+        let ws_only = tmp.path().join("ws-only.torrent");
+        std::fs::write(
+            &ws_only,
+            expected.torrent_bytes(&Distribution { trackers: vec![], webseeds: vec![webseed_base.clone()] }),
+        )
+        .unwrap();
+        aria2c(&dir, ws_only.to_str().unwrap());
+        assert_eq!(sha256_file(&dir.join(expected.name.as_str())), b.digest, "webseed download of {}", b.digest);
+        for d in ["dl-tracker", "dl-magnet", "dl-webseed"] {
+            let _ = std::fs::remove_dir_all(tmp.path().join(d));
+        }
+    }
+    assert!(metric(&base, "shoal_seeder_webseed_uploaded_bytes_total") > 0.0);
+    wait_until("the BitTorrent upload gauge to move", Duration::from_secs(10), || {
+        metric(&base, "shoal_seeder_bittorrent_uploaded_bytes") > 0.0
+    });
+
+    // A webseed byte range, checked with curl against the layout's bytes.
+    let layer = &blobs[1];
+    let url = format!("{webseed_base}sha256-{}", layer.digest.trim_start_matches("sha256:"));
+    let (status, part) = curl(&url, &["-r", "1000-4999"]);
+    assert_eq!(status, 206);
+    assert_eq!(part, std::fs::read(&layer.path).unwrap()[1000..5000]);
+    let (status, head) = curl(&url, &["-I"]);
+    assert_eq!(status, 200);
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.contains(&format!("content-length: {}", layer.size)), "{head}");
+    assert!(head.contains("accept-ranges: bytes"), "{head}");
+
+    // Refusals: malformed names and digests are 4xx, never a file outside the store.
+    assert_eq!(curl(&format!("{base}/webseed/..%2F..%2Fetc%2Fpasswd"), &[]).0, 400);
+    assert_eq!(curl(&format!("{base}/webseed/sha256-{}", "A".repeat(64)), &[]).0, 400);
+    assert_eq!(curl(&format!("{base}/v1/blobs/sha256:xyz/torrent"), &[]).0, 400);
+    let unknown = format!("sha256:{}", "0".repeat(64));
+    assert_eq!(curl(&format!("{base}/v1/blobs/{unknown}/torrent"), &[]).0, 404);
+    assert_eq!(curl(&format!("{base}/webseed/sha256-{}", "0".repeat(64)), &[]).0, 404);
+    assert_eq!(curl(&format!("{base}/v1/blobs/{unknown}/torrent?repo=../x"), &[]).0, 400);
+    // Upstream does not have it: a clear gateway error, nothing stored.
+    let (status, body) = curl(&format!("{base}/v1/blobs/{unknown}/torrent?repo=team/app&ns=127.0.0.1:{rport}"), &[]);
+    assert_eq!(status, 502, "{}", String::from_utf8_lossy(&body));
+    drop(seeder.child);
+}
+
+#[test]
+fn seeder_fetches_a_blob_on_demand_once_for_concurrent_requests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    let (blobs, _) = write_oci_layout(&layout, "v2", &[2 << 20], 2);
+    let (_registry, rport) = start_registry(&tmp.path().join("registry"), "");
+    skopeo_push(&layout, "v2", rport, "ondemand");
+    let seeder = start_seeder(
+        &tmp.path().join("seeder"),
+        &[
+            "--bt-listen".into(),
+            format!("127.0.0.1:{}", free_port()),
+            "--upstream".into(),
+            format!("127.0.0.1:{rport}"),
+        ],
+    );
+    let base = seeder.base.clone();
+    let layer = &blobs[1];
+    let url = format!("{base}/v1/blobs/{}/torrent?repo=ondemand", layer.digest);
+    let requests: Vec<_> = (0..6)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || curl(&url, &[]))
+        })
+        .collect();
+    for r in requests {
+        let (status, body) = r.join().unwrap();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            ParsedTorrent::parse(&body).unwrap().name.as_deref(),
+            Some(format!("sha256-{}", layer.digest.trim_start_matches("sha256:")).as_str())
+        );
+    }
+    assert_eq!(metric(&base, "shoal_seeder_upstream_fetches_total"), 1.0, "one shared fetch");
+    let stored = tmp.path().join("seeder/blobs/sha256").join(layer.digest.trim_start_matches("sha256:"));
+    assert_eq!(sha256_file(&stored), layer.digest);
+    // Now stored: served without upstream, and by webseed.
+    let (status, _) = curl(&format!("{base}/v1/blobs/{}/torrent", layer.digest), &[]);
+    assert_eq!(status, 200);
+    let (status, body) = curl(&format!("{base}/webseed/sha256-{}", layer.digest.trim_start_matches("sha256:")), &[]);
+    assert_eq!(status, 200);
+    assert_eq!(body, std::fs::read(&layer.path).unwrap());
+}
