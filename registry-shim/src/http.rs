@@ -1,0 +1,250 @@
+//! The HTTP edge: axum routes for the Distribution v2 pull API, OCI error envelopes, status codes.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use sha2::{Digest, Sha256};
+use shoal_torrents::BlobDigest;
+use tokio_stream::wrappers::ReceiverStream;
+use tower::ServiceExt;
+
+use crate::blobs::{upstream_error, BlobBody, BlobFetcher, BlobOrigin, Subject};
+use crate::manifests::{Manifest, ManifestCache, TagKey, TagLookup};
+use crate::media;
+use crate::route::{ManifestRef, RepoName, Route};
+use crate::RegistryError;
+
+/// Everything a request handler needs.
+pub struct ShimState {
+    pub upstream: Arc<shoal_seeder::upstream::Upstream>,
+    pub blobs: Arc<BlobFetcher>,
+    pub manifests: std::sync::Mutex<ManifestCache>,
+    /// Registry for requests without `?ns=` (direct mode: `docker pull localhost:5000/repo`).
+    pub default_registry: String,
+}
+
+impl ShimState {
+    /// What the cache knows of a manifest reference (digests never go stale).
+    fn cached_manifest(&self, reference: &ManifestRef, tag: Option<&TagKey>) -> TagLookup {
+        let mut cache = self.manifests.lock().expect("manifest cache lock");
+        match (reference, tag) {
+            (ManifestRef::Digest(d), _) => {
+                cache.by_digest(d, Instant::now()).map_or(TagLookup::Missing, TagLookup::Fresh)
+            }
+            (ManifestRef::Tag(_), Some(key)) => cache.tag(key, Instant::now()),
+            (ManifestRef::Tag(_), None) => TagLookup::Missing,
+        }
+    }
+
+    fn remember_manifest(&self, manifest: Manifest, tag: Option<TagKey>) -> Arc<Manifest> {
+        self.manifests.lock().expect("manifest cache lock").insert(manifest, tag, Instant::now())
+    }
+}
+
+pub fn router(state: Arc<ShimState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/v2", any(v2))
+        .route("/v2/", any(v2))
+        .route("/v2/{*rest}", any(v2))
+        .with_state(state)
+}
+
+impl IntoResponse for RegistryError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            RegistryError::NameInvalid(_) | RegistryError::DigestInvalid(_) | RegistryError::ManifestInvalid(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            RegistryError::ManifestUnknown(_) | RegistryError::BlobUnknown(_) | RegistryError::NotFound => {
+                StatusCode::NOT_FOUND
+            }
+            RegistryError::Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,
+            RegistryError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            RegistryError::Denied => StatusCode::FORBIDDEN,
+            RegistryError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            RegistryError::Unavailable(_) => StatusCode::BAD_GATEWAY,
+        };
+        let mut response = (status, [(header::CONTENT_TYPE, "application/json")], self.envelope()).into_response();
+        if let RegistryError::Unauthorized { www_authenticate: Some(challenge) } = &self {
+            if let Ok(v) = HeaderValue::from_str(challenge) {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        api_version(response)
+    }
+}
+
+fn api_version(mut response: Response) -> Response {
+    response.headers_mut().insert("Docker-Distribution-API-Version", HeaderValue::from_static("registry/2.0"));
+    response
+}
+
+async fn v2(State(state): State<Arc<ShimState>>, request: Request) -> Response {
+    match handle(&state, request).await {
+        Ok(response) => api_version(response),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(state: &Arc<ShimState>, request: Request) -> Result<Response, RegistryError> {
+    let path = request.uri().path();
+    let route = Route::parse(path.strip_prefix("/v2").unwrap_or(path).trim_start_matches('/'))?;
+    let head = match *request.method() {
+        Method::GET => false,
+        Method::HEAD => true,
+        ref m => {
+            return Err(RegistryError::Unsupported(format!(
+                "{m} is not supported: this is a pull-only mirror (GET and HEAD)"
+            )))
+        }
+    };
+    let registry = namespace(request.uri().query()).unwrap_or_else(|| state.default_registry.clone());
+    match route {
+        Route::Base => Ok(Response::new(Body::from("{}"))),
+        Route::Unsupported => {
+            Err(RegistryError::Unsupported("pushing, listing and the catalog are not supported".into()))
+        }
+        Route::Manifest { name, reference } => {
+            let accept: Vec<&str> =
+                request.headers().get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).collect();
+            let accepted = media::accepted(&accept);
+            let manifest = manifest(state, &registry, &name, &reference).await?;
+            if !accepted.is_empty() && !accepted.iter().any(|m| *m == manifest.media_type) {
+                tracing::debug!(media_type = %manifest.media_type, "client did not list the manifest's type; serving it anyway");
+            }
+            let mut response = Response::new(if head { Body::empty() } else { Body::from(manifest.bytes.clone()) });
+            let h = response.headers_mut();
+            h.insert(header::CONTENT_TYPE, header_value(&manifest.media_type));
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(manifest.bytes.len()));
+            h.insert("Docker-Content-Digest", header_value(&manifest.digest.to_string()));
+            Ok(response)
+        }
+        Route::Blob { name, digest } => {
+            let origin = BlobOrigin { registry, repository: name.as_str().to_owned() };
+            blob(state, &origin, &digest, head, request).await
+        }
+    }
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
+}
+
+/// The `ns` query parameter containerd adds in mirror mode: the registry a request is for.
+fn namespace(query: Option<&str>) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == "ns").map(|(_, v)| v.into_owned())
+}
+
+async fn manifest(
+    state: &ShimState,
+    registry: &str,
+    name: &RepoName,
+    reference: &ManifestRef,
+) -> Result<Arc<Manifest>, RegistryError> {
+    let tag_key = match reference {
+        ManifestRef::Digest(_) => None,
+        ManifestRef::Tag(tag) => {
+            Some(TagKey { registry: registry.to_owned(), repository: name.to_string(), tag: tag.clone() })
+        }
+    };
+    let stale = match state.cached_manifest(reference, tag_key.as_ref()) {
+        TagLookup::Fresh(m) => return Ok(m),
+        TagLookup::Stale(m) => Some(m),
+        TagLookup::Missing => None,
+    };
+    match fetch_manifest(state, registry, name, reference).await {
+        Ok(fetched) => Ok(state.remember_manifest(fetched, tag_key)),
+        Err(e) => match stale {
+            Some(m) if matches!(e, RegistryError::Unavailable(_)) => {
+                tracing::warn!(%registry, repository = %name, %reference, error = %e, "upstream unreachable: serving a stale tag");
+                Ok(m)
+            }
+            _ => Err(e),
+        },
+    }
+}
+
+async fn fetch_manifest(
+    state: &ShimState,
+    registry: &str,
+    name: &RepoName,
+    reference: &ManifestRef,
+) -> Result<Manifest, RegistryError> {
+    let sep = if matches!(reference, ManifestRef::Digest(_)) { "@" } else { ":" };
+    let what = format!("{registry}/{name}{sep}{reference}");
+    let image = shoal_seeder::upstream::Upstream::parse_reference(&what)
+        .map_err(|_| RegistryError::NameInvalid(what.clone()))?;
+    let pulled = state.upstream.manifest(&image).await.map_err(|e| upstream_error(Subject::Manifest, &what, e))?;
+    let digest = BlobDigest::from_bytes(Sha256::digest(&pulled.bytes).into());
+    if let ManifestRef::Digest(expected) = reference {
+        if *expected != digest {
+            tracing::error!(%what, actual = %digest, "upstream manifest does not match its digest");
+            return Err(RegistryError::Unavailable(format!("upstream sent a manifest that does not match {expected}")));
+        }
+    }
+    Ok(Manifest { digest, media_type: pulled.media_type, bytes: pulled.bytes })
+}
+
+async fn blob(
+    state: &Arc<ShimState>,
+    origin: &BlobOrigin,
+    digest: &BlobDigest,
+    head: bool,
+    request: Request,
+) -> Result<Response, RegistryError> {
+    if head {
+        let size = state.blobs.size(origin, digest).await?;
+        let mut response = Response::new(Body::empty());
+        blob_headers(response.headers_mut(), digest, Some(size));
+        return Ok(response);
+    }
+    // A range of a blob we lack is served from the cache once the whole blob is in.
+    let ranged = request.headers().contains_key(header::RANGE);
+    match state.blobs.get(origin, digest, !ranged).await? {
+        BlobBody::Cached { path, .. } => {
+            let served = tower_http::services::ServeFile::new(path)
+                .oneshot(request)
+                .await
+                .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
+            let mut response = served.map(Body::new);
+            if response.status().is_success() {
+                blob_headers(response.headers_mut(), digest, None);
+            }
+            Ok(response)
+        }
+        BlobBody::Streaming { size, chunks } => {
+            let mut response = Response::new(Body::from_stream(ReceiverStream::new(chunks)));
+            blob_headers(response.headers_mut(), digest, Some(size));
+            Ok(response)
+        }
+    }
+}
+
+fn blob_headers(h: &mut HeaderMap, digest: &BlobDigest, size: Option<u64>) {
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert("Docker-Content-Digest", header_value(&digest.to_string()));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some(size) = size {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ns_is_read_from_the_query() {
+        assert_eq!(namespace(Some("ns=127.0.0.1%3A5000")).as_deref(), Some("127.0.0.1:5000"));
+        assert_eq!(namespace(Some("a=b&ns=docker.io")).as_deref(), Some("docker.io"));
+        assert_eq!(namespace(Some("a=b")), None);
+        assert_eq!(namespace(None), None);
+    }
+}

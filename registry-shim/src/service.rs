@@ -1,0 +1,80 @@
+//! Wiring for `shoal shim`: configuration, the data directory, binding the listener.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use shoal_seeder::store::BlobStore;
+use shoal_seeder::upstream::{Upstream, UpstreamConfig};
+
+use crate::blobs::BlobFetcher;
+use crate::http::{router, ShimState};
+use crate::manifests::ManifestCache;
+
+/// How a shim runs.
+#[derive(Clone, Debug)]
+pub struct ShimConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Registry (`host[:port]`) for requests without `?ns=`.
+    pub default_registry: String,
+    /// How long a tag is trusted before it is resolved upstream again.
+    pub tag_ttl: Duration,
+    /// Upstream access: insecure registries and credentials per registry.
+    pub upstream: UpstreamConfig,
+}
+
+/// Why the shim could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ShimError {
+    #[error("cannot open the data directory: {0}")]
+    Store(#[from] shoal_seeder::store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A shim whose listener is bound: tests read `local_addr` (after binding port 0), then serve.
+pub struct BoundShim {
+    listener: tokio::net::TcpListener,
+    state: Arc<ShimState>,
+}
+
+impl BoundShim {
+    pub async fn bind(config: ShimConfig) -> Result<Self, ShimError> {
+        let store = Arc::new(BlobStore::open(&config.data_dir)?);
+        let mut upstream_config = config.upstream.clone();
+        upstream_config.default_registry.get_or_insert_with(|| config.default_registry.clone());
+        let upstream = Arc::new(Upstream::new(upstream_config));
+        let state = Arc::new(ShimState {
+            blobs: Arc::new(BlobFetcher::new(store, Arc::clone(&upstream))),
+            upstream,
+            manifests: Mutex::new(ManifestCache::new(config.tag_ttl, 4096)),
+            default_registry: config.default_registry.clone(),
+        });
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ShimError::Listen { addr: config.listen, source })?;
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub async fn serve(self) -> Result<(), ShimError> {
+        tracing::info!(addr = %self.local_addr(), "shim listening");
+        axum::serve(self.listener, router(self.state)).await.map_err(ShimError::Serve)
+    }
+}
+
+/// Runs `shoal shim` until the server fails.
+pub async fn run(config: ShimConfig) -> Result<(), ShimError> {
+    BoundShim::bind(config).await?.serve().await
+}
