@@ -3,6 +3,8 @@
 //! Tests here drive real clients (aria2c, mktorrent, libtorrent, qbittorrent-nox...) against
 //! Shoal. A missing tool is a failure with the install hint, never a skip: CI installs them all.
 
+pub mod registry;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};

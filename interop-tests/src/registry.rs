@@ -1,0 +1,127 @@
+//! A real upstream for tests: Debian's `docker-registry` on a free port, OCI layouts the test
+//! writes itself (random tar+gzip layers), pushed with skopeo.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::{free_port, require_tool, run_ok, sha256_file, wait_for_tcp, write_blob, ChildGuard};
+
+/// One blob of a test image, as written into the OCI layout.
+pub struct LayoutBlob {
+    pub digest: String,
+    pub size: u64,
+    pub media_type: &'static str,
+    pub path: PathBuf,
+}
+
+fn descriptor(b: &LayoutBlob) -> serde_json::Value {
+    serde_json::json!({ "mediaType": b.media_type, "digest": b.digest, "size": b.size })
+}
+
+fn put_blob(layout: &Path, bytes: &[u8]) -> (String, u64, PathBuf) {
+    let dir = layout.join("blobs").join("sha256");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = dir.join("incoming");
+    std::fs::write(&tmp, bytes).unwrap();
+    let digest = sha256_file(&tmp);
+    let path = dir.join(digest.trim_start_matches("sha256:"));
+    std::fs::rename(&tmp, &path).unwrap();
+    (digest, bytes.len() as u64, path)
+}
+
+/// Writes an OCI image layout tagged `tag` with random tar+gzip layers of the given sizes.
+/// Returns the blobs (config first) and the manifest digest.
+pub fn write_oci_layout(layout: &Path, tag: &str, layer_sizes: &[usize], seed: u64) -> (Vec<LayoutBlob>, String) {
+    let work = layout.with_extension("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::create_dir_all(layout.join("blobs").join("sha256")).unwrap();
+    let mut layers = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (i, &size) in layer_sizes.iter().enumerate() {
+        let content = work.join(format!("content{i}"));
+        std::fs::create_dir_all(&content).unwrap();
+        write_blob(&content, "data.bin", size, seed * 100 + i as u64);
+        let tar = work.join(format!("layer{i}.tar"));
+        run_ok(Command::new("tar").arg("-cf").arg(&tar).arg("-C").arg(&content).arg("data.bin"));
+        diff_ids.push(sha256_file(&tar));
+        run_ok(Command::new("gzip").arg("-n").arg("-1").arg("-f").arg(&tar));
+        let gz = std::fs::read(work.join(format!("layer{i}.tar.gz"))).unwrap();
+        let (digest, size, path) = put_blob(layout, &gz);
+        layers.push(LayoutBlob { digest, size, media_type: "application/vnd.oci.image.layer.v1.tar+gzip", path });
+    }
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {}, "rootfs": { "type": "layers", "diff_ids": diff_ids },
+    });
+    let (digest, size, path) = put_blob(layout, &serde_json::to_vec(&config).unwrap());
+    let config = LayoutBlob { digest, size, media_type: "application/vnd.oci.image.config.v1+json", path };
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": descriptor(&config),
+        "layers": layers.iter().map(descriptor).collect::<Vec<_>>(),
+    });
+    let (manifest_digest, manifest_size, _) = put_blob(layout, &serde_json::to_vec(&manifest).unwrap());
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_digest, "size": manifest_size,
+            "annotations": { "org.opencontainers.image.ref.name": tag },
+        }],
+    });
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    std::fs::write(layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let mut blobs = vec![config];
+    blobs.extend(layers);
+    (blobs, manifest_digest)
+}
+
+/// `docker-registry serve` on a free loopback port, storing under `dir`; `extra_config` is
+/// appended to its YAML (auth, notifications).
+pub fn start_registry(dir: &Path, extra_config: &str) -> (ChildGuard, u16) {
+    let registry = require_tool("docker-registry");
+    let port = free_port();
+    std::fs::create_dir_all(dir).unwrap();
+    let config = dir.join("registry.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{extra_config}",
+            dir.join("storage").display()
+        ),
+    )
+    .unwrap();
+    let child =
+        ChildGuard::spawn(Command::new(registry).arg("serve").arg(&config).stdout(Stdio::null()).stderr(Stdio::null()));
+    wait_for_tcp(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(20));
+    (child, port)
+}
+
+/// Pushes `oci:LAYOUT:TAG` to `127.0.0.1:PORT/REPO:TAG` with skopeo over plain HTTP.
+pub fn skopeo_push(layout: &Path, tag: &str, registry_port: u16, repo: &str) {
+    let skopeo = require_tool("skopeo");
+    run_ok(
+        Command::new(skopeo)
+            .args(["copy", "-q", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:{tag}", layout.display()))
+            .arg(format!("docker://127.0.0.1:{registry_port}/{repo}:{tag}")),
+    );
+}
+
+/// `curl` a URL: (HTTP status, body, curl's exit code). `extra` adds curl flags.
+pub fn curl(url: &str, extra: &[&str]) -> (u16, Vec<u8>, i32) {
+    let curl = require_tool("curl");
+    let out = Command::new(curl)
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "60"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .unwrap();
+    let text = out.stdout;
+    let split = text.iter().rposition(|&b| b == b'\n').unwrap_or(0);
+    let status = String::from_utf8_lossy(&text[split..]).trim().parse().unwrap_or(0);
+    (status, text[..split].to_vec(), out.status.code().unwrap_or(-1))
+}
