@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use oci_client::manifest::{IMAGE_MANIFEST_LIST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE};
 use oci_client::Reference;
 use serde::Deserialize;
@@ -354,7 +354,11 @@ impl Mirror {
                 async move { this.ensure_blob(&reference, digest, Some(size)).await }
             })
             .collect();
-        futures_util::stream::iter(fetches).buffer_unordered(BLOB_FETCHES_PER_MANIFEST).try_collect::<Vec<_>>().await?;
+        // Every fetch settles before the outcome is reported, so a failed image leaves no fetch
+        // of it running behind the caller's back.
+        let results: Vec<_> =
+            futures_util::stream::iter(fetches).buffer_unordered(BLOB_FETCHES_PER_MANIFEST).collect().await;
+        results.into_iter().collect::<Result<Vec<_>, _>>()?;
         let describe =
             |d: &Descriptor| ImageBlob { digest: d.digest.clone(), size: d.size, media_type: d.media_type.clone() };
         Ok(ManifestRecord {

@@ -130,6 +130,11 @@ impl Seeding {
         Ok(())
     }
 
+    /// The librqbit session, for a shim that also downloads through it.
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
     /// Bytes uploaded to peers since the session started.
     pub fn uploaded_bytes(&self) -> u64 {
         self.session.stats_snapshot().counters.uploaded_bytes

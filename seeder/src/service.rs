@@ -65,8 +65,12 @@ pub async fn run(
         return Err(SeederError::Config("the BitTorrent listen port must be set (peers are told it)".into()));
     }
     let started = Instant::now();
-    let store = Arc::new(BlobStore::open(&config.data_dir)?);
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| SeederError::Config(format!("cannot create {}: {e}", config.data_dir.display())))?;
+    // The index first: redb's lock keeps a second seeder off this data directory before the
+    // store's startup sweep could delete the first one's temporary files.
     let index = Arc::new(BlobIndex::open(&config.data_dir.join("index.redb"))?);
+    let store = Arc::new(BlobStore::open(&config.data_dir)?);
     let metrics = Arc::new(SeederMetrics::new());
     let upstream = Upstream::new(config.upstream.clone());
     let (mirror, mut stored) = Mirror::new(
