@@ -140,6 +140,11 @@ impl Seeding {
         self.session.stats_snapshot().counters.uploaded_bytes
     }
 
+    /// How many torrents have finished initialising and serve peers.
+    pub fn live_torrents(&self) -> usize {
+        self.session.with_torrents(|torrents| torrents.filter(|(_, t)| t.live().is_some()).count())
+    }
+
     /// How many torrents the session holds.
     pub fn torrent_count(&self) -> usize {
         self.session.with_torrents(|torrents| torrents.count())

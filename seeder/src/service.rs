@@ -54,6 +54,23 @@ pub enum SeederError {
     Config(String),
 }
 
+/// Hands every stored blob to the session (those it restored from its own persistence are
+/// already there); returns how many blobs and bytes are stored.
+pub async fn seed_stored_blobs(mirror: &Mirror, seeding: &Seeding) -> Result<(u64, u64), SeederError> {
+    let (mut count, mut bytes) = (0u64, 0u64);
+    for (digest, _) in mirror.index().blobs()? {
+        match mirror.stored_blob(&digest)? {
+            Some(h) => {
+                seeding.seed(&h).await?;
+                count += 1;
+                bytes += h.size;
+            }
+            None => tracing::warn!(%digest, "indexed blob is gone; dropped from the index"),
+        }
+    }
+    Ok((count, bytes))
+}
+
 /// Runs the seeder until `shutdown` resolves. `on_ready` gets the bound HTTP address once the
 /// store is open and every stored blob is being seeded.
 pub async fn run(
@@ -90,18 +107,9 @@ pub async fn run(
 
     let seeding =
         Arc::new(Seeding::start(store.blobs_dir(), &config.data_dir.join("bittorrent"), &config.seeding).await?);
-    let mut count = 0u64;
-    for (digest, _) in index.blobs()? {
-        match mirror.stored_blob(&digest)? {
-            Some(h) => {
-                seeding.seed(&h).await?;
-                metrics.bytes_stored.add(h.size as i64);
-                count += 1;
-            }
-            None => tracing::warn!(%digest, "indexed blob is gone; dropped from the index"),
-        }
-    }
+    let (count, bytes) = seed_stored_blobs(&mirror, &seeding).await?;
     metrics.blobs.set(count as i64);
+    metrics.bytes_stored.set(bytes as i64);
     tracing::info!(
         blobs = count,
         torrents = seeding.torrent_count(),

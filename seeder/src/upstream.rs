@@ -38,6 +38,8 @@ pub enum UpstreamError {
     },
     #[error("upstream {registry} sent no size for blob {digest}")]
     UnknownSize { registry: String, digest: BlobDigest },
+    #[error("upstream {registry} ignored a range request from byte {offset}")]
+    RangeIgnored { registry: String, offset: u64 },
     #[error("manifest {digest} from {registry} is not valid: {message}")]
     Manifest { registry: String, digest: String, message: String },
 }
@@ -187,6 +189,18 @@ impl Upstream {
         digest: &BlobDigest,
         size: Option<u64>,
     ) -> Result<BlobStream, UpstreamError> {
+        self.blob_from(reference, digest, size, 0).await
+    }
+
+    /// Opens a blob's body from byte `offset` on (a shim resuming what the swarm did not
+    /// deliver). `size` is the whole blob's; the stream holds `size - offset` bytes.
+    pub async fn blob_from(
+        &self,
+        reference: &Reference,
+        digest: &BlobDigest,
+        size: Option<u64>,
+        offset: u64,
+    ) -> Result<BlobStream, UpstreamError> {
         let auth = self.auth(reference);
         let client = self.client(reference);
         client
@@ -196,14 +210,18 @@ impl Upstream {
         let descriptor =
             OciDescriptor { digest: digest.to_string(), size: size.unwrap_or(0) as i64, ..Default::default() };
         let response = client
-            .pull_blob_stream_partial(reference, &descriptor, 0, None)
+            .pull_blob_stream_partial(reference, &descriptor, offset, None)
             .await
             .map_err(Self::registry_error(reference))?;
-        let stream = match response {
-            BlobResponse::Full(s) | BlobResponse::Partial(s) => s,
+        let (stream, partial) = match response {
+            BlobResponse::Full(s) => (s, false),
+            BlobResponse::Partial(s) => (s, true),
         };
+        if offset > 0 && !partial {
+            return Err(UpstreamError::RangeIgnored { registry: reference.registry().to_owned(), offset });
+        }
         let size = size
-            .or(stream.content_length)
+            .or(stream.content_length.map(|len| len + offset))
             .ok_or_else(|| UpstreamError::UnknownSize { registry: reference.registry().to_owned(), digest: *digest })?;
         Ok(BlobStream { size, chunks: stream.stream })
     }
