@@ -403,3 +403,103 @@ fn seeder_fetches_a_blob_on_demand_once_for_concurrent_requests() {
     assert_eq!(status, 200);
     assert_eq!(body, std::fs::read(&layer.path).unwrap());
 }
+
+#[test]
+fn seeder_mirrors_from_an_htpasswd_registry_without_logging_the_password() {
+    let htpasswd = require_tool("htpasswd");
+    let tmp = tempfile::tempdir().unwrap();
+    let (user, password) = ("shoal", "s3cret-Pa55word");
+    let out = run_ok(Command::new(htpasswd).args(["-Bbn", user, password]));
+    let registry_dir = tmp.path().join("registry");
+    std::fs::create_dir_all(&registry_dir).unwrap();
+    let htpasswd_file = registry_dir.join("htpasswd");
+    std::fs::write(&htpasswd_file, out.stdout).unwrap();
+    let auth = format!("auth:\n  htpasswd:\n    realm: shoal-test\n    path: {}\n", htpasswd_file.display());
+    let (_registry, rport) = start_registry(&registry_dir, &auth);
+    let layout = tmp.path().join("layout");
+    let (blobs, manifest_digest) = write_oci_layout(&layout, "v1", &[1 << 20], 3);
+    run_ok(
+        Command::new(require_tool("skopeo"))
+            .args(["copy", "--dest-tls-verify=false", "--dest-creds", &format!("{user}:{password}")])
+            .arg(format!("oci:{}:v1", layout.display()))
+            .arg(format!("docker://127.0.0.1:{rport}/private/app:v1")),
+    );
+    let image = format!("127.0.0.1:{rport}/private/app:v1");
+
+    // Without credentials: refused, clearly, and nothing stored.
+    let anonymous =
+        start_seeder(&tmp.path().join("anonymous"), &["--bt-listen".into(), format!("127.0.0.1:{}", free_port())]);
+    let (status, body) = curl(
+        &format!("{}/v1/images", anonymous.base),
+        &["-X", "POST", "-H", "content-type: application/json", "-d", &format!(r#"{{"image":"{image}"}}"#)],
+    );
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 502, "{body}");
+    assert!(body.to_lowercase().contains("not authorized"), "{body}");
+    drop(anonymous);
+
+    // With them (password from the environment only): mirrored, and the password never logged.
+    let data = tmp.path().join("seeder");
+    let log = tmp.path().join("seeder.log");
+    let mut child = ChildGuard::spawn(
+        Command::new(shoal_binary())
+            .arg("seeder")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen", "127.0.0.1:0", "--bt-listen"])
+            .arg(format!("127.0.0.1:{}", free_port()))
+            .args(["--upstream", &format!("127.0.0.1:{rport}"), "--upstream-username", user, "--image", &image])
+            .env("SHOAL_SEEDER_UPSTREAM_PASSWORD", password)
+            .env("RUST_LOG", "debug,librqbit=info,librqbit_core=info,h2=info,hyper=info,hyper_util=info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap()),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        let line = lines.next().expect("the seeder printed its address").unwrap();
+        if let Some(url) = line.strip_prefix("shoal seeder: listening on ") {
+            break url.to_owned();
+        }
+    };
+    wait_until("the seeder to mirror the private image", Duration::from_secs(60), || {
+        curl(&format!("{base}/v1/images/{image}"), &[]).0 == 200
+    });
+    let (_, body) = curl(&format!("{base}/v1/images/{image}"), &[]);
+    let view: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(view["digest"], manifest_digest.as_str());
+    for b in &blobs {
+        let stored = data.join("blobs/sha256").join(b.digest.trim_start_matches("sha256:"));
+        assert_eq!(sha256_file(&stored), b.digest);
+    }
+    // On demand through the same credentials.
+    let (status, _) = curl(&format!("{base}/v1/blobs/{}/torrent?repo=private/app", blobs[1].digest), &[]);
+    assert_eq!(status, 200);
+    drop(child);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("mirrored image"), "the log is the seeder's: {logged}");
+    assert!(!logged.contains(password), "the password appeared in the log");
+}
+
+#[test]
+fn seeder_mirrors_what_the_registry_notifies_it_of() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("seeder");
+    let seeder = start_seeder(&data, &["--bt-listen".into(), format!("127.0.0.1:{}", free_port())]);
+    let notifications = format!(
+        "notifications:\n  endpoints:\n    - name: shoal\n      url: {}/v1/notifications\n      timeout: 2s\n      threshold: 3\n      backoff: 1s\n",
+        seeder.base
+    );
+    let (_registry, rport) = start_registry(&tmp.path().join("registry"), &notifications);
+    let layout = tmp.path().join("layout");
+    let (blobs, manifest_digest) = write_oci_layout(&layout, "pushed", &[512 << 10, 64 << 10], 4);
+    skopeo_push(&layout, "pushed", rport, "hooked");
+    let pinned = format!("127.0.0.1:{rport}/hooked@{manifest_digest}");
+    wait_until("the push notification to be mirrored", Duration::from_secs(60), || {
+        curl(&format!("{}/v1/images/{pinned}", seeder.base), &[]).0 == 200
+    });
+    for b in &blobs {
+        let stored = data.join("blobs/sha256").join(b.digest.trim_start_matches("sha256:"));
+        assert_eq!(sha256_file(&stored), b.digest);
+    }
+}
