@@ -19,6 +19,7 @@ async fn start_shim(data: &Path, upstream_port: u16, tag_ttl: Duration) -> Socke
         default_registry: format!("127.0.0.1:{upstream_port}"),
         tag_ttl,
         upstream: Default::default(),
+        swarm: None,
     })
     .await
     .unwrap();

@@ -13,12 +13,16 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use shoal_seeder::store::{BlobStore, StoreError};
 use shoal_seeder::upstream::Upstream;
-use shoal_torrents::BlobDigest;
+use shoal_torrents::{BlobDigest, HashedBlob};
+use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
 
+use crate::swarm::{Download, Source as SourceKind, Swarm};
 use crate::RegistryError;
 
 /// Outcome of one download, as seen by the clients waiting on it.
@@ -42,12 +46,25 @@ pub struct BlobOrigin {
 pub struct BlobFetcher {
     store: Arc<BlobStore>,
     upstream: Arc<Upstream>,
+    swarm: Option<Arc<Swarm>>,
     inflight: Mutex<HashMap<BlobDigest, watch::Receiver<Outcome>>>,
 }
 
+/// A miss's bytes on their way, from whichever sources it takes.
+struct Source {
+    size: u64,
+    chunks: BoxStream<'static, Result<Bytes, io::Error>>,
+    /// The swarm download still in the session, to drop once the blob is stored.
+    download: Arc<Mutex<Option<usize>>>,
+}
+
 impl BlobFetcher {
-    pub fn new(store: Arc<BlobStore>, upstream: Arc<Upstream>) -> Self {
-        Self { store, upstream, inflight: Mutex::new(HashMap::new()) }
+    pub fn new(store: Arc<BlobStore>, upstream: Arc<Upstream>, swarm: Option<Arc<Swarm>>) -> Self {
+        Self { store, upstream, swarm, inflight: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn swarm(&self) -> Option<&Arc<Swarm>> {
+        self.swarm.as_ref()
     }
 
     pub fn cached(&self, digest: &BlobDigest) -> Option<BlobBody> {
@@ -132,12 +149,22 @@ impl BlobFetcher {
         let this = Arc::clone(self);
         let digest = *digest;
         tokio::spawn(async move {
+            let download = Arc::clone(&source.download);
             let outcome = this.pump(digest, source, body_tx).await;
+            if let Some(swarm) = &this.swarm {
+                let left = download.lock().expect("download lock").take();
+                if let Some(id) = left {
+                    swarm.drop_download(id).await;
+                }
+                if let Ok(hashed) = &outcome {
+                    swarm.seed(hashed).await;
+                }
+            }
             if let Err(e) = &outcome {
                 tracing::error!(%digest, error = %e, "blob download failed");
             }
             this.inflight.lock().expect("inflight lock").remove(&digest);
-            let _ = done.send(Some(outcome.map_err(|e| e.to_string())));
+            let _ = done.send(Some(outcome.map(|_| ()).map_err(|e| e.to_string())));
         });
         if stream {
             Ok(BlobBody::Streaming { size, chunks: body_rx })
@@ -147,17 +174,62 @@ impl BlobFetcher {
         }
     }
 
-    /// Opens the byte source of a miss. Today: the upstream registry.
-    async fn open_source(
-        &self,
-        origin: &BlobOrigin,
-        digest: &BlobDigest,
-    ) -> Result<shoal_seeder::upstream::BlobStream, RegistryError> {
+    /// Opens the byte source of a miss: the swarm (through the seeder's torrent) with HTTP
+    /// fallbacks for whatever it does not deliver in time, or the upstream registry directly
+    /// when there is no seeder or it has no torrent for the blob yet.
+    async fn open_source(&self, origin: &BlobOrigin, digest: &BlobDigest) -> Result<Source, RegistryError> {
         let reference = self.reference(origin, digest)?;
-        self.upstream
-            .blob(&reference, digest, None)
-            .await
-            .map_err(|e| upstream_error(Subject::Blob, &digest.to_string(), e))
+        let swarm = self.swarm.as_ref().map(Arc::clone);
+        let torrent = match &swarm {
+            Some(s) => s.torrent(origin, digest).await,
+            None => None,
+        };
+        let (Some(swarm), Some(torrent)) = (swarm, torrent) else {
+            let stream = self
+                .upstream
+                .blob(&reference, digest, None)
+                .await
+                .map_err(|e| upstream_error(Subject::Blob, &digest.to_string(), e))?;
+            let counted = self.count(stream.chunks, SourceKind::Upstream);
+            return Ok(Source { size: stream.size, chunks: counted, download: Arc::default() });
+        };
+        let size = torrent.parsed.size.unwrap_or(0);
+        let download = match swarm.download(&torrent).await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!(%digest, error = %e, "librqbit could not start the download; using HTTP");
+                None
+            }
+        };
+        let in_session = Arc::new(Mutex::new(download.as_ref().map(|d| d.id)));
+        let (tx, rx) = mpsc::channel(8);
+        let feed = Feed {
+            swarm,
+            upstream: Arc::clone(&self.upstream),
+            reference,
+            digest: *digest,
+            size,
+            webseeds: torrent.parsed.distribution.webseeds.clone(),
+            in_session: Arc::clone(&in_session),
+            tx,
+        };
+        tokio::spawn(feed.run(download));
+        Ok(Source { size, chunks: ReceiverStream::new(rx).boxed(), download: in_session })
+    }
+
+    fn count(
+        &self,
+        chunks: BoxStream<'static, Result<Bytes, io::Error>>,
+        source: SourceKind,
+    ) -> BoxStream<'static, Result<Bytes, io::Error>> {
+        let swarm = self.swarm.as_ref().map(Arc::clone);
+        chunks
+            .inspect(move |c| {
+                if let (Some(s), Ok(b)) = (&swarm, c) {
+                    s.bytes.add(source, b.len() as u64);
+                }
+            })
+            .boxed()
     }
 
     /// Feeds the source to the store (which hashes and verifies on a blocking thread) and to
@@ -165,9 +237,9 @@ impl BlobFetcher {
     async fn pump(
         &self,
         digest: BlobDigest,
-        source: shoal_seeder::upstream::BlobStream,
+        source: Source,
         body: mpsc::Sender<Result<Bytes, io::Error>>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<HashedBlob, StoreError> {
         let size = source.size;
         let (store_tx, mut store_rx) = mpsc::channel::<Result<Bytes, String>>(16);
         let store = Arc::clone(&self.store);
@@ -208,7 +280,7 @@ impl BlobFetcher {
                 let _ = c.send(last).await;
             }
         }
-        stored.map(|_| ())
+        stored
     }
 }
 
@@ -247,5 +319,164 @@ pub(crate) fn upstream_error(subject: Subject, what: &str, e: shoal_seeder::upst
         },
         U::Reference { .. } => RegistryError::NameInvalid(what.to_owned()),
         _ => RegistryError::Unavailable(e.to_string()),
+    }
+}
+
+/// Delivers one blob's bytes in order: from the swarm while it keeps up, then the rest over
+/// HTTP, from the torrent's webseeds and finally the upstream registry.
+struct Feed {
+    swarm: Arc<Swarm>,
+    upstream: Arc<Upstream>,
+    reference: oci_client::Reference,
+    digest: BlobDigest,
+    size: u64,
+    webseeds: Vec<String>,
+    in_session: Arc<Mutex<Option<usize>>>,
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+}
+
+/// What became of one attempt to deliver bytes.
+enum Fed {
+    /// Everything up to `size` was delivered.
+    Done,
+    /// This source stopped early; try the next from the offset reached.
+    Short,
+    /// The client side is gone (the store gave up): stop.
+    Gone,
+}
+
+impl Feed {
+    async fn run(self, download: Option<Download>) {
+        let mut offset = 0u64;
+        if let Some(download) = download {
+            match self.feed_from_swarm(download, &mut offset).await {
+                Fed::Done => return,
+                Fed::Gone => return,
+                Fed::Short => {
+                    let id = self.in_session.lock().expect("download lock").take();
+                    if let Some(id) = id {
+                        self.swarm.drop_download(id).await;
+                    }
+                }
+            }
+        }
+        for base in &self.webseeds {
+            let url = if base.ends_with('/') { format!("{base}{}", self.digest.torrent_name()) } else { base.clone() };
+            match self.feed_from_webseed(&url, &mut offset).await {
+                Fed::Done | Fed::Gone => return,
+                Fed::Short => {}
+            }
+        }
+        match self.feed_from_upstream(&mut offset).await {
+            Fed::Done | Fed::Gone => {}
+            Fed::Short => {
+                let message = format!("no source delivered {} past byte {offset}", self.digest);
+                let _ = self.tx.send(Err(io::Error::other(message))).await;
+            }
+        }
+    }
+
+    async fn send(&self, chunk: Bytes, offset: &mut u64, source: SourceKind) -> bool {
+        *offset += chunk.len() as u64;
+        self.swarm.bytes.add(source, chunk.len() as u64);
+        self.tx.send(Ok(chunk)).await.is_ok()
+    }
+
+    async fn feed_from_swarm(&self, download: Download, offset: &mut u64) -> Fed {
+        let mut stream = download.stream;
+        let stall = self.swarm.stall_timeout();
+        while *offset < self.size {
+            let mut buf = bytes::BytesMut::with_capacity(256 * 1024);
+            match tokio::time::timeout(stall, stream.read_buf(&mut buf)).await {
+                Ok(Ok(0)) => break,
+                Ok(Ok(_)) => {
+                    if !self.send(buf.freeze(), offset, SourceKind::Peers).await {
+                        return Fed::Gone;
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(digest = %self.digest, offset = *offset, error = %e, "swarm stream failed; falling back to HTTP");
+                    return Fed::Short;
+                }
+                Err(_) => {
+                    tracing::info!(digest = %self.digest, offset = *offset, ?stall, "swarm stalled; fetching the rest over HTTP");
+                    return Fed::Short;
+                }
+            }
+        }
+        if *offset == self.size {
+            Fed::Done
+        } else {
+            Fed::Short
+        }
+    }
+
+    async fn feed_from_webseed(&self, url: &str, offset: &mut u64) -> Fed {
+        let request = self.swarm.http().get(url).header(reqwest::header::RANGE, format!("bytes={offset}-"));
+        let response = match request.send().await {
+            Ok(r) if r.status() == reqwest::StatusCode::PARTIAL_CONTENT => r,
+            Ok(r) if r.status().is_success() && *offset == 0 => r,
+            Ok(r) => {
+                tracing::warn!(%url, status = %r.status(), "webseed refused the range");
+                return Fed::Short;
+            }
+            Err(e) => {
+                tracing::warn!(%url, error = %e, "webseed unreachable");
+                return Fed::Short;
+            }
+        };
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(chunk) => {
+                    let room = (self.size - *offset) as usize;
+                    let chunk = if chunk.len() > room { chunk.slice(..room) } else { chunk };
+                    if !self.send(chunk, offset, SourceKind::Webseed).await {
+                        return Fed::Gone;
+                    }
+                    if *offset == self.size {
+                        return Fed::Done;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%url, offset = *offset, error = %e, "webseed transfer broke");
+                    return Fed::Short;
+                }
+            }
+        }
+        if *offset == self.size {
+            Fed::Done
+        } else {
+            Fed::Short
+        }
+    }
+
+    async fn feed_from_upstream(&self, offset: &mut u64) -> Fed {
+        let stream = match self.upstream.blob_from(&self.reference, &self.digest, Some(self.size), *offset).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(digest = %self.digest, offset = *offset, error = %e, "upstream cannot serve the rest");
+                return Fed::Short;
+            }
+        };
+        let mut chunks = stream.chunks;
+        while let Some(chunk) = chunks.next().await {
+            match chunk {
+                Ok(chunk) => {
+                    if !self.send(chunk, offset, SourceKind::Upstream).await {
+                        return Fed::Gone;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(digest = %self.digest, offset = *offset, error = %e, "upstream transfer broke");
+                    return Fed::Short;
+                }
+            }
+        }
+        if *offset >= self.size {
+            Fed::Done
+        } else {
+            Fed::Short
+        }
     }
 }

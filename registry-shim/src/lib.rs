@@ -17,6 +17,7 @@ pub mod manifests;
 pub mod media;
 pub mod route;
 pub mod service;
+pub mod swarm;
 
 pub use error::RegistryError;
 pub use service::{run, BoundShim, ShimConfig, ShimError};

@@ -11,6 +11,7 @@ use shoal_seeder::upstream::{Upstream, UpstreamConfig};
 use crate::blobs::BlobFetcher;
 use crate::http::{router, ShimState};
 use crate::manifests::ManifestCache;
+use crate::swarm::{Swarm, SwarmConfig};
 
 /// How a shim runs.
 #[derive(Clone, Debug)]
@@ -23,6 +24,8 @@ pub struct ShimConfig {
     pub tag_ttl: Duration,
     /// Upstream access: insecure registries and credentials per registry.
     pub upstream: UpstreamConfig,
+    /// The swarm side; `None` runs a plain verifying pull-through cache (no seeder, no peers).
+    pub swarm: Option<SwarmConfig>,
 }
 
 /// Why the shim could not start.
@@ -30,6 +33,8 @@ pub struct ShimConfig {
 pub enum ShimError {
     #[error("cannot open the data directory: {0}")]
     Store(#[from] shoal_seeder::store::StoreError),
+    #[error(transparent)]
+    Swarm(#[from] shoal_seeder::seeding::SeedingError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -52,8 +57,12 @@ impl BoundShim {
         let mut upstream_config = config.upstream.clone();
         upstream_config.default_registry.get_or_insert_with(|| config.default_registry.clone());
         let upstream = Arc::new(Upstream::new(upstream_config));
+        let swarm = match config.swarm.clone() {
+            Some(swarm) => Some(Arc::new(Swarm::start(&config.data_dir, store.blobs_dir(), swarm).await?)),
+            None => None,
+        };
         let state = Arc::new(ShimState {
-            blobs: Arc::new(BlobFetcher::new(store, Arc::clone(&upstream))),
+            blobs: Arc::new(BlobFetcher::new(store, Arc::clone(&upstream), swarm)),
             upstream,
             manifests: Mutex::new(ManifestCache::new(config.tag_ttl, 4096)),
             default_registry: config.default_registry.clone(),
@@ -62,6 +71,11 @@ impl BoundShim {
             .await
             .map_err(|source| ShimError::Listen { addr: config.listen, source })?;
         Ok(Self { listener, state })
+    }
+
+    /// The swarm side, for metrics and tests (`None` without a seeder).
+    pub fn swarm(&self) -> Option<Arc<Swarm>> {
+        self.state.blobs.swarm().map(Arc::clone)
     }
 
     pub fn local_addr(&self) -> SocketAddr {
