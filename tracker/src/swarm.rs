@@ -30,6 +30,8 @@ pub const INDEX_ABOVE: usize = 16;
 /// The index is dropped again below this size (hysteresis, so a list near the edge does not
 /// rebuild its index on every join and leave).
 const INDEX_DROP_BELOW: usize = 8;
+/// Lists up to this size are sampled with a stack bitset (see `PeerList::sample_into`).
+const SMALL_SAMPLE_BITS: usize = 4096;
 
 /// What the store may hold; every cap's behaviour is part of the contract (see README.md).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -259,12 +261,39 @@ impl<const N: usize> PeerList<N> {
             out.extend(self.peers.iter().enumerate().filter(|(i, _)| Some(*i) != skip).map(|(_, p)| hand(p)));
             return;
         }
+        let position = |j: usize| match skip {
+            Some(s) if j >= s => j + 1,
+            _ => j,
+        };
+        if available <= SMALL_SAMPLE_BITS {
+            // Rejection sampling over a stack bitset: no allocation and no quadratic
+            // membership checks, which is most of the cost for the usual 50-of-a-few-hundred.
+            // Marks `picks` distinct random positions; when more than half are wanted, the
+            // marked ones are the ones left out, so the loop never draws more than 2x.
+            let keep_marked = want * 2 <= available;
+            let picks = if keep_marked { want } else { available - want };
+            let mut marked = [0u64; SMALL_SAMPLE_BITS / 64];
+            let mut left = picks;
+            while left > 0 {
+                let j = rng.random_range(0..available as u32) as usize;
+                let (word, bit) = (j / 64, 1u64 << (j % 64));
+                if marked[word] & bit == 0 {
+                    marked[word] |= bit;
+                    left -= 1;
+                }
+            }
+            for (w, &bits) in marked.iter().enumerate().take(available.div_ceil(64)) {
+                let in_range = if (w + 1) * 64 <= available { u64::MAX } else { (1u64 << (available % 64)) - 1 };
+                let mut chosen = if keep_marked { bits } else { !bits & in_range };
+                while chosen != 0 {
+                    out.push(hand(&self.peers[position(w * 64 + chosen.trailing_zeros() as usize)]));
+                    chosen &= chosen - 1;
+                }
+            }
+            return;
+        }
         for j in rand::seq::index::sample(rng, available, want) {
-            let i = match skip {
-                Some(s) if j >= s => j + 1,
-                _ => j,
-            };
-            out.push(hand(&self.peers[i]));
+            out.push(hand(&self.peers[position(j)]));
         }
     }
 }
@@ -682,6 +711,21 @@ mod tests {
             seen.extend(distinct);
         }
         assert!(seen.len() > 200, "sampling looks biased: only {} distinct peers over 20 hand-outs", seen.len());
+    }
+
+    #[test]
+    fn wanting_most_of_a_swarm_gives_distinct_peers_without_the_announcer() {
+        let swarms = Swarms::new(SwarmLimits::default());
+        fill(&swarms, 0, 61);
+        for seed in 0..20u64 {
+            let mut r = req(7, false);
+            r.numwant = Some(50);
+            let mut out = Vec::new();
+            swarms.announce(&r, 0, &mut StdRng::seed_from_u64(seed), &mut out).unwrap();
+            let distinct: std::collections::HashSet<_> = out.iter().map(|p| p.addr).collect();
+            assert_eq!((out.len(), distinct.len()), (50, 50));
+            assert!(!distinct.contains(&addr(7)));
+        }
     }
 
     #[test]
