@@ -24,6 +24,8 @@ pub enum Command {
     Seeder(SeederArgs),
     /// Run the HTTP (and optionally UDP) BitTorrent tracker.
     Tracker(TrackerArgs),
+    /// Run the per-host registry shim: `docker pull localhost:5000/...` with blobs from the swarm.
+    Shim(ShimArgs),
 }
 
 #[derive(Args, Debug)]
@@ -167,6 +169,50 @@ pub struct TrackerArgs {
     pub threads: Option<usize>,
 }
 
+#[derive(Args, Debug)]
+pub struct ShimArgs {
+    /// Distribution API listen address (keep it on loopback: it serves anyone who can reach it).
+    #[arg(long, env = "SHOAL_SHIM_LISTEN", default_value = "127.0.0.1:5000")]
+    pub listen: std::net::SocketAddr,
+    /// Data directory: blobs/sha256/<hex>, tmp/, partial/, bittorrent/.
+    #[arg(long, env = "SHOAL_SHIM_DATA_DIR", default_value = "shoal-shim-data")]
+    pub data_dir: PathBuf,
+    /// Registry (`host[:port]`) behind `localhost:5000/<repo>` (direct mode); mirror-mode
+    /// requests name theirs with `?ns=`.
+    #[arg(long, env = "SHOAL_SHIM_UPSTREAM", default_value = "docker.io")]
+    pub upstream: String,
+    /// Seeder HTTP base URL (`http://host:port`); without it blobs come from upstream only.
+    #[arg(long, env = "SHOAL_SHIM_SEEDER")]
+    pub seeder: Option<String>,
+    /// Tracker announce URL for blobs this host seeds onward (repeat or comma-separate).
+    #[arg(long = "tracker", env = "SHOAL_SHIM_TRACKERS", value_delimiter = ',')]
+    pub trackers: Vec<String>,
+    /// BitTorrent (TCP) listen address.
+    #[arg(long, env = "SHOAL_SHIM_BT_LISTEN", default_value = "0.0.0.0:6882")]
+    pub bt_listen: std::net::SocketAddr,
+    /// Port announced to trackers [default: the BitTorrent listen port].
+    #[arg(long, env = "SHOAL_SHIM_ANNOUNCE_PORT")]
+    pub announce_port: Option<u16>,
+    /// Milliseconds without a new byte from the swarm before the rest comes over HTTP.
+    #[arg(long, env = "SHOAL_SHIM_STALL_TIMEOUT_MS", default_value_t = 3000)]
+    pub stall_timeout_ms: u64,
+    /// Milliseconds to wait for the seeder's torrent before streaming from upstream instead.
+    #[arg(long, env = "SHOAL_SHIM_TORRENT_TIMEOUT_MS", default_value_t = 500)]
+    pub torrent_timeout_ms: u64,
+    /// Seconds a tag is trusted before it is resolved upstream again.
+    #[arg(long, env = "SHOAL_SHIM_TAG_TTL_SECS", default_value_t = 30)]
+    pub tag_ttl_secs: u64,
+    /// Registries reached over plain HTTP besides loopback ones (repeat or comma-separate).
+    #[arg(long = "insecure-registry", env = "SHOAL_SHIM_INSECURE_REGISTRIES", value_delimiter = ',')]
+    pub insecure_registries: Vec<String>,
+    /// Username for --upstream (basic auth, or the bearer-token flow's credentials).
+    #[arg(long, env = "SHOAL_SHIM_UPSTREAM_USERNAME")]
+    pub upstream_username: Option<String>,
+    /// Password for --upstream; prefer the environment variable to the flag.
+    #[arg(long, env = "SHOAL_SHIM_UPSTREAM_PASSWORD", hide_env_values = true)]
+    pub upstream_password: Option<Secret>,
+}
+
 /// Runs the command line; errors are printed as one clear chain of causes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -175,6 +221,7 @@ pub fn main() -> ExitCode {
         Command::Magnet(args) => commands::magnet::run(args),
         Command::Tracker(args) => commands::tracker::run(args),
         Command::Seeder(args) => commands::seeder::run(args),
+        Command::Shim(args) => commands::shim::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,5 +2,6 @@
 
 pub mod magnet;
 pub mod seeder;
+pub mod shim;
 pub mod torrent;
 pub mod tracker;

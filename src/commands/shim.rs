@@ -1,0 +1,57 @@
+//! `shoal shim`: flags and logging around `shoal_registry_shim::run`.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::Context;
+use shoal_registry_shim::swarm::SwarmConfig;
+use shoal_registry_shim::{BoundShim, ShimConfig};
+use shoal_seeder::seeding::SeedingConfig;
+use shoal_seeder::upstream::{Credentials, UpstreamConfig};
+
+use super::seeder::{init_logging, shutdown_signal};
+use crate::cli::ShimArgs;
+
+pub fn run(args: ShimArgs) -> anyhow::Result<()> {
+    init_logging();
+    let mut credentials = HashMap::new();
+    if let (Some(username), Some(password)) = (&args.upstream_username, &args.upstream_password) {
+        credentials.insert(args.upstream.clone(), Credentials { username: username.clone(), password: password.0.clone() });
+    }
+    let swarm = args.seeder.clone().map(|seeder| SwarmConfig {
+        seeder_url: Some(seeder),
+        seeding: SeedingConfig {
+            listen: args.bt_listen,
+            announce_port: args.announce_port,
+            trackers: args.trackers.clone(),
+            dht: false,
+            local_service_discovery: false,
+        },
+        stall_timeout: Duration::from_millis(args.stall_timeout_ms),
+        torrent_timeout: Duration::from_millis(args.torrent_timeout_ms),
+    });
+    let config = ShimConfig {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        default_registry: args.upstream.clone(),
+        tag_ttl: Duration::from_secs(args.tag_ttl_secs),
+        upstream: UpstreamConfig {
+            insecure_registries: args.insecure_registries,
+            credentials,
+            default_registry: Some(args.upstream),
+        },
+        swarm,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let shim = BoundShim::bind(config).await?;
+        println!("shoal shim: listening on http://{}", shim.local_addr());
+        let _ = std::io::stdout().flush();
+        tokio::select! {
+            served = shim.serve() => served,
+            () = shutdown_signal() => Ok(()),
+        }
+    })?;
+    Ok(())
+}
