@@ -18,7 +18,14 @@ fn torrent_writes_the_profile_file_and_prints_infohash_and_magnet() {
     std::fs::write(dir.path().join("blob"), b"hello shoal").unwrap();
     let out = stdout(&shoal(
         dir.path(),
-        &["torrent", "blob", "--tracker", "http://127.0.0.1:6969/announce", "--webseed", "http://127.0.0.1:7000/webseed/"],
+        &[
+            "torrent",
+            "blob",
+            "--tracker",
+            "http://127.0.0.1:6969/announce",
+            "--webseed",
+            "http://127.0.0.1:7000/webseed/",
+        ],
     ));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
@@ -63,7 +70,10 @@ fn same_file_gives_byte_identical_torrents() {
     std::fs::write(dir.path().join("blob"), vec![1u8; 70_000]).unwrap();
     stdout(&shoal(dir.path(), &["torrent", "blob", "-o", "a.torrent", "--tracker", "udp://t:1"]));
     stdout(&shoal(dir.path(), &["torrent", "blob", "-o", "b.torrent", "--tracker", "udp://t:1"]));
-    assert_eq!(std::fs::read(dir.path().join("a.torrent")).unwrap(), std::fs::read(dir.path().join("b.torrent")).unwrap());
+    assert_eq!(
+        std::fs::read(dir.path().join("a.torrent")).unwrap(),
+        std::fs::read(dir.path().join("b.torrent")).unwrap()
+    );
 }
 
 #[test]

@@ -17,7 +17,8 @@ pub fn run(args: ShimArgs) -> anyhow::Result<()> {
     init_logging();
     let mut credentials = HashMap::new();
     if let (Some(username), Some(password)) = (&args.upstream_username, &args.upstream_password) {
-        credentials.insert(args.upstream.clone(), Credentials { username: username.clone(), password: password.0.clone() });
+        credentials
+            .insert(args.upstream.clone(), Credentials { username: username.clone(), password: password.0.clone() });
     }
     let swarm = args.seeder.clone().map(|seeder| SwarmConfig {
         seeder_url: Some(seeder),
