@@ -16,6 +16,10 @@ fn rss_bytes() -> u64 {
 }
 
 fn main() {
+    // `cargo test --all-targets` also runs this target (without `--bench`): do nothing then.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
     let swarm_count: u32 = std::env::var("SWARMS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let peer_count: u32 = std::env::var("PEERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let mut rng = StdRng::seed_from_u64(1);
