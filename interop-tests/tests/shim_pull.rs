@@ -149,4 +149,7 @@ async fn a_corrupting_upstream_never_gets_bad_bytes_to_the_client() {
     assert!(got.len() < good.len(), "the client received all {} bytes of a corrupt blob", got.len());
     let stored: Vec<_> = std::fs::read_dir(data.join("blobs/sha256")).unwrap().collect();
     assert!(stored.is_empty(), "a corrupt blob was cached");
+    let (_, metrics, _) = curl(&format!("http://{shim}/metrics"), &[]);
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(metrics.contains("shoal_shim_verification_failures_total 1"), "{metrics}");
 }

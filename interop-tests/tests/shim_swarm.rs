@@ -5,12 +5,11 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use shoal_interop_tests::registry::{skopeo_push, start_registry, write_oci_layout};
 use shoal_interop_tests::{free_port, require_tool, sha256_file};
-use shoal_registry_shim::swarm::SwarmConfig;
+use shoal_registry_shim::swarm::{Source, SwarmConfig};
 use shoal_registry_shim::{BoundShim, ShimConfig};
 use shoal_seeder::seeding::SeedingConfig;
 use shoal_seeder::upstream::UpstreamConfig;
@@ -107,7 +106,7 @@ async fn blobs_arrive_from_the_swarm_verified() {
     tokio::spawn(tracker.serve(std::future::pending()));
     let seeder = start_seeder(&tmp.path().join("seeder"), &registry, &trackers).await;
     let (addr, shim) = start_shim(&tmp.path().join("shim"), &registry, &seeder, &trackers).await;
-    let shim_state = shim.swarm();
+    let metrics = shim.metrics();
     tokio::spawn(shim.serve());
 
     let out = tmp.path().join("pulled");
@@ -115,9 +114,8 @@ async fn blobs_arrive_from_the_swarm_verified() {
     for blob in &blobs {
         assert_eq!(sha256_file(&out.join(blob.digest.trim_start_matches("sha256:"))), blob.digest);
     }
-    let swarm = shim_state.expect("the shim runs a swarm");
     let layers: u64 = blobs.iter().skip(1).map(|b| b.size).sum();
-    let from_peers = swarm.bytes.peers.load(Ordering::Relaxed);
+    let from_peers = metrics.bytes(Source::Peers).get();
     assert!(from_peers >= layers, "only {from_peers} of {layers} layer bytes came from peers");
-    assert_eq!(swarm.bytes.upstream.load(Ordering::Relaxed), 0, "bytes came from upstream");
+    assert_eq!(metrics.bytes(Source::Upstream).get(), 0, "bytes came from upstream");
 }

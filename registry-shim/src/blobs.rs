@@ -22,6 +22,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::metrics::ShimMetrics;
 use crate::swarm::{Download, Source as SourceKind, Swarm};
 use crate::RegistryError;
 
@@ -47,6 +48,7 @@ pub struct BlobFetcher {
     store: Arc<BlobStore>,
     upstream: Arc<Upstream>,
     swarm: Option<Arc<Swarm>>,
+    metrics: Arc<ShimMetrics>,
     inflight: Mutex<HashMap<BlobDigest, watch::Receiver<Outcome>>>,
 }
 
@@ -59,8 +61,13 @@ struct Source {
 }
 
 impl BlobFetcher {
-    pub fn new(store: Arc<BlobStore>, upstream: Arc<Upstream>, swarm: Option<Arc<Swarm>>) -> Self {
-        Self { store, upstream, swarm, inflight: Mutex::new(HashMap::new()) }
+    pub fn new(
+        store: Arc<BlobStore>,
+        upstream: Arc<Upstream>,
+        swarm: Option<Arc<Swarm>>,
+        metrics: Arc<ShimMetrics>,
+    ) -> Self {
+        Self { store, upstream, swarm, metrics, inflight: Mutex::new(HashMap::new()) }
     }
 
     pub fn swarm(&self) -> Option<&Arc<Swarm>> {
@@ -95,8 +102,10 @@ impl BlobFetcher {
         stream: bool,
     ) -> Result<BlobBody, RegistryError> {
         if let Some(hit) = self.cached(digest) {
+            self.metrics.cache(true);
             return Ok(hit);
         }
+        self.metrics.cache(false);
         // Either join the download under way or become its leader; the lock is never held
         // across an await.
         let joined = {
@@ -161,6 +170,9 @@ impl BlobFetcher {
                 }
             }
             if let Err(e) = &outcome {
+                if matches!(e, StoreError::DigestMismatch { .. }) {
+                    this.metrics.verification_failures.inc();
+                }
                 tracing::error!(%digest, error = %e, "blob download failed");
             }
             this.inflight.lock().expect("inflight lock").remove(&digest);
@@ -205,6 +217,7 @@ impl BlobFetcher {
         let (tx, rx) = mpsc::channel(8);
         let feed = Feed {
             swarm,
+            metrics: Arc::clone(&self.metrics),
             upstream: Arc::clone(&self.upstream),
             reference,
             digest: *digest,
@@ -222,11 +235,11 @@ impl BlobFetcher {
         chunks: BoxStream<'static, Result<Bytes, io::Error>>,
         source: SourceKind,
     ) -> BoxStream<'static, Result<Bytes, io::Error>> {
-        let swarm = self.swarm.as_ref().map(Arc::clone);
+        let counter = self.metrics.bytes(source);
         chunks
             .inspect(move |c| {
-                if let (Some(s), Ok(b)) = (&swarm, c) {
-                    s.bytes.add(source, b.len() as u64);
+                if let Ok(b) = c {
+                    counter.inc_by(b.len() as u64);
                 }
             })
             .boxed()
@@ -326,6 +339,7 @@ pub(crate) fn upstream_error(subject: Subject, what: &str, e: shoal_seeder::upst
 /// HTTP, from the torrent's webseeds and finally the upstream registry.
 struct Feed {
     swarm: Arc<Swarm>,
+    metrics: Arc<ShimMetrics>,
     upstream: Arc<Upstream>,
     reference: oci_client::Reference,
     digest: BlobDigest,
@@ -378,7 +392,7 @@ impl Feed {
 
     async fn send(&self, chunk: Bytes, offset: &mut u64, source: SourceKind) -> bool {
         *offset += chunk.len() as u64;
-        self.swarm.bytes.add(source, chunk.len() as u64);
+        self.metrics.bytes(source).inc_by(chunk.len() as u64);
         self.tx.send(Ok(chunk)).await.is_ok()
     }
 

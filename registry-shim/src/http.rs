@@ -25,6 +25,7 @@ pub struct ShimState {
     pub upstream: Arc<shoal_seeder::upstream::Upstream>,
     pub blobs: Arc<BlobFetcher>,
     pub manifests: std::sync::Mutex<ManifestCache>,
+    pub metrics: Arc<crate::metrics::ShimMetrics>,
     /// Registry for requests without `?ns=` (direct mode: `docker pull localhost:5000/repo`).
     pub default_registry: String,
 }
@@ -50,6 +51,7 @@ impl ShimState {
 pub fn router(state: Arc<ShimState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .route("/v2", any(v2))
         .route("/v2/", any(v2))
         .route("/v2/{*rest}", any(v2))
@@ -86,10 +88,33 @@ fn api_version(mut response: Response) -> Response {
     response
 }
 
+async fn metrics(State(state): State<Arc<ShimState>>) -> Response {
+    if let Some(swarm) = state.blobs.swarm() {
+        state.metrics.bittorrent_uploaded_bytes.set(swarm.uploaded_bytes() as i64);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}
+
 async fn v2(State(state): State<Arc<ShimState>>, request: Request) -> Response {
-    match handle(&state, request).await {
+    let endpoint = endpoint_label(request.uri().path());
+    let response = match handle(&state, request).await {
         Ok(response) => api_version(response),
         Err(e) => e.into_response(),
+    };
+    state.metrics.request(endpoint, response.status().as_u16());
+    response
+}
+
+/// A bounded label for the requests metric (paths themselves would explode cardinality).
+fn endpoint_label(path: &str) -> &'static str {
+    if path.contains("/manifests/") {
+        "manifests"
+    } else if path.contains("/blobs/") {
+        "blobs"
+    } else if path.trim_end_matches('/') == "/v2" {
+        "base"
+    } else {
+        "other"
     }
 }
 

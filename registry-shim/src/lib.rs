@@ -15,6 +15,7 @@ mod error;
 mod http;
 pub mod manifests;
 pub mod media;
+pub mod metrics;
 pub mod route;
 pub mod service;
 pub mod swarm;

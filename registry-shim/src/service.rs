@@ -11,6 +11,7 @@ use shoal_seeder::upstream::{Upstream, UpstreamConfig};
 use crate::blobs::BlobFetcher;
 use crate::http::{router, ShimState};
 use crate::manifests::ManifestCache;
+use crate::metrics::ShimMetrics;
 use crate::swarm::{Swarm, SwarmConfig};
 
 /// How a shim runs.
@@ -57,12 +58,14 @@ impl BoundShim {
         let mut upstream_config = config.upstream.clone();
         upstream_config.default_registry.get_or_insert_with(|| config.default_registry.clone());
         let upstream = Arc::new(Upstream::new(upstream_config));
+        let metrics = Arc::new(ShimMetrics::new());
         let swarm = match config.swarm.clone() {
             Some(swarm) => Some(Arc::new(Swarm::start(&config.data_dir, store.blobs_dir(), swarm).await?)),
             None => None,
         };
         let state = Arc::new(ShimState {
-            blobs: Arc::new(BlobFetcher::new(store, Arc::clone(&upstream), swarm)),
+            blobs: Arc::new(BlobFetcher::new(store, Arc::clone(&upstream), swarm, Arc::clone(&metrics))),
+            metrics: Arc::clone(&metrics),
             upstream,
             manifests: Mutex::new(ManifestCache::new(config.tag_ttl, 4096)),
             default_registry: config.default_registry.clone(),
@@ -73,9 +76,9 @@ impl BoundShim {
         Ok(Self { listener, state })
     }
 
-    /// The swarm side, for metrics and tests (`None` without a seeder).
-    pub fn swarm(&self) -> Option<Arc<Swarm>> {
-        self.state.blobs.swarm().map(Arc::clone)
+    /// The shim's metrics (what `/metrics` renders).
+    pub fn metrics(&self) -> Arc<ShimMetrics> {
+        Arc::clone(&self.state.metrics)
     }
 
     pub fn local_addr(&self) -> SocketAddr {

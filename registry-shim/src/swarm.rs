@@ -8,7 +8,6 @@
 //! (the seeder's [`Seeding`], with a complete fast-resume bitfield: no re-hashing).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,25 +21,7 @@ use shoal_torrents::{BlobDigest, HashedBlob, ParsedTorrent};
 
 use crate::blobs::BlobOrigin;
 
-/// Bytes served to clients, by where they came from.
-#[derive(Debug, Default)]
-pub struct BytesBySource {
-    pub peers: AtomicU64,
-    pub webseed: AtomicU64,
-    pub upstream: AtomicU64,
-}
-
-impl BytesBySource {
-    pub fn add(&self, source: Source, n: u64) {
-        let counter = match source {
-            Source::Peers => &self.peers,
-            Source::Webseed => &self.webseed,
-            Source::Upstream => &self.upstream,
-        };
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-}
-
+/// Where a blob's bytes came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
     Peers,
@@ -88,7 +69,6 @@ pub struct Swarm {
     http: reqwest::Client,
     config: SwarmConfig,
     streams: Arc<tokio::sync::Semaphore>,
-    pub bytes: BytesBySource,
 }
 
 impl Swarm {
@@ -109,7 +89,7 @@ impl Swarm {
             .build()
             .map_err(|e| SeedingError::Start(e.to_string()))?;
         let streams = Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS));
-        Ok(Self { seeding, partial_dir, http, config, streams, bytes: BytesBySource::default() })
+        Ok(Self { seeding, partial_dir, http, config, streams })
     }
 
     pub fn stall_timeout(&self) -> Duration {

@@ -1,0 +1,82 @@
+//! The shim's Prometheus metrics, on a registry of its own (served at `/metrics`).
+
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+use crate::swarm::Source;
+
+/// Every metric the shim exports.
+pub struct ShimMetrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    cache: IntCounterVec,
+    bytes: IntCounterVec,
+    pub verification_failures: IntCounter,
+    pub bittorrent_uploaded_bytes: IntGauge,
+}
+
+impl Default for ShimMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ShimMetrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let vec = |name: &str, help: &str, labels: &[&str]| {
+            let v = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(v.clone())).expect("unique metric");
+            v
+        };
+        let requests = vec(
+            "shoal_shim_requests_total",
+            "Distribution API requests by endpoint and status",
+            &["endpoint", "status"],
+        );
+        let cache = vec(
+            "shoal_shim_blob_cache_total",
+            "Blob requests answered from the cache (hit) or not (miss)",
+            &["result"],
+        );
+        let bytes = vec(
+            "shoal_shim_blob_bytes_total",
+            "Blob bytes fetched for clients, by source: BitTorrent peers, webseed, upstream registry",
+            &["source"],
+        );
+        let verification_failures = IntCounter::new(
+            "shoal_shim_verification_failures_total",
+            "Blobs whose bytes did not match their digest (discarded, client aborted)",
+        )
+        .expect("valid metric");
+        registry.register(Box::new(verification_failures.clone())).expect("unique metric");
+        let bittorrent_uploaded_bytes =
+            IntGauge::new("shoal_shim_bittorrent_uploaded_bytes", "Bytes uploaded to BitTorrent peers since start")
+                .expect("valid metric");
+        registry.register(Box::new(bittorrent_uploaded_bytes.clone())).expect("unique metric");
+        Self { registry, requests, cache, bytes, verification_failures, bittorrent_uploaded_bytes }
+    }
+
+    pub fn request(&self, endpoint: &str, status: u16) {
+        self.requests.with_label_values(&[endpoint, &status.to_string()]).inc();
+    }
+
+    pub fn cache(&self, hit: bool) {
+        self.cache.with_label_values(&[if hit { "hit" } else { "miss" }]).inc();
+    }
+
+    /// The byte counter of one source.
+    pub fn bytes(&self, source: Source) -> IntCounter {
+        let label = match source {
+            Source::Peers => "peers",
+            Source::Webseed => "webseed",
+            Source::Upstream => "upstream",
+        };
+        self.bytes.with_label_values(&[label])
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding");
+        String::from_utf8(out).expect("metrics are UTF-8")
+    }
+}
