@@ -338,3 +338,19 @@ fn udp_and_http_share_the_swarm() {
     let e = get(&t, &announce_target(HASH, 1, "&left=0"));
     assert_eq!(peers_bytes(&e), vec![127, 0, 0, 1, (7777u16 >> 8) as u8, (7777u16 & 0xff) as u8]);
 }
+
+#[test]
+fn ipv6_peers_come_back_in_peers6() {
+    let Ok(probe) = std::net::TcpListener::bind("[::1]:0") else {
+        panic!("this machine has no IPv6 loopback; the tracker's BEP 7 path needs one to be tested");
+    };
+    drop(probe);
+    let t = spawn(TrackerConfig { listen: "[::1]:0".parse().unwrap(), ..TrackerConfig::loopback() }).unwrap();
+    get(&t, &announce_target(HASH, 1, "&left=0"));
+    let e = get(&t, &announce_target(HASH, 2, "&left=1"));
+    assert!(peers_bytes(&e).is_empty());
+    let peers6 = e.value().get("peers6").expect("peers6 in the reply").0.as_bytes().unwrap().to_vec();
+    let mut want = std::net::Ipv6Addr::LOCALHOST.octets().to_vec();
+    want.extend_from_slice(&10001u16.to_be_bytes());
+    assert_eq!(peers6, want);
+}
