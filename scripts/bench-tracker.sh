@@ -55,9 +55,13 @@ run_wrk() {
   errs=$(sed -n 's/^RESULT requests=.* errors[^=]*=\([0-9/]*\).*/\1/p' "$WORK/wrk.out")
   p50=$(sed -n 's/^RESULT latency_ms p50=\([0-9.]*\).*/\1/p' "$WORK/wrk.out")
   p99=$(sed -n 's/^RESULT latency_ms .*p99=\([0-9.]*\) p99.9.*/\1/p' "$WORK/wrk.out")
-  local cpu_us; cpu_us=$(python3 -c "print(f'{($t1 - $t0) * $TICK_US / max($reqs, 1):.1f}')")
+  local secs cpu_us busy
+  secs=$(sed -n 's/^RESULT requests=.* duration_s=\([0-9.]*\).*/\1/p' "$WORK/wrk.out")
+  cpu_us=$(python3 -c "print(f'{($t1 - $t0) * $TICK_US / max($reqs, 1):.1f}')")
+  # Below ~95% the tracker was not the bottleneck (wrk or other load on the machine was).
+  busy=$(python3 -c "print(f'{($t1 - $t0) * $TICK_US / 1e4 / $secs:.0f}')")
   echo "$rps $p50 $p99 $cpu_us" > "$WORK/$name.$mode"
-  printf '%-12s %-10s %10s %9s %9s %12s   errors %s\n' "$name" "$mode" "$rps" "$p50" "$p99" "$cpu_us" "$errs"
+  printf '%-12s %-10s %10s %9s %9s %12s %8s%%   errors %s\n' "$name" "$mode" "$rps" "$p50" "$p99" "$cpu_us" "$busy" "$errs"
 }
 
 # wire_bytes PORT -> headers + body of one 50-peer compact announce reply, after 60 other
@@ -84,7 +88,7 @@ bench() { # NAME PID PORT
 }
 
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)   wrk: -t1 -c$CONNS -d$DURATION, $HASHES infohashes, numwant=50"
-printf '%-12s %-10s %10s %9s %9s %12s\n' tracker mode "req/s" "p50_ms" "p99_ms" "cpu_us/req"
+printf '%-12s %-10s %10s %9s %9s %12s %9s\n' tracker mode "req/s" "p50_ms" "p99_ms" "cpu_us/req" "core_busy"
 
 SP=$(free_port)
 taskset -c 0 "$SHOAL" tracker --listen "127.0.0.1:$SP" --allow-list "$WORK/whitelist" >"$WORK/shoal.log" 2>&1 &
