@@ -123,6 +123,7 @@ fn malformed_requests_get_a_bencoded_failure_reason() {
         ("missing peer_id", format!("/announce?info_hash={HASH}&port=6881")),
         ("bad left", format!("/announce?info_hash={HASH}&port=6881{peer}&left=-5")),
         ("100 KB query", format!("/announce?info_hash={HASH}&port=6881{peer}&pad={}", "a".repeat(100 * 1024))),
+        ("1 MB query", format!("/announce?info_hash={HASH}&port=6881{peer}&pad={}", "b".repeat(1024 * 1024))),
         ("scrape without info_hash", "/scrape".to_owned()),
         ("scrape with a short info_hash", "/scrape?info_hash=abc".to_owned()),
     ];
