@@ -3,7 +3,9 @@
 //! Tests here drive real clients (aria2c, mktorrent, libtorrent, qbittorrent-nox...) against
 //! Shoal. A missing tool is a failure with the install hint, never a skip: CI installs them all.
 
+pub mod docker;
 pub mod registry;
+pub mod stack;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -102,4 +104,20 @@ pub fn run_ok(cmd: &mut Command) -> std::process::Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+// ---- Helpers added with the seeder's interop tests (seeder_*.rs) ----
+
+/// The workspace's `shoal` binary: `$SHOAL_BIN` when set (e.g. a release build), else
+/// `target/<profile>/shoal`, built first with `cargo build --bin shoal` (a no-op when fresh).
+pub fn shoal_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("SHOAL_BIN") {
+        return PathBuf::from(bin);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    run_ok(Command::new(env!("CARGO")).current_dir(&root).args(["build", "-q", "--bin", "shoal"]));
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("shoal");
+    assert!(bin.is_file(), "{} was not built", bin.display());
+    bin
 }

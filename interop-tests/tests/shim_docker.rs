@@ -1,0 +1,76 @@
+//! Real container clients through the shim: a Docker daemon runs `docker pull
+//! 127.0.0.1:<shim>/<repo>:<tag>` (direct mode) and its containerd pulls the upstream's own name
+//! with a hosts.toml mirror pointing at the shim (mirror mode, `?ns=`). Layers arrive from the
+//! swarm (the seeder over BitTorrent) and match the upstream's.
+
+use std::process::Command;
+
+use shoal_interop_tests::docker::DockerDaemon;
+use shoal_interop_tests::registry::{skopeo_push, start_registry, write_oci_layout};
+use shoal_interop_tests::stack::{start_seeder, start_shim, start_tracker};
+use shoal_interop_tests::{require_tool, run_ok};
+use shoal_registry_shim::swarm::Source;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn docker_and_containerd_pull_through_the_shim() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_registry, port) = start_registry(&tmp.path().join("registry"), "");
+    let registry = format!("127.0.0.1:{port}");
+    let layout = tmp.path().join("layout");
+    let (blobs, _) = write_oci_layout(&layout, "v1", &[2_000_000, 900_000, 40_000], 33);
+    skopeo_push(&layout, "v1", port, "team/app");
+    let diff_ids: Vec<String> = {
+        let config: serde_json::Value = serde_json::from_slice(&std::fs::read(&blobs[0].path).unwrap()).unwrap();
+        config["rootfs"]["diff_ids"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_owned()).collect()
+    };
+
+    let trackers = vec![start_tracker().await];
+    let seeder = start_seeder(&tmp.path().join("seeder"), &registry, &trackers).await;
+    let shim = start_shim(&tmp.path().join("shim"), &registry, Some(&seeder), &trackers).await;
+    let daemon_dir = tmp.path().join("docker");
+    let daemon = tokio::task::spawn_blocking(move || DockerDaemon::start(&daemon_dir)).await.unwrap();
+
+    // Direct mode: docker pull through the shim.
+    let image = format!("{}/team/app:v1", shim.addr);
+    let d = &daemon;
+    let pulled = tokio::task::block_in_place(|| d.docker(&["pull", &image]));
+    assert!(pulled.status.success(), "docker pull: {}", String::from_utf8_lossy(&pulled.stderr));
+    let inspect =
+        tokio::task::block_in_place(|| d.docker(&["image", "inspect", "--format", "{{json .RootFS.Layers}}", &image]));
+    let layers: Vec<String> = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(layers, diff_ids, "docker's layers differ from the upstream image's");
+    let layer_bytes: u64 = blobs.iter().skip(1).map(|b| b.size).sum();
+    assert!(
+        shim.metrics.bytes(Source::Peers).get() >= layer_bytes,
+        "docker's layers did not come from peers: {}",
+        shim.metrics.render()
+    );
+
+    // Mirror mode: containerd pulls the upstream's own name; hosts.toml sends it to the shim.
+    let ctr = require_tool("ctr");
+    let hosts = tmp.path().join("hosts");
+    std::fs::create_dir_all(hosts.join(&registry)).unwrap();
+    std::fs::write(
+        hosts.join(&registry).join("hosts.toml"),
+        format!(
+            "server = \"http://{registry}\"\n\n[host.\"http://{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+            shim.addr
+        ),
+    )
+    .unwrap();
+    let before = shim.metrics.render();
+    let socket = daemon.containerd_socket.clone();
+    let out = tokio::task::block_in_place(|| {
+        run_ok(
+            Command::new(ctr)
+                .arg("--address")
+                .arg(&socket)
+                .args(["-n", "shoaltest", "images", "pull", "--plain-http", "--hosts-dir"])
+                .arg(&hosts)
+                .arg(format!("{registry}/team/app:v1")),
+        )
+    });
+    let after = shim.metrics.render();
+    assert_ne!(before, after, "containerd never asked the shim: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(after.contains(r#"shoal_shim_requests_total{endpoint="manifests",status="200"}"#), "{after}");
+}
