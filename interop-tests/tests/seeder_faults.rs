@@ -16,7 +16,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use shoal_interop_tests::{free_port, require_tool, run_ok, wait_until, ChildGuard};
+use shoal_interop_tests::{free_port, require_tool, shoal_binary, wait_until, ChildGuard};
 use shoal_torrents::BlobHasher;
 
 fn digest_of(bytes: &[u8]) -> String {
@@ -126,16 +126,6 @@ async fn serve_path(State(reg): State<Arc<FakeRegistry>>, UrlPath(path): UrlPath
         Some((Ok::<_, std::io::Error>(chunk), (chunks, reg)))
     });
     ([(header::CONTENT_LENGTH, len.to_string())], Body::from_stream(stream)).into_response()
-}
-
-/// The `shoal` binary of this workspace, built on demand (a no-op when it is fresh).
-fn shoal_binary() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
-    run_ok(Command::new(env!("CARGO")).current_dir(&root).args(["build", "-q", "--bin", "shoal"]));
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("shoal");
-    assert!(bin.is_file(), "{} was not built", bin.display());
-    bin
 }
 
 fn start_seeder(data: &Path, args: &[String]) -> (ChildGuard, String) {

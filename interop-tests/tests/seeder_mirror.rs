@@ -10,19 +10,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use shoal_interop_tests::{
-    free_port, require_tool, run_ok, sha256_file, wait_for_tcp, wait_until, write_blob, ChildGuard,
+    free_port, require_tool, run_ok, sha256_file, shoal_binary, wait_for_tcp, wait_until, write_blob, ChildGuard,
 };
 use shoal_torrents::{hash_reader, BlobTorrent, Distribution, ParsedTorrent};
-
-/// The `shoal` binary of this workspace, built on demand (a no-op when it is fresh).
-fn shoal_binary() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
-    run_ok(Command::new(env!("CARGO")).current_dir(&root).args(["build", "-q", "--bin", "shoal"]));
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("shoal");
-    assert!(bin.is_file(), "{} was not built", bin.display());
-    bin
-}
 
 /// One blob of the test image, as written into the OCI layout.
 struct Blob {
