@@ -23,6 +23,7 @@ pub fn seeding(trackers: &[String]) -> SeedingConfig {
         trackers: trackers.to_vec(),
         dht: false,
         local_service_discovery: false,
+        disable_upload: false,
     }
 }
 
@@ -43,28 +44,56 @@ pub async fn start_tracker() -> String {
     url
 }
 
-/// Starts `shoal seeder` with `registry` as its default upstream; returns its HTTP base URL.
-pub async fn start_seeder(data: &Path, registry: &str, trackers: &[String]) -> String {
+/// A seeder running in this process.
+pub struct Seeder {
+    /// Its HTTP base URL (`http://127.0.0.1:PORT`).
+    pub url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Seeder {
+    /// Shuts it down (BitTorrent session, API, index) and waits until it has let go of its
+    /// data directory.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(30), &mut self.task).await.expect("seeder stopped in time").unwrap();
+    }
+}
+
+/// Starts `shoal seeder` with `registry` as its default upstream.
+pub async fn start_seeder(data: &Path, registry: &str, trackers: &[String]) -> Seeder {
+    start_seeder_with(data, registry, seeding(trackers)).await
+}
+
+/// Starts `shoal seeder` with the given BitTorrent settings (e.g. `disable_upload`).
+pub async fn start_seeder_with(data: &Path, registry: &str, seeding: SeedingConfig) -> Seeder {
     let config = SeederConfig {
         data_dir: data.to_owned(),
         http_listen: "127.0.0.1:0".parse().unwrap(),
         public_url: None,
-        seeding: seeding(trackers),
+        seeding,
         upstream: UpstreamConfig { default_registry: Some(registry.to_owned()), ..Default::default() },
         images: vec![],
         platforms: vec![],
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
         let ready = move |addr| {
             let _ = ready_tx.send(addr);
         };
-        if let Err(e) = shoal_seeder::run(config, ready, std::future::pending()).await {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = shoal_seeder::run(config, ready, shutdown).await {
             panic!("seeder failed: {e}");
         }
     });
     let addr = tokio::time::timeout(Duration::from_secs(60), ready_rx).await.expect("seeder ready in time").unwrap();
-    format!("http://{addr}")
+    Seeder { url: format!("http://{addr}"), stop: Some(stop), task }
 }
 
 /// A running shim: its address and its metrics.

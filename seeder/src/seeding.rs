@@ -57,6 +57,8 @@ pub struct SeedingConfig {
     pub trackers: Vec<String>,
     pub dht: bool,
     pub local_service_discovery: bool,
+    /// Download only, upload nothing (tests of a swarm without its origin; a leech-only host).
+    pub disable_upload: bool,
 }
 
 /// The librqbit session seeding the store.
@@ -93,6 +95,7 @@ impl Seeding {
             default_storage_factory: Some(StoreStorageFactory { blobs_dir: blobs_dir.to_owned() }.boxed()),
             trackers: HashSet::new(),
             ipv4_only: config.listen.is_ipv4(),
+            disable_upload: config.disable_upload,
             ..Default::default()
         };
         let session = Session::new_with_opts(state_dir.join("unused-output"), options)

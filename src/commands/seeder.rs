@@ -52,6 +52,7 @@ pub fn run(args: SeederArgs) -> anyhow::Result<()> {
             trackers: args.trackers,
             dht: args.dht,
             local_service_discovery: args.lsd,
+            disable_upload: false,
         },
         upstream: UpstreamConfig {
             insecure_registries: [args.insecure_registries, file.insecure_registries].concat(),

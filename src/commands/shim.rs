@@ -28,6 +28,7 @@ pub fn run(args: ShimArgs) -> anyhow::Result<()> {
             trackers: args.trackers.clone(),
             dht: false,
             local_service_discovery: false,
+            disable_upload: false,
         },
         stall_timeout: Duration::from_millis(args.stall_timeout_ms),
         torrent_timeout: Duration::from_millis(args.torrent_timeout_ms),
