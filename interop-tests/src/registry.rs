@@ -34,7 +34,52 @@ fn put_blob(layout: &Path, bytes: &[u8]) -> (String, u64, PathBuf) {
 /// Writes an OCI image layout tagged `tag` with random tar+gzip layers of the given sizes.
 /// Returns the blobs (config first) and the manifest digest.
 pub fn write_oci_layout(layout: &Path, tag: &str, layer_sizes: &[usize], seed: u64) -> (Vec<LayoutBlob>, String) {
-    let work = layout.with_extension("work");
+    let (blobs, manifest) = write_image(layout, ("linux", "amd64"), layer_sizes, seed);
+    let digest = manifest["digest"].as_str().unwrap().to_owned();
+    write_index(layout, tag, vec![manifest]);
+    (blobs, digest)
+}
+
+/// Writes a multi-platform image: one image per `(os, arch)`, each with its own random layers,
+/// under one OCI image index tagged `tag`. Returns each platform's blobs (config first) and
+/// the index's digest.
+pub fn write_oci_index(
+    layout: &Path,
+    tag: &str,
+    platforms: &[(&str, &str)],
+    layer_sizes: &[usize],
+    seed: u64,
+) -> (Vec<Vec<LayoutBlob>>, String) {
+    let mut images = Vec::new();
+    let mut manifests = Vec::new();
+    for (i, platform) in platforms.iter().enumerate() {
+        let (blobs, mut manifest) = write_image(layout, *platform, layer_sizes, seed * 10 + i as u64);
+        manifest["platform"] = serde_json::json!({ "os": platform.0, "architecture": platform.1 });
+        images.push(blobs);
+        manifests.push(manifest);
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    });
+    let (digest, size, _) = put_blob(layout, &serde_json::to_vec(&index).unwrap());
+    let descriptor = serde_json::json!({
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest, "size": size,
+    });
+    write_index(layout, tag, vec![descriptor]);
+    (images, digest)
+}
+
+/// One image (layers, config, manifest) into the layout's blobs; returns its blobs and the
+/// manifest's descriptor.
+fn write_image(
+    layout: &Path,
+    (os, arch): (&str, &str),
+    layer_sizes: &[usize],
+    seed: u64,
+) -> (Vec<LayoutBlob>, serde_json::Value) {
+    let work = layout.with_extension(format!("work-{seed}"));
     std::fs::create_dir_all(&work).unwrap();
     std::fs::create_dir_all(layout.join("blobs").join("sha256")).unwrap();
     let mut layers = Vec::new();
@@ -52,7 +97,7 @@ pub fn write_oci_layout(layout: &Path, tag: &str, layer_sizes: &[usize], seed: u
         layers.push(LayoutBlob { digest, size, media_type: "application/vnd.oci.image.layer.v1.tar+gzip", path });
     }
     let config = serde_json::json!({
-        "architecture": "amd64", "os": "linux",
+        "architecture": arch, "os": os,
         "config": {}, "rootfs": { "type": "layers", "diff_ids": diff_ids },
     });
     let (digest, size, path) = put_blob(layout, &serde_json::to_vec(&config).unwrap());
@@ -64,19 +109,23 @@ pub fn write_oci_layout(layout: &Path, tag: &str, layer_sizes: &[usize], seed: u
         "layers": layers.iter().map(descriptor).collect::<Vec<_>>(),
     });
     let (manifest_digest, manifest_size, _) = put_blob(layout, &serde_json::to_vec(&manifest).unwrap());
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": manifest_digest, "size": manifest_size,
-            "annotations": { "org.opencontainers.image.ref.name": tag },
-        }],
-    });
-    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
-    std::fs::write(layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     let mut blobs = vec![config];
     blobs.extend(layers);
-    (blobs, manifest_digest)
+    let descriptor = serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": manifest_digest, "size": manifest_size,
+    });
+    (blobs, descriptor)
+}
+
+/// The layout's `index.json`, naming `tag` for each top-level descriptor, and `oci-layout`.
+fn write_index(layout: &Path, tag: &str, mut descriptors: Vec<serde_json::Value>) {
+    for d in &mut descriptors {
+        d["annotations"] = serde_json::json!({ "org.opencontainers.image.ref.name": tag });
+    }
+    let index = serde_json::json!({ "schemaVersion": 2, "manifests": descriptors });
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    std::fs::write(layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
 }
 
 /// `docker-registry serve` on a free loopback port, storing under `dir`; `extra_config` is
@@ -100,12 +149,13 @@ pub fn start_registry(dir: &Path, extra_config: &str) -> (ChildGuard, u16) {
     (child, port)
 }
 
-/// Pushes `oci:LAYOUT:TAG` to `127.0.0.1:PORT/REPO:TAG` with skopeo over plain HTTP.
+/// Pushes `oci:LAYOUT:TAG` (every platform of an index) to `127.0.0.1:PORT/REPO:TAG` with
+/// skopeo over plain HTTP.
 pub fn skopeo_push(layout: &Path, tag: &str, registry_port: u16, repo: &str) {
     let skopeo = require_tool("skopeo");
     run_ok(
         Command::new(skopeo)
-            .args(["copy", "-q", "--dest-tls-verify=false"])
+            .args(["copy", "-q", "--all", "--dest-tls-verify=false"])
             .arg(format!("oci:{}:{tag}", layout.display()))
             .arg(format!("docker://127.0.0.1:{registry_port}/{repo}:{tag}")),
     );

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use shoal_interop_tests::registry::{curl, skopeo_push, start_registry, write_oci_layout};
+use shoal_interop_tests::registry::{curl, skopeo_push, start_registry, write_oci_index, write_oci_layout};
 use shoal_interop_tests::{require_tool, sha256_file};
 use shoal_registry_shim::{BoundShim, ShimConfig};
 
@@ -152,4 +152,46 @@ async fn a_corrupting_upstream_never_gets_bad_bytes_to_the_client() {
     let (_, metrics, _) = curl(&format!("http://{shim}/metrics"), &[]);
     let metrics = String::from_utf8_lossy(&metrics);
     assert!(metrics.contains("shoal_shim_verification_failures_total 1"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_platform_index_pulls_each_platform() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_registry, port) = start_registry(&tmp.path().join("registry"), "");
+    let layout = tmp.path().join("layout");
+    let (images, index_digest) =
+        write_oci_index(&layout, "multi", &[("linux", "amd64"), ("linux", "arm64")], &[200_000, 30_000], 5);
+    skopeo_push(&layout, "multi", port, "team/multi");
+    let shim = start_shim(&tmp.path().join("shim"), port, Duration::from_secs(30)).await;
+
+    // The tag resolves to the index itself, byte for byte.
+    let accept = "Accept: application/vnd.oci.image.index.v1+json";
+    let (status, body, _) = curl(&format!("http://{shim}/v2/team/multi/manifests/multi"), &["-H", accept, "-i"]);
+    let text = String::from_utf8_lossy(&body).to_ascii_lowercase();
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains(&format!("docker-content-digest: {index_digest}")), "{text}");
+    assert!(text.contains("content-type: application/vnd.oci.image.index.v1+json"), "{text}");
+
+    for (arch, blobs) in ["amd64", "arm64"].iter().zip(&images) {
+        let out = tmp.path().join(format!("pulled-{arch}"));
+        let skopeo = require_tool("skopeo");
+        let image = format!("docker://{shim}/team/multi:multi");
+        let arch = arch.to_string();
+        let dir = out.clone();
+        let pulled = tokio::task::spawn_blocking(move || {
+            Command::new(skopeo)
+                .args(["--override-os", "linux", "--override-arch", &arch])
+                .args(["copy", "-q", "--src-tls-verify=false"])
+                .arg(image)
+                .arg(format!("dir:{}", dir.display()))
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
+        for blob in blobs {
+            assert_eq!(sha256_file(&out.join(blob.digest.trim_start_matches("sha256:"))), blob.digest);
+        }
+    }
 }
