@@ -5,115 +5,15 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use shoal_interop_tests::registry::{skopeo_push, start_registry, write_oci_layout};
 use shoal_interop_tests::{
-    free_port, require_tool, run_ok, sha256_file, shoal_binary, wait_for_tcp, wait_until, write_blob, ChildGuard,
+    free_port, require_tool, run_ok, sha256_file, shoal_binary, wait_for_tcp, wait_until, ChildGuard,
 };
 use shoal_torrents::{hash_reader, BlobTorrent, Distribution, ParsedTorrent};
-
-/// One blob of the test image, as written into the OCI layout.
-struct Blob {
-    digest: String,
-    size: u64,
-    media_type: &'static str,
-    path: PathBuf,
-}
-
-fn descriptor(b: &Blob) -> serde_json::Value {
-    serde_json::json!({ "mediaType": b.media_type, "digest": b.digest, "size": b.size })
-}
-
-fn put_blob(layout: &Path, bytes: &[u8]) -> (String, u64, PathBuf) {
-    let dir = layout.join("blobs").join("sha256");
-    std::fs::create_dir_all(&dir).unwrap();
-    let tmp = dir.join("incoming");
-    std::fs::write(&tmp, bytes).unwrap();
-    let digest = sha256_file(&tmp);
-    let path = dir.join(digest.trim_start_matches("sha256:"));
-    std::fs::rename(&tmp, &path).unwrap();
-    (digest, bytes.len() as u64, path)
-}
-
-/// Writes an OCI image layout with random tar+gzip layers of the given sizes; returns its blobs
-/// (config first) and the manifest digest.
-fn write_oci_layout(layout: &Path, tag: &str, layer_sizes: &[usize], seed: u64) -> (Vec<Blob>, String) {
-    let work = layout.with_extension("work");
-    std::fs::create_dir_all(&work).unwrap();
-    std::fs::create_dir_all(layout.join("blobs").join("sha256")).unwrap();
-    let mut layers = Vec::new();
-    let mut diff_ids = Vec::new();
-    for (i, &size) in layer_sizes.iter().enumerate() {
-        let content = work.join(format!("content{i}"));
-        std::fs::create_dir_all(&content).unwrap();
-        write_blob(&content, "data.bin", size, seed * 100 + i as u64);
-        let tar = work.join(format!("layer{i}.tar"));
-        run_ok(Command::new("tar").arg("-cf").arg(&tar).arg("-C").arg(&content).arg("data.bin"));
-        diff_ids.push(sha256_file(&tar));
-        run_ok(Command::new("gzip").arg("-n").arg("-1").arg(&tar));
-        let gz = std::fs::read(work.join(format!("layer{i}.tar.gz"))).unwrap();
-        let (digest, size, path) = put_blob(layout, &gz);
-        layers.push(Blob { digest, size, media_type: "application/vnd.oci.image.layer.v1.tar+gzip", path });
-    }
-    let config = serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "config": {}, "rootfs": { "type": "layers", "diff_ids": diff_ids },
-    });
-    let (digest, size, path) = put_blob(layout, &serde_json::to_vec(&config).unwrap());
-    let config = Blob { digest, size, media_type: "application/vnd.oci.image.config.v1+json", path };
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": descriptor(&config),
-        "layers": layers.iter().map(descriptor).collect::<Vec<_>>(),
-    });
-    let (manifest_digest, manifest_size, _) = put_blob(layout, &serde_json::to_vec(&manifest).unwrap());
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": manifest_digest, "size": manifest_size,
-            "annotations": { "org.opencontainers.image.ref.name": tag },
-        }],
-    });
-    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
-    std::fs::write(layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    let mut blobs = vec![config];
-    blobs.extend(layers);
-    (blobs, manifest_digest)
-}
-
-/// A `docker-registry serve` on a free loopback port, storing under `dir`.
-fn start_registry(dir: &Path, extra_config: &str) -> (ChildGuard, u16) {
-    let registry = require_tool("docker-registry");
-    let port = free_port();
-    std::fs::create_dir_all(dir).unwrap();
-    let config = dir.join("registry.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{extra_config}",
-            dir.join("storage").display()
-        ),
-    )
-    .unwrap();
-    let child =
-        ChildGuard::spawn(Command::new(registry).arg("serve").arg(&config).stdout(Stdio::null()).stderr(Stdio::null()));
-    wait_for_tcp(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(20));
-    (child, port)
-}
-
-fn skopeo_push(layout: &Path, tag: &str, registry_port: u16, repo: &str) {
-    let skopeo = require_tool("skopeo");
-    run_ok(
-        Command::new(skopeo)
-            .args(["copy", "--dest-tls-verify=false"])
-            .arg(format!("oci:{}:{tag}", layout.display()))
-            .arg(format!("docker://127.0.0.1:{registry_port}/{repo}:{tag}")),
-    );
-}
 
 /// opentracker on a free port, allowing exactly `info_hashes` (Debian builds it whitelist-only).
 fn start_opentracker(dir: &Path, info_hashes: &[String]) -> (ChildGuard, u16) {

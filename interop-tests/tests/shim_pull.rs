@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use shoal_interop_tests::registry::{curl, skopeo_push, start_registry, write_oci_index, write_oci_layout};
+use shoal_interop_tests::registry::{
+    curl, skopeo_pull, skopeo_push, start_registry, write_oci_index, write_oci_layout,
+};
 use shoal_interop_tests::{require_tool, sha256_file};
 use shoal_registry_shim::{BoundShim, ShimConfig};
 
@@ -28,23 +30,6 @@ async fn start_shim(data: &Path, upstream_port: u16, tag_ttl: Duration) -> Socke
     addr
 }
 
-/// `skopeo copy docker://SHIM/REPO:TAG dir:OUT` on a blocking thread.
-async fn skopeo_pull(shim: SocketAddr, image: &str, out: &Path) -> std::process::Output {
-    let skopeo = require_tool("skopeo");
-    let out = out.to_owned();
-    let image = format!("docker://{shim}/{image}");
-    tokio::task::spawn_blocking(move || {
-        Command::new(skopeo)
-            .args(["copy", "-q", "--src-tls-verify=false", "--retry-times=0"])
-            .arg(image)
-            .arg(format!("dir:{}", out.display()))
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skopeo_pulls_through_the_shim_and_cached_images_outlive_the_upstream() {
     let tmp = tempfile::tempdir().unwrap();
@@ -57,7 +42,7 @@ async fn skopeo_pulls_through_the_shim_and_cached_images_outlive_the_upstream() 
     // stale-when-upstream-is-down path.
     let shim = start_shim(&tmp.path().join("shim"), port, Duration::ZERO).await;
     let out = tmp.path().join("pulled");
-    let pulled = skopeo_pull(shim, "team/app:v1", &out).await;
+    let pulled = skopeo_pull(shim, "team/app:v1", &out, &[]).await;
     assert!(pulled.status.success(), "skopeo through the shim: {}", String::from_utf8_lossy(&pulled.stderr));
     for blob in &blobs {
         let file = out.join(blob.digest.trim_start_matches("sha256:"));
@@ -73,7 +58,7 @@ async fn skopeo_pulls_through_the_shim_and_cached_images_outlive_the_upstream() 
     registry.0.kill().unwrap();
     registry.0.wait().unwrap();
     let again = tmp.path().join("pulled-again");
-    let pulled = skopeo_pull(shim, "team/app:v1", &again).await;
+    let pulled = skopeo_pull(shim, "team/app:v1", &again, &[]).await;
     assert!(pulled.status.success(), "cached pull with upstream down: {}", String::from_utf8_lossy(&pulled.stderr));
     for blob in &blobs {
         assert_eq!(sha256_file(&again.join(blob.digest.trim_start_matches("sha256:"))), blob.digest);
@@ -174,21 +159,8 @@ async fn a_multi_platform_index_pulls_each_platform() {
 
     for (arch, blobs) in ["amd64", "arm64"].iter().zip(&images) {
         let out = tmp.path().join(format!("pulled-{arch}"));
-        let skopeo = require_tool("skopeo");
-        let image = format!("docker://{shim}/team/multi:multi");
-        let arch = arch.to_string();
-        let dir = out.clone();
-        let pulled = tokio::task::spawn_blocking(move || {
-            Command::new(skopeo)
-                .args(["--override-os", "linux", "--override-arch", &arch])
-                .args(["copy", "-q", "--src-tls-verify=false"])
-                .arg(image)
-                .arg(format!("dir:{}", dir.display()))
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
+        let platform = ["--override-os", "linux", "--override-arch", arch];
+        let pulled = skopeo_pull(shim, "team/multi:multi", &out, &platform).await;
         assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
         for blob in blobs {
             assert_eq!(sha256_file(&out.join(blob.digest.trim_start_matches("sha256:"))), blob.digest);

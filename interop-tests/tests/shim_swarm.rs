@@ -6,27 +6,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 
-use shoal_interop_tests::registry::{curl, skopeo_push, start_registry, write_oci_layout};
+use shoal_interop_tests::registry::{curl, skopeo_pull, skopeo_push, start_registry, write_oci_layout};
 use shoal_interop_tests::stack::{seeding, start_seeder, start_seeder_with, start_shim, start_tracker};
 use shoal_interop_tests::{require_tool, sha256_file};
 use shoal_registry_shim::swarm::Source;
 
-async fn skopeo_pull(shim: SocketAddr, image: &str, out: &Path) {
-    let skopeo = require_tool("skopeo");
-    let out = out.to_owned();
-    let image = format!("docker://{shim}/{image}");
-    let result = tokio::task::spawn_blocking(move || {
-        Command::new("timeout")
-            .arg("120")
-            .arg(skopeo)
-            .args(["copy", "-q", "--src-tls-verify=false", "--retry-times=0"])
-            .arg(image)
-            .arg(format!("dir:{}", out.display()))
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+async fn pull(shim: SocketAddr, image: &str, out: &Path) {
+    let result = skopeo_pull(shim, image, out, &[]).await;
     assert!(result.status.success(), "skopeo pull through the shim: {}", String::from_utf8_lossy(&result.stderr));
 }
 
@@ -44,7 +30,7 @@ async fn blobs_arrive_from_the_swarm_verified() {
     let shim = start_shim(&tmp.path().join("shim"), &registry, Some(&seeder.url), &trackers).await;
 
     let out = tmp.path().join("pulled");
-    skopeo_pull(shim.addr, "swarm/app:v1", &out).await;
+    pull(shim.addr, "swarm/app:v1", &out).await;
     for blob in &blobs {
         assert_eq!(sha256_file(&out.join(blob.digest.trim_start_matches("sha256:"))), blob.digest);
     }
@@ -70,7 +56,7 @@ async fn a_second_host_gets_the_layers_from_the_first() {
     let seeder_dir = tmp.path().join("seeder");
     let seeder = start_seeder(&seeder_dir, &registry_name, &trackers).await;
     let first = start_shim(&tmp.path().join("first"), &registry_name, Some(&seeder.url), &trackers).await;
-    skopeo_pull(first.addr, "p2p/app:v1", &tmp.path().join("pulled-first")).await;
+    pull(first.addr, "p2p/app:v1", &tmp.path().join("pulled-first")).await;
 
     // The origin stops uploading; the upstream registry goes away.
     seeder.stop().await;
