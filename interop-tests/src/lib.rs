@@ -9,7 +9,7 @@ pub mod stack;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The path of a tool on PATH; panics with the Debian package to install when it is missing.
@@ -120,4 +120,31 @@ pub fn shoal_binary() -> PathBuf {
     let bin = exe.parent().unwrap().parent().unwrap().join("shoal");
     assert!(bin.is_file(), "{} was not built", bin.display());
     bin
+}
+
+/// A qbittorrent-nox with its own profile, WebUI on loopback without auth, DHT/LSD/PeX off.
+pub fn qbittorrent_nox(profile: &Path, webui: u16, listen: u16, save: &Path) -> ChildGuard {
+    let conf_dir = profile.join("qBittorrent").join("config");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    std::fs::write(
+        conf_dir.join("qBittorrent.conf"),
+        format!(
+            "[LegalNotice]\nAccepted=true\n\n\
+             [BitTorrent]\nSession\\Port={listen}\nSession\\DHTEnabled=false\nSession\\LSDEnabled=false\n\
+             Session\\PeXEnabled=false\nSession\\DefaultSavePath={save}\nSession\\AnonymousModeEnabled=false\n\n\
+             [Preferences]\nWebUI\\Port={webui}\nWebUI\\Address=127.0.0.1\nWebUI\\LocalHostAuth=false\n\
+             WebUI\\CSRFProtection=false\nWebUI\\HostHeaderValidation=false\nConnection\\PortRangeMin={listen}\n\
+             Downloads\\SavePath={save}\nBittorrent\\DHT=false\nBittorrent\\LSD=false\nBittorrent\\PeX=false\n",
+            save = save.display()
+        ),
+    )
+    .unwrap();
+    ChildGuard::spawn(
+        Command::new(require_tool("qbittorrent-nox"))
+            .arg(format!("--profile={}", profile.display()))
+            .arg(format!("--webui-port={webui}"))
+            .env("HOME", profile)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
 }

@@ -10,7 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use shoal_interop_tests::{
-    free_port, require_tool, run_ok, sha256_file, shoal_binary, wait_for_tcp, wait_until, write_blob, ChildGuard,
+    free_port, qbittorrent_nox, require_tool, run_ok, sha256_file, shoal_binary, wait_for_tcp, wait_until, write_blob,
+    ChildGuard,
 };
 use shoal_torrents::{BlobTorrent, Distribution, ParsedTorrent};
 use shoal_tracker::{spawn, TrackerConfig};
@@ -72,33 +73,6 @@ fn push_image(dir: &Path, registry: u16, repo_tag: &str, sizes: &[usize]) -> Vec
             .arg(format!("docker://127.0.0.1:{registry}/{repo}:{tag}")),
     );
     layers.into_iter().map(|(d, _, p)| (d, p)).collect()
-}
-
-/// A qbittorrent-nox with its own profile, WebUI on loopback without auth, DHT/LSD/PeX off.
-fn qbittorrent(profile: &Path, webui: u16, listen: u16, save: &Path) -> ChildGuard {
-    let conf_dir = profile.join("qBittorrent").join("config");
-    std::fs::create_dir_all(&conf_dir).unwrap();
-    std::fs::write(
-        conf_dir.join("qBittorrent.conf"),
-        format!(
-            "[LegalNotice]\nAccepted=true\n\n\
-             [BitTorrent]\nSession\\Port={listen}\nSession\\DHTEnabled=false\nSession\\LSDEnabled=false\n\
-             Session\\PeXEnabled=false\nSession\\DefaultSavePath={save}\nSession\\AnonymousModeEnabled=false\n\n\
-             [Preferences]\nWebUI\\Port={webui}\nWebUI\\Address=127.0.0.1\nWebUI\\LocalHostAuth=false\n\
-             WebUI\\CSRFProtection=false\nWebUI\\HostHeaderValidation=false\nConnection\\PortRangeMin={listen}\n\
-             Downloads\\SavePath={save}\nBittorrent\\DHT=false\nBittorrent\\LSD=false\nBittorrent\\PeX=false\n",
-            save = save.display()
-        ),
-    )
-    .unwrap();
-    ChildGuard::spawn(
-        Command::new(require_tool("qbittorrent-nox"))
-            .arg(format!("--profile={}", profile.display()))
-            .arg(format!("--webui-port={webui}"))
-            .env("HOME", profile)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
 }
 
 /// Adds (a `-F` form field: `torrents=@file` or `urls=magnet`) to qbittorrent-nox, waits for
@@ -173,7 +147,7 @@ fn qbittorrent_downloads_every_mirrored_layer_by_tracker_magnet_and_webseed() {
 
     let webui = free_port();
     let profile = tmp.path().join("qbt-profile");
-    let _qbt = qbittorrent(&profile, webui, free_port(), &tmp.path().join("qbt-default"));
+    let _qbt = qbittorrent_nox(&profile, webui, free_port(), &tmp.path().join("qbt-default"));
     let api = format!("http://127.0.0.1:{webui}/api/v2");
     wait_until("qbittorrent-nox's Web API", Duration::from_secs(60), || {
         curl(&[&format!("{api}/app/version")]).is_some()

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use shoal_interop_tests::{free_port, require_tool, run_ok, sha256_file, wait_until, write_blob, ChildGuard};
+use shoal_interop_tests::{
+    free_port, qbittorrent_nox, require_tool, run_ok, sha256_file, wait_until, write_blob, ChildGuard,
+};
 use shoal_torrents::{hash_reader, BlobTorrent, Distribution, InfoHash};
 use shoal_tracker::{spawn, RunningTracker, TrackerConfig};
 
@@ -142,33 +144,6 @@ fn aria2c_finds_a_seeder_through_the_udp_tracker() {
     downloads_from_a_seeding_aria2c(true);
 }
 
-/// A qbittorrent-nox with its own profile, WebUI on loopback without auth, DHT/LSD/PeX off.
-fn qbittorrent(profile: &Path, webui: u16, listen: u16, save: &Path) -> ChildGuard {
-    let conf_dir = profile.join("qBittorrent").join("config");
-    std::fs::create_dir_all(&conf_dir).unwrap();
-    std::fs::write(
-        conf_dir.join("qBittorrent.conf"),
-        format!(
-            "[LegalNotice]\nAccepted=true\n\n\
-             [BitTorrent]\nSession\\Port={listen}\nSession\\DHTEnabled=false\nSession\\LSDEnabled=false\n\
-             Session\\PeXEnabled=false\nSession\\DefaultSavePath={save}\nSession\\AnonymousModeEnabled=false\n\n\
-             [Preferences]\nWebUI\\Port={webui}\nWebUI\\Address=127.0.0.1\nWebUI\\LocalHostAuth=false\n\
-             WebUI\\CSRFProtection=false\nWebUI\\HostHeaderValidation=false\nConnection\\PortRangeMin={listen}\n\
-             Downloads\\SavePath={save}\nBittorrent\\DHT=false\nBittorrent\\LSD=false\nBittorrent\\PeX=false\n",
-            save = save.display()
-        ),
-    )
-    .unwrap();
-    ChildGuard::spawn(
-        Command::new(require_tool("qbittorrent-nox"))
-            .arg(format!("--profile={}", profile.display()))
-            .arg(format!("--webui-port={webui}"))
-            .env("HOME", profile)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-}
-
 fn curl(args: &[&str]) -> Option<String> {
     let out = Command::new(require_tool("curl")).args(["-sf", "--max-time", "5"]).args(args).output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
@@ -186,7 +161,7 @@ fn qbittorrent_finds_a_seeder_through_the_http_tracker() {
     let save = dir.path().join("qbt-save");
     std::fs::create_dir_all(&save).unwrap();
     let webui = free_port();
-    let _qbt = qbittorrent(&dir.path().join("qbt-profile"), webui, free_port(), &save);
+    let _qbt = qbittorrent_nox(&dir.path().join("qbt-profile"), webui, free_port(), &save);
     let api = format!("http://127.0.0.1:{webui}/api/v2");
     wait_until("qbittorrent-nox's Web API", Duration::from_secs(60), || {
         curl(&[&format!("{api}/app/version")]).is_some()
