@@ -104,6 +104,22 @@ fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
+/// The byte of a percent-encoded value at `*i` (`%xx` in either case, anything else as it is),
+/// advancing `*i` past it.
+fn next_byte(raw: &[u8], i: &mut usize, param: &'static str) -> Result<u8, RequestError> {
+    if raw[*i] != b'%' {
+        *i += 1;
+        return Ok(raw[*i - 1]);
+    }
+    match (raw.get(*i + 1).copied().and_then(hex_value), raw.get(*i + 2).copied().and_then(hex_value)) {
+        (Some(hi), Some(lo)) => {
+            *i += 3;
+            Ok(hi << 4 | lo)
+        }
+        _ => Err(RequestError::BadPercentEncoding(param)),
+    }
+}
+
 /// Decodes a percent-encoded value into exactly 20 bytes.
 /// `Ok(None)` means well-formed but of the wrong length.
 fn decode_20(raw: &[u8], param: &'static str) -> Result<Option<[u8; 20]>, RequestError> {
@@ -111,20 +127,7 @@ fn decode_20(raw: &[u8], param: &'static str) -> Result<Option<[u8; 20]>, Reques
     let mut n = 0;
     let mut i = 0;
     while i < raw.len() {
-        let byte = if raw[i] == b'%' {
-            let hi = raw.get(i + 1).copied().and_then(hex_value);
-            let lo = raw.get(i + 2).copied().and_then(hex_value);
-            match (hi, lo) {
-                (Some(hi), Some(lo)) => {
-                    i += 3;
-                    hi << 4 | lo
-                }
-                _ => return Err(RequestError::BadPercentEncoding(param)),
-            }
-        } else {
-            i += 1;
-            raw[i - 1]
-        };
+        let byte = next_byte(raw, &mut i, param)?;
         if n == 20 {
             // Keep checking the encoding so that a bad escape is reported as such.
             n += 1;
@@ -148,18 +151,7 @@ fn decode_small<'b>(raw: &[u8], buf: &'b mut [u8; 64], param: &'static str) -> R
     let mut n = 0;
     let mut i = 0;
     while i < raw.len() {
-        let byte = if raw[i] == b'%' {
-            match (raw.get(i + 1).copied().and_then(hex_value), raw.get(i + 2).copied().and_then(hex_value)) {
-                (Some(hi), Some(lo)) => {
-                    i += 3;
-                    hi << 4 | lo
-                }
-                _ => return Err(RequestError::BadPercentEncoding(param)),
-            }
-        } else {
-            i += 1;
-            raw[i - 1]
-        };
+        let byte = next_byte(raw, &mut i, param)?;
         *buf.get_mut(n).ok_or(RequestError::InvalidNumber(param))? = byte;
         n += 1;
     }
