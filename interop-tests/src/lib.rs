@@ -122,6 +122,33 @@ pub fn shoal_binary() -> PathBuf {
     bin
 }
 
+/// Starts the `shoal seeder` binary (HTTP on a free loopback port, then `args`) and waits for
+/// the address it prints; returns the process and its HTTP base URL.
+pub fn spawn_seeder(data: &Path, args: &[String]) -> (ChildGuard, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = ChildGuard::spawn(
+        Command::new(shoal_binary())
+            .arg("seeder")
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info,librqbit=warn")
+            .stdout(Stdio::piped()),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("shoal seeder: listening on ") {
+                let _ = tx.send(url.to_owned());
+            }
+        }
+    });
+    let base = rx.recv_timeout(Duration::from_secs(60)).expect("the seeder printed its address");
+    (child, base)
+}
+
 /// A qbittorrent-nox with its own profile, WebUI on loopback without auth, DHT/LSD/PeX off.
 pub fn qbittorrent_nox(profile: &Path, webui: u16, listen: u16, save: &Path) -> ChildGuard {
     let conf_dir = profile.join("qBittorrent").join("config");

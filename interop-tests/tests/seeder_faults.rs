@@ -3,9 +3,8 @@
 //! test, so it can lie and stall on purpose.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use shoal_interop_tests::{free_port, require_tool, shoal_binary, wait_until, ChildGuard};
+use shoal_interop_tests::{free_port, require_tool, spawn_seeder, wait_until, ChildGuard};
 use shoal_torrents::BlobHasher;
 
 fn digest_of(bytes: &[u8]) -> String {
@@ -129,27 +128,8 @@ async fn serve_path(State(reg): State<Arc<FakeRegistry>>, UrlPath(path): UrlPath
 }
 
 fn start_seeder(data: &Path, args: &[String]) -> (ChildGuard, String) {
-    let mut child = ChildGuard::spawn(
-        Command::new(shoal_binary())
-            .arg("seeder")
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--listen", "127.0.0.1:0", "--bt-listen"])
-            .arg(format!("127.0.0.1:{}", free_port()))
-            .args(args)
-            .stdout(Stdio::piped()),
-    );
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("shoal seeder: listening on ") {
-                let _ = tx.send(url.to_owned());
-            }
-        }
-    });
-    let base = rx.recv_timeout(Duration::from_secs(60)).expect("the seeder printed its address");
-    (child, base)
+    let bt = vec!["--bt-listen".to_owned(), format!("127.0.0.1:{}", free_port())];
+    spawn_seeder(data, &[bt, args.to_vec()].concat())
 }
 
 fn curl(url: &str, extra: &[&str]) -> (u16, String) {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use shoal_interop_tests::registry::{skopeo_push, start_registry, write_oci_layout};
 use shoal_interop_tests::{
-    free_port, require_tool, run_ok, sha256_file, shoal_binary, wait_for_tcp, wait_until, ChildGuard,
+    free_port, require_tool, run_ok, sha256_file, shoal_binary, spawn_seeder, wait_for_tcp, wait_until, ChildGuard,
 };
 use shoal_torrents::{hash_reader, BlobTorrent, Distribution, ParsedTorrent};
 
@@ -43,26 +43,7 @@ struct Seeder {
 }
 
 fn start_seeder(data: &Path, args: &[String]) -> Seeder {
-    let mut child = ChildGuard::spawn(
-        Command::new(shoal_binary())
-            .arg("seeder")
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("RUST_LOG", "info,librqbit=warn")
-            .stdout(Stdio::piped()),
-    );
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("shoal seeder: listening on ") {
-                let _ = tx.send(url.to_owned());
-            }
-        }
-    });
-    let base = rx.recv_timeout(Duration::from_secs(60)).expect("the seeder printed its address");
+    let (child, base) = spawn_seeder(data, args);
     Seeder { child, base }
 }
 
