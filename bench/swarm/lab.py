@@ -8,13 +8,18 @@ where P2P matters. Scenarios run on the same blob and links in one run:
 
   direct  N hosts fetch the blob straight from the upstream docker-registry (curl, /v2 API)
   aria2   N aria2c leechers + one aria2c seeder on the origin, announced via opentracker
-  shoal   (not built yet: needs the registry shim; the harness says so rather than faking it)
+  shoal   a shoal tracker + shoal seeder (mirroring from the upstream registry) on the origin,
+          and N hosts each running `shoal shim`; each host pulls the image through its own shim
+          (curl: manifest, then the blob), exactly as a container runtime would
 
 Per scenario it prints p50/p99/max completion time divided by the ideal time (size / RATE),
-and CPU use over the run. Everything it creates (namespaces, processes, tc rules, files) is
-removed on exit, on failure and on SIGINT/SIGTERM; every step is bounded in time.
+CPU use over the run (the whole machine, and the lab's own processes), and for shoal where the
+bytes came from (peers / webseed / upstream) and what the seeder uploaded. Everything it
+creates (namespaces, processes, tc rules, files) is removed on exit, on failure and on
+SIGINT/SIGTERM; every step is bounded in time.
 
 Run as root: python3 bench/swarm/lab.py --hosts 8 --rate-mbit 100 --size-mib 128
+(`--json-out FILE` appends one JSON line per scenario; bench/swarm/sweep.py runs a matrix and plots.)
 """
 
 import argparse
@@ -126,21 +131,38 @@ class Host:
         self.ns, self.ip, self.lab = ns, ip, lab
 
 
-def wait_port(host, port, timeout=20):
+def wait_port(host, port, timeout=20, ip=None):
+    ip = ip or host.ip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        r = sh("bash", "-c", f"exec 3<>/dev/tcp/{host.ip}/{port}", ns=host.ns, check=False)
+        r = sh("bash", "-c", f"exec 3<>/dev/tcp/{ip}/{port}", ns=host.ns, check=False)
         if r.returncode == 0:
             return
         time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {host.ip}:{port} in {host.ns} after {timeout}s")
+    raise RuntimeError(f"nothing listens on {ip}:{port} in {host.ns} after {timeout}s")
 
 
 class CpuMeter:
-    """Samples /proc/stat: mean and peak busy fraction of all cores over a scenario."""
+    """Samples /proc/stat: mean and peak busy fraction of all cores over a scenario. With a lab,
+    also the CPU time of the lab's own processes (servers and clients, threads included), so
+    that other work on the machine (a compile next door) is told apart from the lab's."""
 
-    def __init__(self):
+    def __init__(self, lab=None):
         self.samples, self._stop = [], threading.Event()
+        self.lab = lab
+        self.proc_ticks = {}  # pid -> (first seen, last seen) utime+stime in clock ticks
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def _sample_procs(self):
+        for p in list(self.lab.procs) if self.lab else ():
+            try:
+                f = open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+            # utime, stime, and cutime, cstime of reaped children (a client's curls): fields 14-17
+            ticks = sum(int(x) for x in f[11:15])
+            first = self.proc_ticks.get(p.pid, (ticks, ticks))[0]
+            self.proc_ticks[p.pid] = (first, ticks)
 
     @staticmethod
     def _read():
@@ -151,10 +173,13 @@ class CpuMeter:
 
     def __enter__(self):
         self.start = self._read()
+        self.t0 = time.monotonic()
+        self._sample_procs()
 
         def loop():
             prev = self._read()
             while not self._stop.wait(0.5):
+                self._sample_procs()
                 cur = self._read()
                 dt, di = cur[0] - prev[0], cur[1] - prev[1]
                 if dt > 0:
@@ -168,10 +193,15 @@ class CpuMeter:
     def __exit__(self, *exc):
         self._stop.set()
         self.thread.join()
+        self._sample_procs()
         end = self._read()
         dt, di = end[0] - self.start[0], end[1] - self.start[1]
         self.mean = 1 - di / dt if dt else 0.0
         self.peak = max(self.samples, default=self.mean)
+        wall = time.monotonic() - self.t0
+        lab_s = sum(last - first for first, last in self.proc_ticks.values()) / self.tick
+        # In cores (of os.cpu_count()): 1.0 means one core busy for the whole scenario.
+        self.lab_cores = lab_s / wall if wall > 0 else 0.0
 
 
 def run_clients(lab, hosts, make_cmd, deadline_s, stagger_s=0.0):
@@ -233,6 +263,8 @@ def summarize(name, times, ideal, cpu, lab=None, hosts=()):
         "max_x": round(done[-1] / ideal, 2),
         "cpu_mean": round(cpu.mean, 2),
         "cpu_peak": round(cpu.peak, 2),
+        "lab_cores": round(cpu.lab_cores, 2),
+        "times_s": [None if t is None else round(t, 2) for t in times],
     }
 
 
@@ -241,7 +273,7 @@ def summarize(name, times, ideal, cpu, lab=None, hosts=()):
 def scenario_direct(lab, registry, hosts, blob, repo, digest, ideal, args):
     url = f"http://{registry.ip}:5000/v2/{repo}/blobs/{digest}"
     cmd = lambda h, i: ["curl", "-sSf", "-o", "/dev/null", "--max-time", str(int(ideal * 40 + 60)), url]
-    with CpuMeter() as cpu:
+    with CpuMeter(lab) as cpu:
         times = run_clients(lab, hosts, cmd, ideal * 40 + 60, args.stagger)
     return summarize("direct", times, ideal, cpu, lab, hosts)
 
@@ -260,9 +292,95 @@ def scenario_aria2(lab, origin, hosts, blob, torrent_path, info_hash, ideal, arg
     wait_port(origin, 6881)
     cmd = lambda h, i: ["aria2c", "--seed-time=0", "--listen-port=6881", f"--dir={lab.workdir}/dl-{i}"] + common + [
         torrent_path]
-    with CpuMeter() as cpu:
+    with CpuMeter(lab) as cpu:
         times = run_clients(lab, hosts, cmd, ideal * 40 + 60, args.stagger)
     return summarize("aria2", times, ideal, cpu, lab, hosts)
+
+
+def start_registry(lab, registry, workdir, blob, digest, size):
+    """The upstream docker-registry in its own namespace, holding the lab image `lab/blob:lab`."""
+    conf = os.path.join(workdir, "registry.yml")
+    open(conf, "w").write(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {workdir}/reg\n"
+                          f"http:\n  addr: 0.0.0.0:5000\n")
+    lab.spawn(registry.ns, ["docker-registry", "serve", conf], "registry.log")
+    wait_port(registry, 5000)
+    # Push from inside the registry's namespace: loopback, unshaped setup cost.
+    push_in_ns(registry, workdir, blob, digest, size)
+
+
+def scrape(host, url, timeout=10):
+    """A Prometheus text page fetched from inside a namespace, as {name{labels}: value}."""
+    r = sh("curl", "-sS", "--max-time", timeout, url, ns=host.ns, check=False)
+    out = {}
+    for line in r.stdout.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            try:
+                out[key] = float(value)
+            except ValueError:
+                pass
+    return out
+
+
+def scenario_shoal(lab, origin, registry, hosts, blob, digest, size, ideal, args):
+    shoal = os.path.abspath(args.shoal)
+    start_registry(lab, registry, lab.workdir, blob, digest, size)
+    upstream = f"{registry.ip}:5000"
+    announce = f"http://{origin.ip}:6969/announce"
+    lab.spawn(origin.ns, [shoal, "tracker", "--listen", f"{origin.ip}:6969", "--interval", args.tracker_interval,
+                          "--min-interval", 1], "tracker.log")
+    wait_port(origin, 6969)
+    lab.spawn(origin.ns, [shoal, "seeder", "--data-dir", f"{lab.workdir}/seeder", "--listen", f"{origin.ip}:8080",
+                          "--bt-listen", f"{origin.ip}:6881", "--tracker", announce, "--upstream", upstream,
+                          "--insecure-registry", upstream], "seeder.log")
+    wait_port(origin, 8080)
+    # The origin mirrors the image before the clock starts (over its shaped link from the
+    # registry), as it would have long before a deploy: this asks for the blob's torrent,
+    # which makes the seeder mirror, verify and start seeding it.
+    torrent_url = f"http://{origin.ip}:8080/v1/blobs/{digest}/torrent?repo=lab/blob&ns={upstream}"
+    deadline = time.monotonic() + ideal * 4 + 120
+    while True:
+        r = sh("curl", "-sSf", "-o", "/dev/null", "--max-time", "60", torrent_url, ns=origin.ns, check=False)
+        if r.returncode == 0:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the seeder never served the torrent: {r.stderr}")
+        time.sleep(0.5)
+    for i, h in enumerate(hosts):
+        env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info,librqbit=warn,librqbit_core=warn"))
+        lab.spawn(h.ns, [shoal, "shim", "--listen", "127.0.0.1:5000", "--data-dir", f"{lab.workdir}/shim-{i}",
+                         "--upstream", upstream, "--insecure-registry", upstream,
+                         "--seeder", f"http://{origin.ip}:8080", "--tracker", announce,
+                         "--bt-listen", f"{h.ip}:6882", "--stall-timeout-ms", args.stall_timeout_ms,
+                         "--torrent-timeout-ms", args.torrent_timeout_ms], f"shim-{h.ns}.log", env=env)
+    for h in hosts:
+        wait_port(h, 5000, ip="127.0.0.1")
+    # What a runtime does: resolve the tag to a manifest, then fetch the layer. The client fails
+    # unless it received exactly the blob's size (the shim ends a bad blob's body in an error).
+    base = "http://127.0.0.1:5000/v2/lab/blob"
+    limit = str(int(ideal * 40 + 60))
+    pull = (f'curl -sSf -o /dev/null --max-time {limit} -H "Accept: application/vnd.oci.image.manifest.v1+json" '
+            f'{base}/manifests/lab && n=$(curl -sSf -o /dev/null --max-time {limit} -w "%{{size_download}}" '
+            f'{base}/blobs/{digest}) && test "$n" = {size}')
+    cmd = lambda h, i: ["sh", "-c", pull]
+    seeder_before = scrape(origin, f"http://{origin.ip}:8080/metrics")
+    with CpuMeter(lab) as cpu:
+        times = run_clients(lab, hosts, cmd, ideal * 40 + 60, args.stagger)
+    result = summarize("shoal", times, ideal, cpu, lab, hosts)
+    # Where the bytes came from, summed over the shims, in blob sizes.
+    sources = {}
+    for h in hosts:
+        for key, value in scrape(h, "http://127.0.0.1:5000/metrics").items():
+            if key.startswith("shoal_shim_blob_bytes_total{"):
+                source = key.split('source="', 1)[1].split('"', 1)[0]
+                sources[source] = sources.get(source, 0) + value
+    result["bytes_by_source_x"] = {k: round(v / size, 2) for k, v in sorted(sources.items())}
+    seeder_after = scrape(origin, f"http://{origin.ip}:8080/metrics")
+    up = lambda m: m.get("shoal_seeder_bittorrent_uploaded_bytes", 0)
+    web = lambda m: m.get("shoal_seeder_webseed_uploaded_bytes_total", 0)
+    result["seeder_bt_upload_x"] = round((up(seeder_after) - up(seeder_before)) / size, 2)
+    result["seeder_webseed_upload_x"] = round((web(seeder_after) - web(seeder_before)) / size, 2)
+    return result
 
 
 # --- setup ---------------------------------------------------------------------------------
@@ -288,8 +406,9 @@ def push_image(workdir, blob, digest, size, registry_addr, repo):
     """Writes an OCI layout holding the blob as its one layer and pushes it with skopeo."""
     layout = os.path.join(workdir, "layout")
     blobs = os.path.join(layout, "blobs", "sha256")
-    os.makedirs(blobs)
-    os.link(blob, os.path.join(blobs, digest.split(":")[1]))
+    if not os.path.exists(blobs):  # a second scenario's registry reuses the layout
+        os.makedirs(blobs)
+        os.link(blob, os.path.join(blobs, digest.split(":")[1]))
 
     def put(obj, media):
         data = json.dumps(obj).encode()
@@ -316,8 +435,19 @@ def main():
     ap.add_argument("--size-mib", type=int, default=int(os.environ.get("SHOAL_LAB_SIZE_MIB", 128)))
     ap.add_argument("--stagger", type=float, default=float(os.environ.get("SHOAL_LAB_STAGGER", 0)),
                     help="seconds between host starts (0: cold-start burst)")
-    ap.add_argument("--scenarios", default=os.environ.get("SHOAL_LAB_SCENARIOS", "direct,aria2"))
+    ap.add_argument("--scenarios", default=os.environ.get("SHOAL_LAB_SCENARIOS", "direct,aria2,shoal"))
     ap.add_argument("--shoal", default=os.environ.get("SHOAL_BIN", "target/release/shoal"))
+    ap.add_argument("--stall-timeout-ms", type=int, default=int(os.environ.get("SHOAL_LAB_STALL_TIMEOUT_MS", 3000)),
+                    help="shim: ms without a swarm byte before the rest comes over HTTP")
+    ap.add_argument("--torrent-timeout-ms", type=int, default=int(os.environ.get("SHOAL_LAB_TORRENT_TIMEOUT_MS", 500)),
+                    help="shim: ms to wait for the seeder's torrent")
+    ap.add_argument("--tracker-interval", type=int, default=int(os.environ.get("SHOAL_LAB_TRACKER_INTERVAL", 300)),
+                    help="shoal tracker: seconds between a client's announces")
+    ap.add_argument("--json-out", default=os.environ.get("SHOAL_LAB_JSON_OUT"),
+                    help="append one JSON line per scenario to this file")
+    ap.add_argument("--keep-logs", default=os.environ.get("SHOAL_LAB_KEEP_LOGS"),
+                    help="copy every process's log here (per scenario) before the run's files go")
+    ap.add_argument("--label", default=os.environ.get("SHOAL_LAB_LABEL", ""), help="free text kept in --json-out")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("lab.py: needs root (ip netns, tc)")
@@ -345,37 +475,59 @@ def main():
                               f"http://{SUBNET}.1:6969/announce"], check=True, stdout=subprocess.PIPE, text=True)
         info_hash = json.loads(out.stdout)["info_hash"]
 
+        run_info = {"n": args.hosts, "rate_mbit": args.rate_mbit, "size_mib": args.size_mib,
+                    "stagger_s": args.stagger, "ideal_s": round(ideal, 2), "label": args.label,
+                    "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+                    "load_before": open("/proc/loadavg").read().split()[:3],
+                    "stall_timeout_ms": args.stall_timeout_ms, "tracker_interval": args.tracker_interval}
         for scenario in args.scenarios.split(","):
             with Lab(args.rate_mbit, workdir) as lab:
                 origin = lab.add_host("origin", 1)
                 registry = lab.add_host("registry", 2)
                 hosts = [lab.add_host(f"h{i}", 10 + i) for i in range(args.hosts)]
-                if scenario == "direct":
-                    conf = os.path.join(workdir, "registry.yml")
-                    open(conf, "w").write(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {workdir}/reg\n"
-                                          f"http:\n  addr: 0.0.0.0:5000\n")
-                    lab.spawn(registry.ns, ["docker-registry", "serve", conf], "registry.log")
-                    wait_port(registry, 5000)
-                    # Push from inside the registry's namespace: loopback, unshaped setup cost.
-                    push_in_ns(registry, workdir, blob, digest, size)
-                    results.append(scenario_direct(lab, registry, hosts, blob, "lab/blob", digest, ideal, args))
-                elif scenario == "aria2":
-                    results.append(scenario_aria2(lab, origin, hosts, blob, torrent_path, info_hash, ideal, args))
-                elif scenario == "shoal":
-                    sys.exit("lab.py: the shoal scenario needs the registry shim, which is not built yet")
-                else:
-                    sys.exit(f"lab.py: unknown scenario {scenario}")
-            print(json.dumps(results[-1]), flush=True)
+                try:
+                    if scenario == "direct":
+                        start_registry(lab, registry, workdir, blob, digest, size)
+                        result = scenario_direct(lab, registry, hosts, blob, "lab/blob", digest, ideal, args)
+                    elif scenario == "aria2":
+                        result = scenario_aria2(lab, origin, hosts, blob, torrent_path, info_hash, ideal, args)
+                    elif scenario == "shoal":
+                        result = scenario_shoal(lab, origin, registry, hosts, blob, digest, size, ideal, args)
+                    else:
+                        sys.exit(f"lab.py: unknown scenario {scenario}")
+                finally:
+                    if args.keep_logs:
+                        keep_logs(workdir, os.path.join(args.keep_logs, scenario))
+            result.update(run_info)
+            results.append(result)
+            print(json.dumps(result), flush=True)
+            if args.json_out:
+                with open(args.json_out, "a") as f:
+                    f.write(json.dumps(result) + "\n")
     finally:
         Lab.cleanup_leftovers()
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"\nN={args.hosts} rate={args.rate_mbit}mbit size={args.size_mib}MiB stagger={args.stagger}s "
           f"ideal={ideal:.2f}s (size/rate)")
-    print(f"{'scenario':<10}{'p50':>8}{'p99':>8}{'max':>8}{'failed':>8}{'cpu mean':>10}{'cpu peak':>10}")
+    print(f"{'scenario':<10}{'p50':>8}{'p99':>8}{'max':>8}{'failed':>8}{'cpu mean':>10}{'cpu peak':>10}"
+          f"{'lab cores':>10}")
     for r in results:
         print(f"{r['scenario']:<10}{r.get('p50_x', '-'):>8}{r.get('p99_x', '-'):>8}{r.get('max_x', '-'):>8}"
-              f"{r['failed']:>8}{r.get('cpu_mean', '-'):>10}{r.get('cpu_peak', '-'):>10}")
+              f"{r['failed']:>8}{r.get('cpu_mean', '-'):>10}{r.get('cpu_peak', '-'):>10}{r.get('lab_cores', '-'):>10}")
+    for r in results:
+        if "bytes_by_source_x" in r:
+            print(f"{r['scenario']}: bytes by source (x blob size) {r['bytes_by_source_x']}, seeder uploaded "
+                  f"{r['seeder_bt_upload_x']}x over BitTorrent and {r['seeder_webseed_upload_x']}x over its webseed")
+    if any(r["failed"] for r in results):
+        sys.exit("lab.py: some clients failed (see above)")
+
+
+def keep_logs(workdir, dest):
+    os.makedirs(dest, exist_ok=True)
+    for name in os.listdir(workdir):
+        if name.endswith(".log"):
+            shutil.copy(os.path.join(workdir, name), dest)
 
 
 def push_in_ns(registry, workdir, blob, digest, size):
