@@ -26,6 +26,83 @@ pub enum Command {
     Tracker(TrackerArgs),
     /// Run the per-host registry shim: `docker pull localhost:5000/...` with blobs from the swarm.
     Shim(ShimArgs),
+    /// Run tracker, seeder and shim of one host in one process, in front of an upstream registry.
+    Up(UpArgs),
+    /// Have a seeder mirror an image, then print each blob's media type, digest, size and magnet.
+    Magnets(MagnetsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Data directory: seeder/ (store, redb index, BitTorrent state) and shim/.
+    #[arg(long, env = "SHOAL_DATA_DIR", default_value = "shoal-data")]
+    pub data_dir: PathBuf,
+    /// Registry (`host[:port]`) to front; Docker Hub by default, as docker itself.
+    #[arg(long, env = "SHOAL_UPSTREAM", default_value = "docker.io")]
+    pub upstream: String,
+    /// Host name or address other peers and clients reach this host by; goes into torrents'
+    /// tracker and webseed URLs.
+    #[arg(long, env = "SHOAL_PUBLIC_HOST", default_value = "127.0.0.1")]
+    pub public_host: String,
+    /// Registry shim (Distribution API) listen address; keep it on loopback.
+    #[arg(long, env = "SHOAL_SHIM_LISTEN", default_value = "127.0.0.1:5000")]
+    pub shim_listen: std::net::SocketAddr,
+    /// Tracker (HTTP) listen address.
+    #[arg(long, env = "SHOAL_TRACKER_LISTEN", default_value = "0.0.0.0:6969")]
+    pub tracker_listen: std::net::SocketAddr,
+    /// Seeder API and webseed listen address.
+    #[arg(long, env = "SHOAL_SEEDER_LISTEN", default_value = "0.0.0.0:7000")]
+    pub seeder_listen: std::net::SocketAddr,
+    /// The seeder's BitTorrent (TCP) listen address.
+    #[arg(long, env = "SHOAL_BT_LISTEN", default_value = "0.0.0.0:6881")]
+    pub bt_listen: std::net::SocketAddr,
+    /// The shim's BitTorrent (TCP) listen address, for blobs it fetched and seeds onward.
+    #[arg(long, env = "SHOAL_SHIM_BT_LISTEN", default_value = "0.0.0.0:6882")]
+    pub shim_bt_listen: std::net::SocketAddr,
+    /// More trackers to announce to, besides the embedded one (repeat or comma-separate).
+    #[arg(long = "tracker", env = "SHOAL_TRACKERS", value_delimiter = ',')]
+    pub trackers: Vec<String>,
+    /// Image to mirror at start and print the magnets of (repeat or comma-separate).
+    #[arg(long = "image", env = "SHOAL_IMAGES", value_delimiter = ',')]
+    pub images: Vec<String>,
+    /// Platforms of multi-platform images to mirror, `os/arch[/variant]` [default: all].
+    #[arg(long = "platform", env = "SHOAL_PLATFORMS", value_delimiter = ',')]
+    pub platforms: Vec<String>,
+    /// Registries reached over plain HTTP besides loopback ones (repeat or comma-separate).
+    #[arg(long = "insecure-registry", env = "SHOAL_INSECURE_REGISTRIES", value_delimiter = ',')]
+    pub insecure_registries: Vec<String>,
+    /// Username for --upstream (basic auth, or the bearer-token flow's credentials).
+    #[arg(long, env = "SHOAL_UPSTREAM_USERNAME")]
+    pub upstream_username: Option<String>,
+    /// Password for --upstream; prefer the environment variable to the flag.
+    #[arg(long, env = "SHOAL_UPSTREAM_PASSWORD", hide_env_values = true)]
+    pub upstream_password: Option<Secret>,
+    /// JSON config file, as `shoal seeder --config` reads it (images, platforms,
+    /// insecure_registries, credentials).
+    #[arg(long, env = "SHOAL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Milliseconds without a new byte from the swarm before the shim takes the rest over HTTP.
+    #[arg(long, env = "SHOAL_SHIM_STALL_TIMEOUT_MS", default_value_t = 3000)]
+    pub stall_timeout_ms: u64,
+    /// Milliseconds the shim waits for the seeder's torrent before streaming from upstream.
+    #[arg(long, env = "SHOAL_SHIM_TORRENT_TIMEOUT_MS", default_value_t = 500)]
+    pub torrent_timeout_ms: u64,
+    /// Seconds a tag is trusted before it is resolved upstream again.
+    #[arg(long, env = "SHOAL_SHIM_TAG_TTL_SECS", default_value_t = 30)]
+    pub tag_ttl_secs: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct MagnetsArgs {
+    /// Image, named the docker way (`busybox`, `registry:5000/team/app:v1`, `repo@sha256:..`).
+    #[arg(env = "SHOAL_MAGNETS_IMAGE")]
+    pub image: String,
+    /// The seeder's HTTP base URL (`shoal up` serves it on port 7000).
+    #[arg(long, env = "SHOAL_SEEDER", default_value = "http://127.0.0.1:7000")]
+    pub seeder: String,
+    /// Output format; `github` also appends a markdown table to `$GITHUB_STEP_SUMMARY`.
+    #[arg(long, env = "SHOAL_MAGNETS_FORMAT", value_enum, default_value_t = crate::magnets::OutputFormat::Text)]
+    pub format: crate::magnets::OutputFormat,
 }
 
 #[derive(Args, Debug)]
@@ -104,6 +181,16 @@ pub struct SeederArgs {
     /// JSON config file: {"images", "platforms", "insecure_registries", "credentials": {host: {username, password}}}.
     #[arg(long, env = "SHOAL_SEEDER_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Largest size of the blob store: bytes, or with a unit (500MiB, 10GiB, 2TB) [default: no limit].
+    /// Above the high watermark least-recently-used blobs not being served are evicted.
+    #[arg(long, env = "SHOAL_SEEDER_MAX_STORE_BYTES", value_parser = shoal_seeder::eviction::parse_byte_size)]
+    pub max_store_bytes: Option<u64>,
+    /// Fraction of --max-store-bytes above which eviction starts.
+    #[arg(long, env = "SHOAL_SEEDER_STORE_HIGH_WATERMARK", default_value_t = shoal_seeder::eviction::StoreLimit::DEFAULT_HIGH_WATERMARK)]
+    pub store_high_watermark: f64,
+    /// Fraction of --max-store-bytes eviction brings the store down to.
+    #[arg(long, env = "SHOAL_SEEDER_STORE_LOW_WATERMARK", default_value_t = shoal_seeder::eviction::StoreLimit::DEFAULT_LOW_WATERMARK)]
+    pub store_low_watermark: f64,
 }
 
 /// A value that never shows in `Debug` output or logs.
@@ -222,6 +309,8 @@ pub fn main() -> ExitCode {
         Command::Tracker(args) => commands::tracker::run(args),
         Command::Seeder(args) => commands::seeder::run(args),
         Command::Shim(args) => commands::shim::run(args),
+        Command::Up(args) => commands::up::run(args),
+        Command::Magnets(args) => commands::magnets::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,3 +2,4 @@
 
 pub mod cli;
 mod commands;
+pub mod magnets;

@@ -109,15 +109,25 @@ pub fn run_ok(cmd: &mut Command) -> std::process::Output {
 // ---- Helpers added with the seeder's interop tests (seeder_*.rs) ----
 
 /// The workspace's `shoal` binary: `$SHOAL_BIN` when set (e.g. a release build), else
-/// `target/<profile>/shoal`, built first with `cargo build --bin shoal` (a no-op when fresh).
+/// `target/interop-bin/debug/shoal`, built first with `cargo build --bin shoal` (a no-op when
+/// fresh). It gets a target dir of its own: the binary alone unifies features differently from
+/// the workspace's test build, and sharing one dir would rebuild reqwest, rustls and librqbit
+/// every time the two alternate.
 pub fn shoal_binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("SHOAL_BIN") {
         return PathBuf::from(bin);
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
-    run_ok(Command::new(env!("CARGO")).current_dir(&root).args(["build", "-q", "--bin", "shoal"]));
     let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("shoal");
+    // target/debug/deps/<test> -> target/interop-bin
+    let target = exe.ancestors().nth(3).unwrap().join("interop-bin");
+    run_ok(
+        Command::new(env!("CARGO"))
+            .current_dir(&root)
+            .env("CARGO_TARGET_DIR", &target)
+            .args(["build", "-q", "--bin", "shoal"]),
+    );
+    let bin = target.join("debug").join("shoal");
     assert!(bin.is_file(), "{} was not built", bin.display());
     bin
 }
@@ -133,7 +143,7 @@ pub fn spawn_seeder(data: &Path, args: &[String]) -> (ChildGuard, String) {
             .arg(data)
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .env("RUST_LOG", "info,librqbit=warn")
+            .env("RUST_LOG", std::env::var("SHOAL_TEST_SEEDER_LOG").unwrap_or_else(|_| "info,librqbit=warn".into()))
             .stdout(Stdio::piped()),
     );
     let stdout = child.0.stdout.take().unwrap();

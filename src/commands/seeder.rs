@@ -5,6 +5,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use serde::Deserialize;
+use shoal_seeder::eviction::StoreLimit;
 use shoal_seeder::seeding::SeedingConfig;
 use shoal_seeder::upstream::{Credentials, UpstreamConfig};
 use shoal_seeder::SeederConfig;
@@ -15,27 +16,30 @@ use crate::cli::SeederArgs;
 /// credentials that must not sit on a command line.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct ConfigFile {
+pub(crate) struct ConfigFile {
     #[serde(default)]
-    images: Vec<String>,
+    pub images: Vec<String>,
     #[serde(default)]
-    platforms: Vec<String>,
+    pub platforms: Vec<String>,
     #[serde(default)]
-    insecure_registries: Vec<String>,
+    pub insecure_registries: Vec<String>,
     /// Registry host -> {"username", "password"}.
     #[serde(default)]
-    credentials: HashMap<String, Credentials>,
+    pub credentials: HashMap<String, Credentials>,
+}
+
+impl ConfigFile {
+    /// The file at `path`, or the empty config without one.
+    pub(crate) fn load(path: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else { return Ok(Self::default()) };
+        let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_slice(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
 }
 
 pub fn run(args: SeederArgs) -> anyhow::Result<()> {
     init_logging();
-    let file: ConfigFile = match &args.config {
-        Some(path) => {
-            let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            serde_json::from_slice(&text).with_context(|| format!("invalid config file {}", path.display()))?
-        }
-        None => ConfigFile::default(),
-    };
+    let file = ConfigFile::load(args.config.as_deref())?;
     let mut credentials = file.credentials;
     if let (Some(user), Some(password)) = (&args.upstream_username, &args.upstream_password) {
         let registry =
@@ -61,6 +65,11 @@ pub fn run(args: SeederArgs) -> anyhow::Result<()> {
         },
         images: [args.images, file.images].concat(),
         platforms: [args.platforms, file.platforms].concat(),
+        store_limit: args
+            .max_store_bytes
+            .map(|max| StoreLimit::new(max, args.store_high_watermark, args.store_low_watermark))
+            .transpose()
+            .context("invalid --max-store-bytes or watermarks")?,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {

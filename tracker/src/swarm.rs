@@ -387,8 +387,13 @@ where
             }
         };
         if req.seeding {
-            // A seeder needs nobody who already has everything.
-            self.leechers.sample_into(want, None, rng, out);
+            // Leechers first: they are whom a seeder serves. Other seeders fill the rest, because
+            // `left=0` does not prove a client has the data: aria2c announces left=0 while it
+            // still fetches a magnet's metadata, and would otherwise hear of nobody.
+            let from_leechers = self.leechers.len().min(want);
+            self.leechers.sample_into(from_leechers, None, rng, out);
+            let other_seeders = self.seeders.len() - usize::from(me.is_some());
+            self.seeders.sample_into((want - from_leechers).min(other_seeders), me, rng, out);
         } else {
             let seeders = self.seeders.len();
             let leechers = self.leechers.len() - usize::from(me.is_some());

@@ -62,13 +62,30 @@ fn a_leecher_always_gets_the_seeder_of_a_large_fresh_swarm() {
 }
 
 #[test]
-fn a_seeder_gets_leechers_only() {
+fn a_seeder_gets_leechers_first_then_other_seeders() {
     let swarms = Swarms::new(SwarmLimits::default());
     fill(&swarms, 20, 30);
     let (outcome, out) = announce(&swarms, &req(1000, true), 0);
     assert_eq!((outcome.complete, outcome.incomplete), (20, 30));
-    assert_eq!(out.len(), 30);
-    assert!(out.iter().all(|p| p.addr.ip() < addr(1000).ip()));
+    assert_eq!(out.len(), 49, "30 leechers and the 19 other seeders");
+    let leechers = out.iter().filter(|p| p.addr.ip() < addr(1000).ip()).count();
+    assert_eq!(leechers, 30);
+    assert!(out.iter().all(|p| p.addr != addr(1000)), "announcer handed itself");
+
+    let mut r = req(1001, true);
+    r.numwant = Some(10);
+    let (_, out) = announce(&swarms, &r, 0);
+    assert_eq!(out.len(), 10);
+    assert!(out.iter().all(|p| p.addr.ip() < addr(1000).ip()), "leechers fill a short hand-out");
+}
+
+#[test]
+fn a_magnet_client_announcing_left_0_still_hears_of_the_seeder() {
+    // aria2c announces left=0 while it fetches a magnet's metadata.
+    let swarms = Swarms::new(SwarmLimits::default());
+    fill(&swarms, 1, 0);
+    let (_, out) = announce(&swarms, &req(7, true), 0);
+    assert_eq!(out.iter().map(|p| p.addr).collect::<Vec<_>>(), vec![addr(1000)]);
 }
 
 #[test]

@@ -1,0 +1,62 @@
+//! `shoal magnets`: has a seeder mirror an image, then prints each blob's magnet for CI logs.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+
+use crate::cli::MagnetsArgs;
+use crate::magnets::{render_github, render_json, render_text, ImageListing, OutputFormat};
+
+pub fn run(args: MagnetsArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let listing = runtime.block_on(mirror(&args.seeder, &args.image))?;
+    let summary = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty());
+    print(&listing, args.format, summary.as_deref().map(Path::new))
+}
+
+/// `POST /v1/images`: the seeder mirrors the image (a no-op for blobs it holds; tags are
+/// resolved again, so a re-pushed tag gets its new blobs) and lists it.
+pub(crate) async fn mirror(seeder: &str, image: &str) -> anyhow::Result<ImageListing> {
+    let url = format!("{}/v1/images", seeder.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::json!({ "image": image }).to_string())
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the seeder at {seeder}"))?;
+    let status = response.status();
+    let body = response.bytes().await.with_context(|| format!("reading the seeder's answer from {url}"))?;
+    if !status.is_success() {
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        bail!("the seeder could not mirror {image} ({status}): {message}");
+    }
+    serde_json::from_slice(&body).with_context(|| format!("{url} did not answer with an image listing"))
+}
+
+/// Prints `listing` on stdout; `github` also appends its markdown to `summary` when given.
+pub(crate) fn print(listing: &ImageListing, format: OutputFormat, summary: Option<&Path>) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        OutputFormat::Text => stdout.write_all(render_text(listing).as_bytes())?,
+        OutputFormat::Json => stdout.write_all(render_json(listing).as_bytes())?,
+        OutputFormat::Github => {
+            let (log, markdown) = render_github(listing);
+            stdout.write_all(log.as_bytes())?;
+            if let Some(path) = summary {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .and_then(|mut f| f.write_all(markdown.as_bytes()))
+                    .with_context(|| format!("cannot append the step summary to {}", path.display()))?;
+            }
+        }
+    }
+    stdout.flush()?;
+    Ok(())
+}
