@@ -78,6 +78,7 @@ pub async fn start_seeder_with(data: &Path, registry: &str, seeding: SeedingConf
         upstream: UpstreamConfig { default_registry: Some(registry.to_owned()), ..Default::default() },
         images: vec![],
         platforms: vec![],
+        store_limit: None,
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -2,10 +2,16 @@
 //!
 //! Status codes live here and nowhere else: the layers below return typed errors, and
 //! [`ApiError`] maps them at the edge.
+//!
+//! Every torrent, magnet and webseed request counts as a use of its blob (the cache's
+//! least-recently-used order), and a webseed response holds a lease on its blob until the body
+//! is finished or dropped, so the blob is not evicted while it is being served.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,6 +27,7 @@ use crate::mirror::{Mirror, MirrorError};
 use crate::requests::{self, MirrorRequest, RequestError};
 use crate::store::StoreError;
 use crate::upstream::{Upstream, UpstreamError};
+use crate::usage::{now_ms, Lease};
 
 /// What every handler shares.
 pub struct ApiState {
@@ -102,19 +109,37 @@ struct BlobQuery {
 }
 
 impl ApiState {
-    /// The blob, fetched from upstream first when it is missing and the query names a repo.
+    /// The blob, fetched from upstream first when it is missing and the query names a repo
+    /// (or the blob was evicted: then from a repository it was seen in). Counts as a use.
     async fn blob(&self, digest: BlobDigest, query: &BlobQuery) -> Result<HashedBlob, ApiError> {
+        let hashed = self.find_or_fetch(digest, query).await?;
+        self.mirror.usage().touch(digest, now_ms());
+        Ok(hashed)
+    }
+
+    async fn find_or_fetch(&self, digest: BlobDigest, query: &BlobQuery) -> Result<HashedBlob, ApiError> {
         if let Some(h) = self.mirror.stored_blob(&digest)? {
             return Ok(h);
         }
-        let Some(repo) = query.repo.as_deref() else {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("blob {digest} is not stored here; add ?repo=<name>[&ns=<registry>] to fetch it from upstream"),
-            ));
+        let evicted_from = match query.repo {
+            Some(_) => None,
+            None => self.mirror.index().evicted_repos(&digest)?.and_then(|repos| repos.into_iter().next()),
+        };
+        // `registry/repository`, as the index records it.
+        let (ns, repo) = match (query.repo.as_deref(), evicted_from.as_deref().and_then(|r| r.split_once('/'))) {
+            (Some(repo), _) => (query.ns.as_deref(), repo),
+            (None, Some((registry, repo))) => (Some(registry), repo),
+            (None, None) => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "blob {digest} is not stored here; add ?repo=<name>[&ns=<registry>] to fetch it from upstream"
+                    ),
+                ))
+            }
         };
         let repo = requests::repository(repo)?;
-        let ns = query.ns.as_deref().map(requests::registry).transpose()?;
+        let ns = ns.map(requests::registry).transpose()?;
         if ns.is_none() && self.mirror.upstream().default_registry().is_none() && !repo.contains('/') {
             tracing::debug!(%repo, "no ns and no default registry: resolving on Docker Hub");
         }
@@ -270,9 +295,13 @@ async fn webseed(
     request: Request,
 ) -> Result<Response, ApiError> {
     let digest = requests::webseed_name(&name)?;
+    // Leased before the lookup: an eviction either finished before (404) or waits until the
+    // body is done.
+    let lease = state.mirror.usage().lease(digest).await;
     if state.mirror.stored_blob(&digest)?.is_none() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("blob {digest} is not stored here")));
     }
+    state.mirror.usage().touch(digest, now_ms());
     let is_get = request.method() == Method::GET;
     let response = ServeFile::new(state.mirror.store().path(&digest))
         .try_call(request)
@@ -286,7 +315,33 @@ async fn webseed(
             .unwrap_or(0);
         state.metrics.webseed_uploaded_bytes.inc_by(sent);
     }
-    Ok(response.map(Body::new))
+    Ok(response.map(|body| Body::new(LeasedBody { body: Body::new(body), _lease: lease })))
+}
+
+/// A response body that keeps its blob leased until it is finished or dropped.
+struct LeasedBody {
+    body: Body,
+    _lease: Lease,
+}
+
+impl HttpBody for LeasedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 async fn metrics(State(state): State<Arc<ApiState>>) -> Response {

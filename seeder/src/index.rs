@@ -2,7 +2,9 @@
 //!
 //! Tables: `blobs` (digest hex -> [`BlobRecord`] as JSON), `pieces` (digest hex -> the SHA-1
 //! pieces, 20 bytes each, so a .torrent is rebuilt without reading the blob), `infohashes`
-//! (infohash hex -> digest hex) and `images` (image reference -> [`ImageRecord`] as JSON).
+//! (infohash hex -> digest hex), `images` (image reference -> [`ImageRecord`] as JSON) and
+//! `evicted` (digest hex -> the repositories of a blob no longer stored, as JSON, so it can be
+//! fetched again without being told where from).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -12,11 +14,14 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use shoal_torrents::{BlobDigest, BlobTorrent, HashedBlob, InfoHash, PieceLength};
 
+use crate::usage::now_ms;
+
 const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
 const PIECES: TableDefinition<&str, &[u8]> = TableDefinition::new("pieces");
 const INFOHASHES: TableDefinition<&str, &str> = TableDefinition::new("infohashes");
 const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
 const JOBS: TableDefinition<&str, u64> = TableDefinition::new("jobs");
+const EVICTED: TableDefinition<&str, &[u8]> = TableDefinition::new("evicted");
 
 /// Why the index could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -46,8 +51,11 @@ pub struct BlobRecord {
     pub info_hash: String,
     /// Repositories (`registry/repo`) this blob was seen in, for re-fetching after eviction.
     pub repos: BTreeSet<String>,
-    /// Seconds since the Unix epoch.
-    pub last_access: u64,
+    /// Milliseconds since the Unix epoch of the last recorded use. Records written before this
+    /// was milliseconds hold seconds under `last_access`: read as milliseconds they fall in
+    /// January 1970, i.e. older than any later use, which keeps the least-recently-used order.
+    #[serde(alias = "last_access")]
+    pub last_access_ms: u64,
 }
 
 /// One blob as an image lists it.
@@ -96,6 +104,7 @@ impl BlobIndex {
             tx.open_table(INFOHASHES)?;
             tx.open_table(IMAGES)?;
             tx.open_table(JOBS)?;
+            tx.open_table(EVICTED)?;
         }
         tx.commit()?;
         Ok(Self { db })
@@ -115,15 +124,16 @@ impl BlobIndex {
                     piece_length: hashed.piece_length.bytes(),
                     info_hash: info_hash.clone(),
                     repos: BTreeSet::new(),
-                    last_access: 0,
+                    last_access_ms: 0,
                 },
             };
             record.repos.extend(repo.map(str::to_owned));
-            record.last_access = now_secs();
+            record.last_access_ms = now_ms();
             blobs.insert(key.as_str(), encode(&record).as_slice())?;
             let flat: Vec<u8> = hashed.pieces.iter().flatten().copied().collect();
             tx.open_table(PIECES)?.insert(key.as_str(), flat.as_slice())?;
             tx.open_table(INFOHASHES)?.insert(info_hash.as_str(), key.as_str())?;
+            tx.open_table(EVICTED)?.remove(key.as_str())?;
             record
         };
         tx.commit()?;
@@ -140,7 +150,7 @@ impl BlobIndex {
             if let Some(record) = existing {
                 let mut record = record?;
                 record.repos.extend(repo.map(str::to_owned));
-                record.last_access = now_secs();
+                record.last_access_ms = now_ms();
                 blobs.insert(key.as_str(), encode(&record).as_slice())?;
             }
         }
@@ -207,7 +217,9 @@ impl BlobIndex {
         Ok(out)
     }
 
-    /// Forgets a blob (after eviction or when its file vanished).
+    /// Forgets a blob (after eviction or when its file vanished), remembering the repositories
+    /// it was seen in (see [`Self::evicted_repos`]). One transaction: a crash leaves either
+    /// the whole record or none of it.
     pub fn remove_blob(&self, digest: &BlobDigest) -> Result<(), IndexError> {
         let key = digest.hex();
         let tx = self.db.begin_write()?;
@@ -215,9 +227,47 @@ impl BlobIndex {
             let mut blobs = tx.open_table(BLOBS)?;
             let removed = blobs.remove(key.as_str())?.map(|v| decode::<BlobRecord>(&key, v.value()));
             if let Some(record) = removed {
-                tx.open_table(INFOHASHES)?.remove(record?.info_hash.as_str())?;
+                let record = record?;
+                tx.open_table(INFOHASHES)?.remove(record.info_hash.as_str())?;
+                if !record.repos.is_empty() {
+                    tx.open_table(EVICTED)?.insert(key.as_str(), encode(&record.repos).as_slice())?;
+                }
             }
             tx.open_table(PIECES)?.remove(key.as_str())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The repositories (`registry/repo`) a blob that is no longer stored was seen in.
+    pub fn evicted_repos(&self, digest: &BlobDigest) -> Result<Option<BTreeSet<String>>, IndexError> {
+        let key = digest.hex();
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(EVICTED)?;
+        let value = table.get(key.as_str())?;
+        value.map(|v| decode(&key, v.value())).transpose()
+    }
+
+    /// Writes a batch of uses (digest, milliseconds) in one transaction; a record keeps the
+    /// latest time it has seen, and unknown digests are skipped.
+    pub fn record_accesses(&self, accesses: &[(BlobDigest, u64)]) -> Result<(), IndexError> {
+        if accesses.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.begin_write()?;
+        {
+            let mut blobs = tx.open_table(BLOBS)?;
+            for (digest, at_ms) in accesses {
+                let key = digest.hex();
+                let existing = blobs.get(key.as_str())?.map(|v| decode::<BlobRecord>(&key, v.value()));
+                if let Some(record) = existing {
+                    let mut record = record?;
+                    if *at_ms > record.last_access_ms {
+                        record.last_access_ms = *at_ms;
+                        blobs.insert(key.as_str(), encode(&record).as_slice())?;
+                    }
+                }
+            }
         }
         tx.commit()?;
         Ok(())
@@ -302,6 +352,34 @@ mod tests {
         index.remove_blob(&blob.digest).unwrap();
         assert!(index.blob(&blob.digest).unwrap().is_none());
         assert!(index.digest_of(&ih).unwrap().is_none());
+        assert!(index.hashed(&blob.digest).unwrap().is_none());
+        // Where it came from is remembered until it is stored again.
+        let repos = index.evicted_repos(&blob.digest).unwrap().unwrap();
+        assert_eq!(repos.into_iter().collect::<Vec<_>>(), ["127.0.0.1:5000/app", "127.0.0.1:5000/other"]);
+        index.put_blob(&blob, None).unwrap();
+        assert!(index.evicted_repos(&blob.digest).unwrap().is_none());
+    }
+
+    #[test]
+    fn accesses_keep_the_latest_time_and_old_records_read_as_oldest() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = BlobIndex::open(&dir.path().join("index.redb")).unwrap();
+        let blob = hashed(b"accessed");
+        let stored_at = index.put_blob(&blob, None).unwrap().last_access_ms;
+        assert!(stored_at > 1_600_000_000_000, "milliseconds: {stored_at}");
+        let later = stored_at + 5_000;
+        let unknown = hashed(b"never stored").digest;
+        index.record_accesses(&[(blob.digest, later), (unknown, later)]).unwrap();
+        index.record_accesses(&[(blob.digest, stored_at)]).unwrap();
+        assert_eq!(index.blob(&blob.digest).unwrap().unwrap().last_access_ms, later);
+        assert!(index.blob(&unknown).unwrap().is_none());
+        // A record from before milliseconds (seconds under `last_access`).
+        let old: BlobRecord = serde_json::from_str(
+            r#"{"size":1,"piece_length":32768,"info_hash":"00","repos":[],"last_access":1700000000}"#,
+        )
+        .unwrap();
+        assert_eq!(old.last_access_ms, 1_700_000_000);
+        assert!(old.last_access_ms < stored_at);
     }
 
     #[test]

@@ -4,9 +4,12 @@
 //! what is stored and under which infohash), [`upstream`] (registries through oci-client),
 //! [`mirror`] (image -> manifests -> blobs, single-flight per blob), [`seeding`] (one librqbit
 //! session over the store, read-only), [`api`] (axum: torrents, magnets, webseeds, metrics),
-//! and [`service`], which wires them together for `shoal seeder`.
+//! the cache policy ([`eviction`] decides, [`usage`] tracks leases and recency, [`cache`]
+//! evicts), and [`service`], which wires them together for `shoal seeder`.
 
 pub mod api;
+pub mod cache;
+pub mod eviction;
 pub mod index;
 pub mod metrics;
 pub mod mirror;
@@ -15,5 +18,6 @@ pub mod seeding;
 pub mod service;
 pub mod store;
 pub mod upstream;
+pub mod usage;
 
 pub use service::{run, SeederConfig, SeederError};

@@ -12,6 +12,8 @@ pub struct SeederMetrics {
     pub upstream_fetches: IntCounter,
     pub upstream_failures: IntCounter,
     pub digest_mismatches: IntCounter,
+    pub evicted_blobs: IntCounter,
+    pub evicted_bytes: IntCounter,
     pub mirror_seconds: Histogram,
 }
 
@@ -41,6 +43,9 @@ impl SeederMetrics {
             "shoal_seeder_digest_mismatches_total",
             "Upstream blobs discarded because their bytes did not match",
         );
+        let evicted_blobs =
+            counter("shoal_seeder_evicted_blobs_total", "Blobs evicted to keep the store under its limit");
+        let evicted_bytes = counter("shoal_seeder_evicted_bytes_total", "Bytes of blobs evicted");
         let mirror_seconds = Histogram::with_opts(
             HistogramOpts::new("shoal_seeder_mirror_seconds", "Time to mirror one image (manifests and blobs)")
                 .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0]),
@@ -56,6 +61,8 @@ impl SeederMetrics {
             upstream_fetches,
             upstream_failures,
             digest_mismatches,
+            evicted_blobs,
+            evicted_bytes,
             mirror_seconds,
         }
     }

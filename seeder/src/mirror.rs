@@ -4,6 +4,8 @@
 //! callers asking for one digest share one upstream fetch (and its outcome). The fetch runs in
 //! a task of its own, so a caller that goes away (an HTTP client hanging up) does not cancel
 //! it for the others. Newly stored blobs are announced on a channel for the seeding side.
+//! A caller holds a lease on the blob ([`BlobUsage`]) from the start of `ensure_blob` until it
+//! returns, so the cache never evicts a blob while it is being fetched and ingested.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,6 +21,7 @@ use crate::index::{BlobIndex, ImageBlob, ImageRecord, IndexError, ManifestRecord
 use crate::metrics::SeederMetrics;
 use crate::store::{BlobStore, Chunk, StoreError};
 use crate::upstream::{PulledManifest, Upstream, UpstreamError};
+use crate::usage::BlobUsage;
 
 /// Blobs of one manifest fetched at once.
 const BLOB_FETCHES_PER_MANIFEST: usize = 4;
@@ -139,6 +142,7 @@ pub struct Mirror {
     platforms: PlatformFilter,
     stored: mpsc::UnboundedSender<HashedBlob>,
     inflight: Mutex<HashMap<BlobDigest, FetchCell>>,
+    usage: Arc<BlobUsage>,
 }
 
 impl Mirror {
@@ -151,7 +155,16 @@ impl Mirror {
         platforms: PlatformFilter,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<HashedBlob>) {
         let (stored, rx) = mpsc::unbounded_channel();
-        let mirror = Self { upstream, store, index, metrics, platforms, stored, inflight: Mutex::default() };
+        let mirror = Self {
+            upstream,
+            store,
+            index,
+            metrics,
+            platforms,
+            stored,
+            inflight: Mutex::default(),
+            usage: Arc::default(),
+        };
         (Arc::new(mirror), rx)
     }
 
@@ -165,6 +178,11 @@ impl Mirror {
 
     pub fn store(&self) -> &BlobStore {
         &self.store
+    }
+
+    /// Which blobs are in use, and their recent accesses (shared with the cache policy).
+    pub fn usage(&self) -> &Arc<BlobUsage> {
+        &self.usage
     }
 
     /// The blob if it is stored and indexed; repairs the index if the two disagree.
@@ -205,6 +223,7 @@ impl Mirror {
         size: Option<u64>,
     ) -> Result<HashedBlob, MirrorError> {
         let repo = repo_key(reference);
+        let _lease = self.usage.lease(digest).await;
         if let Some(h) = self.stored_blob(&digest)? {
             self.index.touch(&digest, Some(&repo))?;
             return Ok(h);
@@ -214,8 +233,11 @@ impl Mirror {
         let reference = reference.clone();
         let result = cell
             .get_or_init(|| async move {
-                let task =
-                    tokio::spawn(async move { this.fetch_blob(&reference, digest, size).await.map_err(Arc::new) });
+                let task = tokio::spawn(async move {
+                    // Its own lease: the fetch outlives a caller that hangs up.
+                    let _lease = this.usage.lease(digest).await;
+                    this.fetch_blob(&reference, digest, size).await.map_err(Arc::new)
+                });
                 task.await.unwrap_or_else(|e| Err(Arc::new(MirrorError::Task(e.to_string()))))
             })
             .await

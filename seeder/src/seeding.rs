@@ -14,6 +14,12 @@
 //! and a restart restores every torrent from its own session file without re-hashing either.
 //! (This relies on librqbit 9.1's JSON persistence layout: a raw MSB-first bitfield file named
 //! by the lowercase hex infohash.)
+//!
+//! Eviction takes a blob out of the session first ([`Seeding::unseed`]: librqbit's `delete`
+//! without deleting files, which also drops it from librqbit's persistence and its `.bitv`), so
+//! librqbit never holds a torrent whose file is gone. [`Seeding::uploaded_by_torrent`] lets the
+//! cache count uploads to peers as uses of a blob (reads in the storage would not do: librqbit
+//! spot-checks pieces of every torrent at start, which is no use).
 
 use std::any::TypeId;
 use std::collections::HashSet;
@@ -23,13 +29,15 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use librqbit::api::TorrentIdOrHash;
+use librqbit::dht::Id20;
 use librqbit::storage::filesystem::FilesystemStorageFactory;
 use librqbit::storage::{BoxStorageFactory, StorageFactory, StorageFactoryExt, TorrentStorage};
 use librqbit::{
     AddTorrent, AddTorrentOptions, AddTorrentResponse, ListenerMode, ListenerOptions, ManagedTorrentShared, Session,
     SessionOptions, SessionPersistenceConfig, TorrentMetadata,
 };
-use shoal_torrents::{BlobDigest, BlobTorrent, Distribution, HashedBlob};
+use shoal_torrents::{BlobDigest, BlobTorrent, Distribution, HashedBlob, InfoHash};
 
 /// Why the BitTorrent side failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +46,8 @@ pub enum SeedingError {
     Start(String),
     #[error("seeding blob {digest}: {message}")]
     Add { digest: BlobDigest, message: String },
+    #[error("removing blob {digest} from the BitTorrent session: {message}")]
+    Remove { digest: BlobDigest, message: String },
     #[error("writing the fast-resume bitfield {path}: {source}")]
     Bitfield {
         path: PathBuf,
@@ -133,6 +143,25 @@ impl Seeding {
         Ok(())
     }
 
+    /// Stops seeding a blob and forgets it in librqbit's persistence (its `.bitv` included);
+    /// never touches the blob's file. A blob the session does not hold is fine.
+    pub async fn unseed(&self, digest: &BlobDigest, info_hash: &InfoHash) -> Result<(), SeedingError> {
+        let id = TorrentIdOrHash::Hash(Id20::new(*info_hash.as_bytes()));
+        if self.session.get(id).is_some() {
+            self.session
+                .delete(id, false)
+                .await
+                .map_err(|e| SeedingError::Remove { digest: *digest, message: format!("{e:#}") })?;
+            tracing::debug!(%digest, %info_hash, "stopped seeding");
+        }
+        // Ours, if librqbit never took the torrent over (or a crash came in between).
+        let bitv = self.state_dir.join(format!("{}.bitv", info_hash.hex()));
+        match std::fs::remove_file(&bitv) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SeedingError::Bitfield { path: bitv, source: e }),
+            _ => Ok(()),
+        }
+    }
+
     /// The librqbit session, for a shim that also downloads through it.
     pub fn session(&self) -> &Arc<Session> {
         &self.session
@@ -141,6 +170,13 @@ impl Seeding {
     /// Bytes uploaded to peers since the session started.
     pub fn uploaded_bytes(&self) -> u64 {
         self.session.stats_snapshot().counters.uploaded_bytes
+    }
+
+    /// Bytes uploaded to peers per torrent since it was added to this session.
+    pub fn uploaded_by_torrent(&self) -> Vec<(InfoHash, u64)> {
+        self.session.with_torrents(|torrents| {
+            torrents.map(|(_, t)| (InfoHash::from_bytes(t.info_hash().0), t.stats().uploaded_bytes)).collect()
+        })
     }
 
     /// How many torrents have finished initialising and serve peers.

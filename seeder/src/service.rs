@@ -1,5 +1,7 @@
-//! Wiring: opens the store and index, starts seeding, serves the API, runs mirror jobs.
+//! Wiring: opens the store and index, starts seeding, applies the cache policy, serves the
+//! API, runs mirror jobs.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,6 +11,8 @@ use shoal_torrents::Distribution;
 use tokio::net::TcpListener;
 
 use crate::api::{self, ApiState};
+use crate::cache::{CacheError, StoreCache};
+use crate::eviction::StoreLimit;
 use crate::index::{BlobIndex, IndexError};
 use crate::metrics::SeederMetrics;
 use crate::mirror::{Mirror, MirrorError, PlatformFilter};
@@ -31,7 +35,14 @@ pub struct SeederConfig {
     pub images: Vec<String>,
     /// Platforms of an image index to mirror (`os/arch[/variant]`); empty = all.
     pub platforms: Vec<String>,
+    /// How large the store may grow (`--max-store-bytes` and watermarks); `None`: no limit.
+    pub store_limit: Option<StoreLimit>,
 }
+
+/// How often recorded uses (webseed, torrent requests, uploads to peers) are written to the
+/// index: one batched write instead of one per request; a crash loses at most this much
+/// recency, never a blob.
+const USES_WRITE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Why the seeder could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +55,8 @@ pub enum SeederError {
     Seeding(#[from] SeedingError),
     #[error(transparent)]
     Mirror(#[from] MirrorError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
     #[error("HTTP listener on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -55,10 +68,15 @@ pub enum SeederError {
 }
 
 /// Hands every stored blob to the session (those it restored from its own persistence are
-/// already there); returns how many blobs and bytes are stored.
+/// already there); returns how many blobs and bytes are stored. Repairs on the way: a record
+/// whose file is gone is dropped, and a file without a record (renamed into place by a process
+/// killed before its index write) is verified and recorded, or removed.
 pub async fn seed_stored_blobs(mirror: &Mirror, seeding: &Seeding) -> Result<(u64, u64), SeederError> {
     let (mut count, mut bytes) = (0u64, 0u64);
-    for (digest, _) in mirror.index().blobs()? {
+    let indexed: Vec<_> = mirror.index().blobs()?.into_iter().map(|(digest, _)| digest).collect();
+    let known: HashSet<_> = indexed.iter().copied().collect();
+    let unindexed = mirror.store().list()?.into_iter().filter(|d| !known.contains(d));
+    for digest in indexed.iter().copied().chain(unindexed) {
         match mirror.stored_blob(&digest)? {
             Some(h) => {
                 seeding.seed(&h).await?;
@@ -110,18 +128,44 @@ pub async fn run(
     let (count, bytes) = seed_stored_blobs(&mirror, &seeding).await?;
     metrics.blobs.set(count as i64);
     metrics.bytes_stored.set(bytes as i64);
+    let cache =
+        Arc::new(StoreCache::new(Arc::clone(&mirror), Arc::clone(&seeding), Arc::clone(&metrics), config.store_limit));
+    // Before ready: a restart with a smaller limit serves only what fits.
+    cache.enforce().await?;
     tracing::info!(
-        blobs = count,
+        blobs = metrics.blobs.get(),
         torrents = seeding.torrent_count(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "ready to seed"
     );
 
-    let seeder = Arc::clone(&seeding);
+    // Seeding newly stored blobs, eviction and writing uses share one task, so they never
+    // race each other: no torrent is removed while it is being added, and a blob evicted
+    // before its turn to be seeded is skipped.
+    let (seeder, store_cache, seed_mirror) = (Arc::clone(&seeding), Arc::clone(&cache), Arc::clone(&mirror));
     tokio::spawn(async move {
-        while let Some(blob) = stored.recv().await {
-            if let Err(e) = seeder.seed(&blob).await {
-                tracing::error!(error = %e, "cannot seed a stored blob");
+        let mut write_uses = tokio::time::interval(USES_WRITE_INTERVAL);
+        write_uses.tick().await;
+        loop {
+            tokio::select! {
+                blob = stored.recv() => {
+                    let Some(blob) = blob else { break };
+                    let mut batch = vec![blob];
+                    while let Ok(more) = stored.try_recv() {
+                        batch.push(more);
+                    }
+                    for blob in batch {
+                        seed_if_stored(&seed_mirror, &seeder, &blob).await;
+                    }
+                    if let Err(e) = store_cache.enforce().await {
+                        tracing::error!(error = %e, "cache eviction failed");
+                    }
+                }
+                _ = write_uses.tick() => {
+                    if let Err(e) = store_cache.record_uses() {
+                        tracing::warn!(error = %e, "cannot record blob uses in the index");
+                    }
+                }
             }
         }
     });
@@ -166,6 +210,22 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|source| SeederError::Listen { addr: bound, source })?;
+    if let Err(e) = cache.record_uses() {
+        tracing::warn!(error = %e, "cannot record blob uses in the index");
+    }
     seeding.stop().await;
     Ok(())
+}
+
+/// Seeds a newly stored blob, unless an eviction already took it again.
+async fn seed_if_stored(mirror: &Mirror, seeding: &Seeding, blob: &shoal_torrents::HashedBlob) {
+    match mirror.stored_blob(&blob.digest) {
+        Ok(Some(_)) => {
+            if let Err(e) = seeding.seed(blob).await {
+                tracing::error!(digest = %blob.digest, error = %e, "cannot seed a stored blob");
+            }
+        }
+        Ok(None) => tracing::debug!(digest = %blob.digest, "evicted before it was seeded"),
+        Err(e) => tracing::error!(digest = %blob.digest, error = %e, "cannot look up a stored blob"),
+    }
 }
