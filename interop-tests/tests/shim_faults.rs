@@ -1,0 +1,200 @@
+//! The shim under faults with real parts: a stock BitTorrent client (aria2c) seeding corrupted
+//! data must never get a bad byte to the shim's client, and `kill -9` of a `shoal shim`
+//! process mid-download, then a restart on the same data dir, still serves only verified blobs.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use shoal_interop_tests::registry::{skopeo_push, start_registry, write_oci_layout};
+use shoal_interop_tests::stack::{seeding, start_seeder_with, start_tracker};
+use shoal_interop_tests::{free_port, require_tool, sha256_file, shoal_binary, wait_until, ChildGuard};
+use shoal_registry_shim::swarm::{Source, SwarmConfig};
+use shoal_registry_shim::{BoundShim, ShimConfig};
+use shoal_torrents::{hash_reader, BlobTorrent, Distribution};
+
+/// `curl -sf` of `url` into `out`; true on success.
+fn curl_to(url: &str, out: &Path, extra: &[&str]) -> bool {
+    Command::new(require_tool("curl"))
+        .args(["-sf", "--max-time", "120"])
+        .args(extra)
+        .arg("-o")
+        .arg(out)
+        .arg(url)
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// aria2c, alone in the swarm besides a seeder that uploads nothing, seeds a copy of a layer
+/// with every odd piece corrupted (`--bt-seed-unverified`); the first piece is good, so aria2c
+/// is provably a source. The shim must reject the bad pieces (SHA-1 per piece, SHA-256 over the
+/// blob), take good ones from aria2c and the rest over HTTP, and hand the client exactly the
+/// layer's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_serving_corrupted_pieces_never_gets_bad_bytes_to_the_client() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_registry, port) = start_registry(&tmp.path().join("registry"), "");
+    let registry = format!("127.0.0.1:{port}");
+    let layout = tmp.path().join("layout");
+    let (blobs, _) = write_oci_layout(&layout, "v1", &[4 << 20], 55);
+    skopeo_push(&layout, "v1", port, "bad/peer");
+    let layer = &blobs[1];
+
+    let trackers = vec![start_tracker().await];
+    let mut no_upload = seeding(&trackers);
+    no_upload.disable_upload = true;
+    let seeder = start_seeder_with(&tmp.path().join("seeder"), &registry, no_upload).await;
+
+    // The corrupted copy, under the profile's name, and the profile's .torrent for aria2c.
+    let hashed = hash_reader(std::fs::File::open(&layer.path).unwrap(), layer.size, &mut |_| {}).unwrap();
+    let torrent = BlobTorrent::from_hashed(&hashed);
+    let piece = hashed.piece_length.bytes() as usize;
+    let mut bytes = std::fs::read(&layer.path).unwrap();
+    let pieces = bytes.len().div_ceil(piece);
+    for p in (1..pieces).step_by(2) {
+        bytes[p * piece] ^= 0xff;
+    }
+    let bad_dir = tmp.path().join("bad");
+    std::fs::create_dir_all(&bad_dir).unwrap();
+    std::fs::write(bad_dir.join(torrent.name.as_str()), &bytes).unwrap();
+    let torrent_file = tmp.path().join("bad.torrent");
+    std::fs::write(
+        &torrent_file,
+        torrent.torrent_bytes(&Distribution { trackers: trackers.clone(), webseeds: vec![] }),
+    )
+    .unwrap();
+    let _aria2 = ChildGuard::spawn(
+        Command::new(require_tool("aria2c"))
+            .arg("-d")
+            .arg(&bad_dir)
+            .args([
+                "--bt-seed-unverified=true",
+                "--check-integrity=false",
+                "--seed-ratio=0",
+                "--seed-time=10",
+                "--enable-dht=false",
+                "--enable-dht6=false",
+                "--bt-enable-lpd=false",
+                "--enable-peer-exchange=false",
+                "--summary-interval=0",
+                "--console-log-level=warn",
+            ])
+            .arg(format!("--listen-port={}", free_port()))
+            .arg(&torrent_file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+
+    let shim = BoundShim::bind(ShimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: tmp.path().join("shim"),
+        default_registry: registry.clone(),
+        tag_ttl: Duration::from_secs(30),
+        upstream: Default::default(),
+        swarm: Some(SwarmConfig {
+            seeder_url: Some(seeder.url.clone()),
+            seeding: seeding(&trackers),
+            stall_timeout: Duration::from_secs(3),
+            torrent_timeout: Duration::from_secs(20),
+        }),
+    })
+    .await
+    .unwrap();
+    let (addr, metrics) = (shim.local_addr(), shim.metrics());
+    tokio::spawn(shim.serve());
+
+    let out = tmp.path().join("pulled");
+    let url = format!("http://{addr}/v2/bad/peer/blobs/{}", layer.digest);
+    let ok = tokio::task::spawn_blocking({
+        let out = out.clone();
+        move || curl_to(&url, &out, &[])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "the pull failed: {}", metrics.render());
+    assert_eq!(sha256_file(&out), layer.digest, "the client got bad bytes");
+    // aria2c really took part: only it uploads over BitTorrent, and its good pieces arrived.
+    let (peers, http) = (metrics.bytes(Source::Peers).get(), metrics.bytes(Source::Webseed).get());
+    assert!(peers > 0, "no byte came from the corrupting peer, so the test proved nothing: {}", metrics.render());
+    assert!(peers < layer.size, "every piece came from peers although half were corrupt: {}", metrics.render());
+    assert!(peers + http + metrics.bytes(Source::Upstream).get() >= layer.size, "{}", metrics.render());
+    // And the store holds the verified blob under its digest.
+    let stored = tmp.path().join("shim/blobs/sha256").join(layer.digest.trim_start_matches("sha256:"));
+    assert_eq!(sha256_file(&stored), layer.digest);
+    seeder.stop().await;
+}
+
+/// A `shoal shim` process; returns it and its address once it printed it.
+fn spawn_shim(data: &Path, upstream: &str) -> (ChildGuard, SocketAddr) {
+    let mut child = ChildGuard::spawn(
+        Command::new(shoal_binary())
+            .args(["shim", "--listen", "127.0.0.1:0", "--upstream", upstream])
+            .arg("--data-dir")
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped()),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines.next().expect("the shim printed its address").unwrap();
+        if let Some(url) = line.strip_prefix("shoal shim: listening on http://") {
+            break url.parse().unwrap();
+        }
+    };
+    (child, addr)
+}
+
+/// Every file in the store is named by its own SHA-256.
+fn assert_store_verified(data: &Path) {
+    let dir = data.join("blobs/sha256");
+    for entry in std::fs::read_dir(&dir).into_iter().flatten() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(sha256_file(&path), format!("sha256:{name}"), "unverified bytes in the store: {}", path.display());
+    }
+}
+
+#[test]
+fn kill_9_mid_download_then_restart_serves_only_verified_blobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_registry, port) = start_registry(&tmp.path().join("registry"), "");
+    let upstream = format!("127.0.0.1:{port}");
+    let layout = tmp.path().join("layout");
+    let (blobs, _) = write_oci_layout(&layout, "v1", &[48 << 20], 66);
+    skopeo_push(&layout, "v1", port, "crash/app");
+    let layer = &blobs[1];
+    let data = tmp.path().join("shim");
+
+    let (mut shim, addr) = spawn_shim(&data, &upstream);
+    let url = format!("http://{addr}/v2/crash/app/blobs/{}", layer.digest);
+    let partial = tmp.path().join("partial");
+    // A slow client, so the download is surely under way when the shim dies.
+    let mut client = ChildGuard::spawn(
+        Command::new(require_tool("curl"))
+            .args(["-s", "--limit-rate", "2M", "-o"])
+            .arg(&partial)
+            .arg(&url)
+            .stdout(Stdio::null()),
+    );
+    wait_until("the client to receive the first MiB", Duration::from_secs(60), || {
+        std::fs::metadata(&partial).map(|m| m.len() >= 1 << 20).unwrap_or(false)
+    });
+    Command::new("kill").args(["-9", &shim.id().to_string()]).status().unwrap();
+    let _ = shim.0.wait();
+    let _ = client.0.wait();
+    assert!(std::fs::metadata(&partial).unwrap().len() < layer.size, "the download finished before the kill");
+    assert_store_verified(&data);
+
+    // Restart on the same data dir: the blob pulls whole and verified.
+    let (_shim, addr) = spawn_shim(&data, &upstream);
+    let out = tmp.path().join("pulled");
+    assert!(curl_to(&format!("http://{addr}/v2/crash/app/blobs/{}", layer.digest), &out, &[]));
+    assert_eq!(sha256_file(&out), layer.digest);
+    assert_store_verified(&data);
+    let stored = data.join("blobs/sha256").join(layer.digest.trim_start_matches("sha256:"));
+    assert_eq!(sha256_file(&stored), layer.digest);
+}
