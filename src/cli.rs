@@ -81,6 +81,10 @@ pub struct UpArgs {
     /// insecure_registries, credentials).
     #[arg(long, env = "SHOAL_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Largest size of the seeder's blob store (500MiB, 10GiB, ...) [default: no limit]; least
+    /// recently used blobs not being served go first, between the seeder's default watermarks.
+    #[arg(long, env = "SHOAL_MAX_STORE_BYTES", value_parser = shoal_seeder::eviction::parse_byte_size)]
+    pub max_store_bytes: Option<u64>,
     /// Milliseconds without a new byte from the swarm before the shim takes the rest over HTTP.
     #[arg(long, env = "SHOAL_SHIM_STALL_TIMEOUT_MS", default_value_t = 3000)]
     pub stall_timeout_ms: u64,

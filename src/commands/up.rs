@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use shoal_registry_shim::swarm::SwarmConfig;
 use shoal_registry_shim::{BoundShim, ShimConfig};
+use shoal_seeder::eviction::StoreLimit;
 use shoal_seeder::seeding::SeedingConfig;
 use shoal_seeder::upstream::{Credentials, UpstreamConfig};
 use shoal_seeder::SeederConfig;
@@ -54,7 +55,11 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         upstream: upstream.clone(),
         images: Vec::new(),
         platforms: [args.platforms.clone(), file.platforms].concat(),
-        store_limit: None,
+        store_limit: args
+            .max_store_bytes
+            .map(|max| StoreLimit::new(max, StoreLimit::DEFAULT_HIGH_WATERMARK, StoreLimit::DEFAULT_LOW_WATERMARK))
+            .transpose()
+            .context("invalid --max-store-bytes")?,
     };
     // The shim reaches the seeder on loopback whatever the public host is.
     let seeder_local = format!("http://127.0.0.1:{}", args.seeder_listen.port());
