@@ -319,8 +319,38 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("shoal: error: {e:#}");
+            eprintln!("shoal: error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes, `: `-separated, skipping a cause that a message before it already
+/// quotes (several library errors carry their source's text in their own message).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_chains_name_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
+        let e =
+            anyhow::Error::new(io).context("cannot listen on 0.0.0.0:6969: Address already in use").context("tracker");
+        assert_eq!(error_chain(&e), "tracker: cannot listen on 0.0.0.0:6969: Address already in use");
     }
 }

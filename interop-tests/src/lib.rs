@@ -108,6 +108,21 @@ pub fn run_ok(cmd: &mut Command) -> std::process::Output {
 
 // ---- Helpers added with the seeder's interop tests (seeder_*.rs) ----
 
+/// `cmd` without the variables cargo sets for a test binary (`CARGO_PKG_*`, `CARGO_MANIFEST_DIR`,
+/// ...), so a cargo started from a test builds as one started from a shell does: build scripts
+/// that watch their environment would otherwise rebuild ring, rustls and everything above.
+pub fn without_cargo_test_env(cmd: &mut Command) -> &mut Command {
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let set_by_cargo = (key.starts_with("CARGO_") && key != "CARGO_HOME")
+            || ["CARGO", "RUSTC", "RUSTDOC", "RUST_RECURSION_COUNT", "LD_LIBRARY_PATH", "OUT_DIR"].contains(&&*key);
+        if set_by_cargo {
+            cmd.env_remove(&*key);
+        }
+    }
+    cmd
+}
+
 /// The workspace's `shoal` binary: `$SHOAL_BIN` when set (e.g. a release build), else
 /// `target/interop-bin/debug/shoal`, built first with `cargo build --bin shoal` (a no-op when
 /// fresh). It gets a target dir of its own: the binary alone unifies features differently from
@@ -122,7 +137,7 @@ pub fn shoal_binary() -> PathBuf {
     // target/debug/deps/<test> -> target/interop-bin
     let target = exe.ancestors().nth(3).unwrap().join("interop-bin");
     run_ok(
-        Command::new(env!("CARGO"))
+        without_cargo_test_env(&mut Command::new(env!("CARGO")))
             .current_dir(&root)
             .env("CARGO_TARGET_DIR", &target)
             .args(["build", "-q", "--bin", "shoal"]),

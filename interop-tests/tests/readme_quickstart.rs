@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use shoal_interop_tests::docker::DockerDaemon;
 use shoal_interop_tests::registry::{skopeo_push, start_registry, write_oci_layout};
-use shoal_interop_tests::{require_tool, ChildGuard};
+use shoal_interop_tests::{require_tool, without_cargo_test_env, ChildGuard};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
@@ -54,6 +54,12 @@ fn the_readme_main_command_serves_docker_pull_and_prints_magnets() {
         .clone();
     assert!(walkthrough[0].starts_with("UPSTREAM="), "the walk-through names its image first: {:?}", walkthrough[0]);
 
+    // The README promises these ports; a clear failure if something else holds one.
+    for port in [5000, 6969, 7000, 6881, 6882] {
+        let free = std::net::TcpListener::bind(("0.0.0.0", port)).is_ok();
+        assert!(free, "port {port}, which `shoal up` uses by default, is taken on this machine");
+    }
+
     let tmp = tempfile::tempdir().unwrap();
     let (_registry, port) = start_registry(&tmp.path().join("registry"), "");
     let layout = tmp.path().join("layout");
@@ -62,7 +68,7 @@ fn the_readme_main_command_serves_docker_pull_and_prints_magnets() {
 
     // The main command, verbatim, with SHOAL_UPSTREAM pointing at the local registry.
     let mut up = ChildGuard::spawn(
-        Command::new("bash")
+        without_cargo_test_env(&mut Command::new("bash"))
             .arg("-c")
             .arg(format!("exec {main_command}"))
             .current_dir(repo_root())
