@@ -1,4 +1,5 @@
-//! The seeder's HTTP API (axum): torrents, magnets, images, mirroring, webseeds, metrics.
+//! The seeder's HTTP API (axum): torrents, magnets, images, mirroring, webseeds, metrics, and
+//! the live page (`/ui`, `/v1/swarms`: see [`crate::ui`]).
 //!
 //! Status codes live here and nowhere else: the layers below return typed errors, and
 //! [`ApiError`] maps them at the edge.
@@ -25,7 +26,9 @@ use crate::index::{ImageBlob, ImageRecord, IndexError};
 use crate::metrics::SeederMetrics;
 use crate::mirror::{Mirror, MirrorError};
 use crate::requests::{self, MirrorRequest, RequestError};
+use crate::seeding::Seeding;
 use crate::store::StoreError;
+use crate::ui::{self, Throughput};
 use crate::upstream::{Upstream, UpstreamError};
 use crate::usage::{now_ms, Lease};
 
@@ -33,6 +36,10 @@ use crate::usage::{now_ms, Lease};
 pub struct ApiState {
     pub mirror: Arc<Mirror>,
     pub metrics: Arc<SeederMetrics>,
+    /// The BitTorrent session, read for `/v1/swarms`.
+    pub seeding: Arc<Seeding>,
+    /// Upload rates sampled once a second ([`ui::record_throughput`]).
+    pub throughput: Arc<Throughput>,
     /// Trackers and this seeder's webseed base (`<public url>/webseed/`).
     pub distribution: Distribution,
     /// This seeder's public base URL, without a trailing slash.
@@ -49,6 +56,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/notifications", post(notification))
         .route("/webseed/{name}", get(webseed).head(webseed))
         .route("/metrics", get(metrics))
+        .route("/v1/swarms", get(ui::swarms))
+        .route("/ui", get(ui::page))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(state)
 }

@@ -4,6 +4,7 @@
 //! what is stored and under which infohash), [`upstream`] (registries through oci-client),
 //! [`mirror`] (image -> manifests -> blobs, single-flight per blob), [`seeding`] (one librqbit
 //! session over the store, read-only), [`api`] (axum: torrents, magnets, webseeds, metrics),
+//! [`ui`] (the live page at `/ui` and its JSON, `/v1/swarms`),
 //! the cache policy ([`eviction`] decides, [`usage`] tracks leases and recency, [`cache`]
 //! evicts), and [`service`], which wires them together for `shoal seeder`.
 
@@ -17,6 +18,7 @@ pub mod requests;
 pub mod seeding;
 pub mod service;
 pub mod store;
+pub mod ui;
 pub mod upstream;
 pub mod usage;
 

@@ -18,6 +18,7 @@ use crate::metrics::SeederMetrics;
 use crate::mirror::{Mirror, MirrorError, PlatformFilter};
 use crate::seeding::{Seeding, SeedingConfig, SeedingError};
 use crate::store::{BlobStore, StoreError};
+use crate::ui::{self, Throughput};
 use crate::upstream::{Upstream, UpstreamConfig};
 
 /// Everything `shoal seeder` is configured with.
@@ -177,9 +178,14 @@ pub async fn run(
         }
     });
 
+    let throughput = Arc::new(Throughput::new());
+    tokio::spawn(ui::record_throughput(Arc::clone(&seeding), Arc::clone(&metrics), Arc::clone(&throughput)));
+
     let state = Arc::new(ApiState {
         mirror: Arc::clone(&mirror),
         metrics: Arc::clone(&metrics),
+        seeding: Arc::clone(&seeding),
+        throughput,
         distribution: Distribution {
             trackers: config.seeding.trackers.clone(),
             webseeds: vec![format!("{public_url}/webseed/")],
