@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# CI for the compose lab (.ci/test runs it after the cargo tests): uses the Docker daemon that
+# answers, or starts one of its own (flags of ../shared/FIELD-NOTES.md, state under /tmp, stopped
+# at the end); builds the release `shoal`, the base image offline (build-base.sh), the lab images,
+# and runs demo.sh end to end on free loopback ports. Prints how long each phase took.
+# Env: SHOAL_BIN=path uses that binary instead of building a release one (.ci/test passes the
+#      debug build the cargo tests just made); SHOAL_LAB_CACHE (see build-base.sh).
+set -euo pipefail
+[ -z "${SHOAL_BIN:-}" ] || SHOAL_BIN=$(realpath "$SHOAL_BIN")
+cd "$(dirname "$0")"
+
+missing=()
+for tool in docker dockerd debootstrap skopeo curl python3 cargo; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if docker compose version >/dev/null 2>&1; then
+  COMPOSE=(docker compose)
+elif command -v docker-compose >/dev/null; then
+  COMPOSE=(docker-compose)
+else
+  missing+=(docker-compose)
+fi
+[ ${#missing[@]} -eq 0 ] || { echo "compose/ci.sh: missing tools: ${missing[*]} (.ci/install-deps installs them)" >&2; exit 1; }
+
+timings=()
+phase_start=$SECONDS
+phase() { timings+=("$(printf '%-22s %4ds' "$1" $((SECONDS - phase_start)))"); phase_start=$SECONDS; }
+
+DOCKERD_PID=
+DOCKERD_DIR=
+stop_dockerd() {
+  if [ -n "$DOCKERD_PID" ]; then
+    kill "$DOCKERD_PID" 2>/dev/null || true
+    wait "$DOCKERD_PID" 2>/dev/null || true
+    DOCKERD_PID=
+  fi
+}
+finish() {
+  local rc=$?
+  stop_dockerd
+  [ -z "$DOCKERD_DIR" ] || rm -rf "$DOCKERD_DIR"
+  echo "compose/ci.sh timings:"; printf '  %s\n' "${timings[@]}"
+  # demo.sh's "N passed, N failed" stays the last line.
+  [ ! -s "${DEMO_LOG:-}" ] || grep -E '^demo: [0-9]+ passed, [0-9]+ failed$' "$DEMO_LOG" | tail -1
+  [ -z "${DEMO_LOG:-}" ] || rm -f "$DEMO_LOG"
+  exit "$rc"
+}
+trap finish EXIT
+
+# start_dockerd DRIVER: a daemon of our own; fails when it exits or does not answer in 60 s.
+start_dockerd() {
+  rm -rf "$DOCKERD_DIR/root"
+  dockerd --storage-driver="$1" --iptables=false --bridge=none \
+    --data-root="$DOCKERD_DIR/root" --exec-root="$DOCKERD_DIR/exec" \
+    -H "unix://$DOCKERD_DIR/docker.sock" --pidfile "$DOCKERD_DIR/docker.pid" \
+    > "$DOCKERD_DIR/dockerd-$1.log" 2>&1 &
+  DOCKERD_PID=$!
+  export DOCKER_HOST="unix://$DOCKERD_DIR/docker.sock"
+  local end=$((SECONDS + 60))
+  until docker info >/dev/null 2>&1; do
+    if ! kill -0 "$DOCKERD_PID" 2>/dev/null || [ "$SECONDS" -ge "$end" ]; then
+      stop_dockerd
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+if docker info >/dev/null 2>&1; then
+  echo "compose/ci.sh: using the Docker daemon at ${DOCKER_HOST:-the default socket}"
+else
+  DOCKERD_DIR=$(mktemp -d /tmp/shoal-lab-dockerd.XXXXXX)
+  # overlay2 builds and starts the lab several times faster than vfs; vfs works everywhere.
+  if start_dockerd overlay2; then
+    echo "compose/ci.sh: started dockerd (overlay2) in $DOCKERD_DIR"
+  elif start_dockerd vfs; then
+    echo "compose/ci.sh: started dockerd (vfs; overlay2 failed, see $DOCKERD_DIR/dockerd-overlay2.log)"
+  else
+    tail -20 "$DOCKERD_DIR"/dockerd-*.log >&2
+    echo "compose/ci.sh: could not start dockerd" >&2
+    exit 1
+  fi
+fi
+phase "docker daemon"
+
+if [ -n "${SHOAL_BIN:-}" ]; then
+  bin=$SHOAL_BIN
+else
+  (cd .. && cargo build --release --bin shoal)
+  bin=${CARGO_TARGET_DIR:-../target}/release/shoal
+fi
+mkdir -p bin
+# Stripped: the image needs no debug info (112 MB -> about 21 MB).
+strip -o bin/shoal "$bin" 2>/dev/null || cp "$bin" bin/shoal
+phase "shoal binary"
+
+export SHOAL_LAB_BASE=shoal-lab-base:bookworm
+./build-base.sh "$SHOAL_LAB_BASE"
+phase "base image (offline)"
+
+"${COMPOSE[@]}" build -q 2>/dev/null || "${COMPOSE[@]}" build
+phase "lab images"
+
+# Free loopback ports for everything the lab publishes, so CI never collides with a local service.
+read -r SHOAL_LAB_REGISTRY_PORT SHOAL_LAB_TRACKER_PORT SHOAL_LAB_SEEDER_PORT SHOAL_LAB_HOST1_PORT \
+  SHOAL_LAB_HOST2_PORT SHOAL_LAB_HOST3_PORT SHOAL_LAB_QBITTORRENT_PORT SHOAL_LAB_PROMETHEUS_PORT < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(8)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))')
+export SHOAL_LAB_REGISTRY_PORT SHOAL_LAB_TRACKER_PORT SHOAL_LAB_SEEDER_PORT SHOAL_LAB_HOST1_PORT \
+  SHOAL_LAB_HOST2_PORT SHOAL_LAB_HOST3_PORT SHOAL_LAB_QBITTORRENT_PORT SHOAL_LAB_PROMETHEUS_PORT
+
+DEMO_LOG=$(mktemp /tmp/shoal-lab-demo.XXXXXX.log)
+DEMO_TIMEOUT=${DEMO_TIMEOUT:-900} ./demo.sh 2>&1 | tee "$DEMO_LOG"
+phase "demo.sh"
