@@ -41,7 +41,7 @@ else
     PULL_MIB=342,341,341 TTFB_MIB=1024
 fi
 
-for tool in dockerd docker docker-registry skopeo curl jq bc python3 timeout; do
+for tool in dockerd docker docker-registry skopeo curl python3 timeout; do
     command -v "$tool" >/dev/null || { echo "$tool missing: bash .ci/install-deps" >&2; exit 1; }
 done
 [ "$(id -u)" = 0 ] || { echo "run as root (it starts its own dockerd)" >&2; exit 1; }
@@ -87,7 +87,9 @@ die() { echo "error: $*" >&2; exit 1; }
 load() { cut -d' ' -f1 /proc/loadavg; }
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
-since() { echo "$(now) - $1" | bc; }
+calc() { awk "BEGIN { print $1 }"; } # calc EXPR: floating point (comparisons give 1 or 0)
+since() { calc "$(now) - $1"; }
+json() { python3 -c 'import json, sys; print(eval(sys.argv[1], {}, {"j": json.load(sys.stdin)}))' "$1"; }
 wait_for() { # wait_for WHAT SECONDS CMD...: poll CMD until it succeeds
     local what=$1 secs=$2; shift 2
     local end=$(( $(date +%s) + secs ))
@@ -119,10 +121,10 @@ TTFB_DIR="$CACHE/ttfb-$TTFB_MIB"
 log "OCI layouts under $CACHE (generated on first use)"
 PULL_SUMMARY=$(timeout 600 $HELPER layout "$PULL_DIR" --tag 1 --mib "$PULL_MIB")
 TTFB_SUMMARY=$(timeout 600 $HELPER layout "$TTFB_DIR" --tag 1 --mib "$TTFB_MIB")
-PULL_BYTES=$(jq -r .layer_bytes <<<"$PULL_SUMMARY")
-PULL_CONFIG=$(jq -r .config <<<"$PULL_SUMMARY")
-TTFB_DIGEST=$(jq -r '.layers[0].digest' <<<"$TTFB_SUMMARY")
-TTFB_BYTES=$(jq -r .layer_bytes <<<"$TTFB_SUMMARY")
+PULL_BYTES=$(json 'j["layer_bytes"]' <<<"$PULL_SUMMARY")
+PULL_CONFIG=$(json 'j["config"]' <<<"$PULL_SUMMARY")
+TTFB_DIGEST=$(json 'j["layers"][0]["digest"]' <<<"$TTFB_SUMMARY")
+TTFB_BYTES=$(json 'j["layer_bytes"]' <<<"$TTFB_SUMMARY")
 log "pull image: 3 layers, $((PULL_BYTES >> 20)) MiB, config $PULL_CONFIG"
 log "ttfb blob: $((TTFB_BYTES >> 20)) MiB $TTFB_DIGEST"
 
@@ -227,7 +229,7 @@ for rep in $(seq "$REPS"); do
     LOADS+=("$(load)")
     c0=$(cpu registry)
     t=$(docker_pull "$REG/bench/pull:1"); DIRECT+=("$t")
-    log "rep $rep direct: ${t}s (load $(load); docker-registry CPU $(echo "$(cpu registry) - $c0" | bc) s)"
+    log "rep $rep direct: ${t}s (load $(load); docker-registry CPU $(calc "$(cpu registry) - $c0") s)"
 
     start_fresh_shim
     docker_empty
@@ -236,10 +238,11 @@ for rep in $(seq "$REPS"); do
     t=$(docker_pull "$SHIM/bench/pull:1"); COLD+=("$t")
     peers=$(shim_bytes peers) webseed=$(shim_bytes webseed) upstream=$(shim_bytes upstream)
     log "rep $rep cold through the shim: ${t}s (load $(load); bytes peers $peers, webseed $webseed," \
-        "upstream $upstream; shim CPU $(echo "$(cpu shim) - $c0" | bc) s, seeder CPU" \
-        "$(echo "$(cpu seeder) - $s0" | bc) s; shim wrote $(( ($(written shim) - w0) >> 20 )) MiB)"
+        "upstream $upstream; shim CPU $(calc "$(cpu shim) - $c0") s, seeder CPU" \
+        "$(calc "$(cpu seeder) - $s0") s; shim wrote $(( ($(written shim) - w0) >> 20 )) MiB)"
     [ "$upstream" = 0 ] || die "the cold pull took $upstream bytes from upstream, not the swarm"
     [ $((peers + webseed)) -ge "$PULL_BYTES" ] || die "the cold pull's layers did not come through the swarm"
+    [ "$peers" -gt 0 ] || die "the cold pull got nothing over BitTorrent (all from the webseed)"
     [ "$webseed" = 0 ] || log "note: $webseed bytes came from the seeder's webseed (HTTP fallback), not BitTorrent"
     COLD_SPLIT+=("$((peers >> 20))/$((webseed >> 20))")
 
@@ -249,7 +252,7 @@ for rep in $(seq "$REPS"); do
     t=$(docker_pull "$SHIM/bench/pull:1"); WARM+=("$t")
     [ "$(shim_bytes peers)" = "$peers" ] && [ "$(shim_bytes webseed)" = "$webseed" ] &&
         [ "$(shim_bytes upstream)" = 0 ] || die "the warm pull fetched blob bytes again"
-    log "rep $rep warm through the shim: ${t}s (load $(load); shim CPU $(echo "$(cpu shim) - $c0" | bc) s)"
+    log "rep $rep warm through the shim: ${t}s (load $(load); shim CPU $(calc "$(cpu shim) - $c0") s)"
 done
 docker_empty
 
@@ -267,7 +270,7 @@ helper_probe() { # helper_probe BASE: "first_body_byte_s total_s"
     local out
     out=$(timeout 300 $HELPER ttfb "http://$1/v2/bench/ttfb/blobs/$TTFB_DIGEST" --digest "$TTFB_DIGEST") ||
         die "GET blob from $1: $out"
-    jq -r '"\(.first_byte_s) \(.total_s)"' <<<"$out"
+    json '"%s %s" % (j["first_byte_s"], j["total_s"])' <<<"$out"
 }
 TTFB_DIRECT=() TTFB_DIRECT_BODY=() TTFB_A=() TTFB_A_BODY=() TTFB_B=() TTFB_B_BODY=()
 for rep in $(seq "$REPS"); do
@@ -280,9 +283,10 @@ for rep in $(seq "$REPS"); do
     LOADS+=("$(load)")
     c0=$(cpu shim) s0=$(cpu seeder)
     read -r t total < <(curl_probe "$SHIM"); TTFB_A+=("$t")
-    cpu_note="shim CPU $(echo "$(cpu shim) - $c0" | bc) s, seeder CPU $(echo "$(cpu seeder) - $s0" | bc) s"
+    cpu_note="shim CPU $(calc "$(cpu shim) - $c0") s, seeder CPU $(calc "$(cpu seeder) - $s0") s"
     start_fresh_shim
     read -r b btotal < <(helper_probe "$SHIM"); TTFB_A_BODY+=("$b")
+    [ "$(shim_bytes upstream)" = 0 ] || die "(a): the shim went upstream although the seeder holds the blob"
     log "rep $rep (a) seeder holds it: TTFB ${t}s (first body byte ${b}s), whole blob ${total}s / ${btotal}s" \
         "(bytes peers $(shim_bytes peers), webseed $(shim_bytes webseed), upstream $(shim_bytes upstream); curl's: $cpu_note)"
 done
@@ -308,9 +312,9 @@ done
 
 # --- report ----------------------------------------------------------------------------------
 m() { median "$@"; }
-ratio() { echo "scale=2; $1 / $2" | bc | sed 's/^\./0./'; }
-ms() { printf '%.0f' "$(echo "$1 * 1000" | bc)"; }
-met() { if [ "$(echo "$1" | bc)" = 1 ]; then echo met; else echo "NOT met"; fi; }
+ratio() { printf '%.2f' "$(calc "$1 / $2")"; }
+ms() { printf '%.0f' "$(calc "$1 * 1000")"; }
+met() { if [ "$(calc "$1")" = 1 ]; then echo met; else echo "NOT met"; fi; }
 met_md() { local v; v=$(met "$1"); [ "$v" = met ] && echo met || echo "**not met**"; }
 D=$(printf '%.2f' "$(m "${DIRECT[@]}")") C=$(printf '%.2f' "$(m "${COLD[@]}")") H=$(printf '%.2f' "$(m "${WARM[@]}")")
 TD=$(m "${TTFB_DIRECT[@]}") TDB=$(m "${TTFB_DIRECT_BODY[@]}")
