@@ -115,6 +115,7 @@ class Lab:
             kill_namespace_processes(ns)
             subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
         self.namespaces.clear()
+        self.procs.clear()  # reaped: their ids may be reused, never signal them again
 
 
 def kill_namespace_processes(ns):
@@ -322,15 +323,19 @@ def scrape(host, url, timeout=10):
     return out
 
 
-def scenario_shoal(lab, origin, registry, hosts, blob, digest, size, ideal, args):
-    shoal = os.path.abspath(args.shoal)
+def scenario_shoal(lab, origin, registry, hosts, blob, digest, size, ideal, args, name="shoal", binary=None):
+    shoal = os.path.abspath(binary or args.shoal)
     start_registry(lab, registry, lab.workdir, blob, digest, size)
     upstream = f"{registry.ip}:5000"
     announce = f"http://{origin.ip}:6969/announce"
     lab.spawn(origin.ns, [shoal, "tracker", "--listen", f"{origin.ip}:6969", "--interval", args.tracker_interval,
                           "--min-interval", 1], "tracker.log")
     wait_port(origin, 6969)
-    lab.spawn(origin.ns, [shoal, "seeder", "--data-dir", f"{lab.workdir}/seeder", "--listen", f"{origin.ip}:8080",
+    # Fresh state per scenario: a second shoal scenario in the same run must not find the blob
+    # in the first one's caches.
+    state = os.path.join(lab.workdir, f"{name}-state")
+    shutil.rmtree(state, ignore_errors=True)
+    lab.spawn(origin.ns, [shoal, "seeder", "--data-dir", f"{state}/seeder", "--listen", f"{origin.ip}:8080",
                           "--bt-listen", f"{origin.ip}:6881", "--tracker", announce, "--upstream", upstream,
                           "--insecure-registry", upstream], "seeder.log")
     wait_port(origin, 8080)
@@ -348,7 +353,7 @@ def scenario_shoal(lab, origin, registry, hosts, blob, digest, size, ideal, args
         time.sleep(0.5)
     for i, h in enumerate(hosts):
         env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info,librqbit=warn,librqbit_core=warn"))
-        lab.spawn(h.ns, [shoal, "shim", "--listen", "127.0.0.1:5000", "--data-dir", f"{lab.workdir}/shim-{i}",
+        lab.spawn(h.ns, [shoal, "shim", "--listen", "127.0.0.1:5000", "--data-dir", f"{state}/shim-{i}",
                          "--upstream", upstream, "--insecure-registry", upstream,
                          "--seeder", f"http://{origin.ip}:8080", "--tracker", announce,
                          "--bt-listen", f"{h.ip}:6882", "--stall-timeout-ms", args.stall_timeout_ms,
@@ -366,7 +371,7 @@ def scenario_shoal(lab, origin, registry, hosts, blob, digest, size, ideal, args
     seeder_before = scrape(origin, f"http://{origin.ip}:8080/metrics")
     with CpuMeter(lab) as cpu:
         times = run_clients(lab, hosts, cmd, ideal * 40 + 60, args.stagger)
-    result = summarize("shoal", times, ideal, cpu, lab, hosts)
+    result = summarize(name, times, ideal, cpu, lab, hosts)
     # Where the bytes came from, summed over the shims, in blob sizes.
     sources = {}
     for h in hosts:
@@ -437,6 +442,8 @@ def main():
                     help="seconds between host starts (0: cold-start burst)")
     ap.add_argument("--scenarios", default=os.environ.get("SHOAL_LAB_SCENARIOS", "direct,aria2,shoal"))
     ap.add_argument("--shoal", default=os.environ.get("SHOAL_BIN", "target/release/shoal"))
+    ap.add_argument("--baseline-shoal", default=os.environ.get("SHOAL_LAB_BASELINE_BIN"),
+                    help="another shoal binary, run as scenario shoal-baseline (before/after a change)")
     ap.add_argument("--stall-timeout-ms", type=int, default=int(os.environ.get("SHOAL_LAB_STALL_TIMEOUT_MS", 3000)),
                     help="shim: ms without a swarm byte before the rest comes over HTTP")
     ap.add_argument("--torrent-timeout-ms", type=int, default=int(os.environ.get("SHOAL_LAB_TORRENT_TIMEOUT_MS", 500)),
@@ -479,7 +486,8 @@ def main():
                     "stagger_s": args.stagger, "ideal_s": round(ideal, 2), "label": args.label,
                     "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
                     "load_before": open("/proc/loadavg").read().split()[:3],
-                    "stall_timeout_ms": args.stall_timeout_ms, "tracker_interval": args.tracker_interval}
+                    "stall_timeout_ms": args.stall_timeout_ms, "tracker_interval": args.tracker_interval,
+                    "shoal_bin": args.shoal, "baseline_bin": args.baseline_shoal}
         for scenario in args.scenarios.split(","):
             with Lab(args.rate_mbit, workdir) as lab:
                 origin = lab.add_host("origin", 1)
@@ -493,11 +501,17 @@ def main():
                         result = scenario_aria2(lab, origin, hosts, blob, torrent_path, info_hash, ideal, args)
                     elif scenario == "shoal":
                         result = scenario_shoal(lab, origin, registry, hosts, blob, digest, size, ideal, args)
+                    elif scenario == "shoal-baseline" and args.baseline_shoal:
+                        # Another build of shoal on the same blob and links: before/after a change.
+                        result = scenario_shoal(lab, origin, registry, hosts, blob, digest, size, ideal, args,
+                                                name=scenario, binary=args.baseline_shoal)
                     else:
                         sys.exit(f"lab.py: unknown scenario {scenario}")
                 finally:
                     if args.keep_logs:
                         keep_logs(workdir, os.path.join(args.keep_logs, scenario))
+            # The lab (and every process in it) is gone: its shims' and seeder's state can go too.
+            shutil.rmtree(os.path.join(workdir, f"{scenario}-state"), ignore_errors=True)
             result.update(run_info)
             results.append(result)
             print(json.dumps(result), flush=True)
