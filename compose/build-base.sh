@@ -43,6 +43,8 @@ if [ ! -s "$tarball" ]; then
          "$root"/usr/share/javascript/moment-timezone/data "$root"/debootstrap
   printf 'deb %s %s main\n' "$MIRROR" "$SUITE" > "$root/etc/apt/sources.list"
   tar --numeric-owner -C "$root" -cf "$tarball.tmp" .
+  # One tarball per suite: drop those of older package lists.
+  find "$CACHE" -maxdepth 1 -name "base-$SUITE-*.tar" -delete
   mv "$tarball.tmp" "$tarball"
   rm -rf "$root"
   trap - EXIT
