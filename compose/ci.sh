@@ -4,7 +4,8 @@
 # at the end); builds the release `shoal`, the base image offline (build-base.sh), the lab images,
 # and runs demo.sh end to end on free loopback ports. Prints how long each phase took.
 # Env: SHOAL_BIN=path uses that binary instead of building a release one (.ci/test passes the
-#      debug build the cargo tests just made); SHOAL_LAB_CACHE (see build-base.sh).
+#      debug build the cargo tests just made); SHOAL_LAB_CACHE (see build-base.sh);
+#      SHOAL_LAB_DOCKERD_DRIVERS: storage drivers to try for our own dockerd (default "overlay2 vfs").
 set -euo pipefail
 [ -z "${SHOAL_BIN:-}" ] || SHOAL_BIN=$(realpath "$SHOAL_BIN")
 cd "$(dirname "$0")"
@@ -37,8 +38,13 @@ stop_dockerd() {
 }
 finish() {
   local rc=$?
+  set +e # clean up as much as possible, and exit with the run's status
   stop_dockerd
-  [ -z "$DOCKERD_DIR" ] || rm -rf "$DOCKERD_DIR"
+  if [ -n "$DOCKERD_DIR" ]; then
+    # A dockerd that failed to start leaves its data root bind-mounted on itself.
+    awk -v d="$DOCKERD_DIR/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l
+    rm -rf "$DOCKERD_DIR" || echo "compose/ci.sh: could not remove $DOCKERD_DIR" >&2
+  fi
   echo "compose/ci.sh timings:"; printf '  %s\n' "${timings[@]}"
   # demo.sh's "N passed, N failed" stays the last line.
   [ ! -s "${DEMO_LOG:-}" ] || grep -E '^demo: [0-9]+ passed, [0-9]+ failed$' "$DEMO_LOG" | tail -1
@@ -49,13 +55,14 @@ trap finish EXIT
 
 # start_dockerd DRIVER: a daemon of our own; fails when it exits or does not answer in 60 s.
 start_dockerd() {
-  rm -rf "$DOCKERD_DIR/root"
+  local dir=$DOCKERD_DIR/$1
+  mkdir -p "$dir"
   dockerd --storage-driver="$1" --iptables=false --bridge=none \
-    --data-root="$DOCKERD_DIR/root" --exec-root="$DOCKERD_DIR/exec" \
-    -H "unix://$DOCKERD_DIR/docker.sock" --pidfile "$DOCKERD_DIR/docker.pid" \
+    --data-root="$dir/root" --exec-root="$dir/exec" \
+    -H "unix://$dir/docker.sock" --pidfile "$dir/docker.pid" \
     > "$DOCKERD_DIR/dockerd-$1.log" 2>&1 &
   DOCKERD_PID=$!
-  export DOCKER_HOST="unix://$DOCKERD_DIR/docker.sock"
+  export DOCKER_HOST="unix://$dir/docker.sock"
   local end=$((SECONDS + 60))
   until docker info >/dev/null 2>&1; do
     if ! kill -0 "$DOCKERD_PID" 2>/dev/null || [ "$SECONDS" -ge "$end" ]; then
@@ -70,15 +77,16 @@ if docker info >/dev/null 2>&1; then
 else
   DOCKERD_DIR=$(mktemp -d /tmp/shoal-lab-dockerd.XXXXXX)
   # overlay2 builds and starts the lab several times faster than vfs; vfs works everywhere.
-  if start_dockerd overlay2; then
-    echo "compose/ci.sh: started dockerd (overlay2) in $DOCKERD_DIR"
-  elif start_dockerd vfs; then
-    echo "compose/ci.sh: started dockerd (vfs; overlay2 failed, see $DOCKERD_DIR/dockerd-overlay2.log)"
-  else
+  started=
+  for driver in ${SHOAL_LAB_DOCKERD_DRIVERS:-overlay2 vfs}; do
+    if start_dockerd "$driver"; then started=$driver; break; fi
+  done
+  if [ -z "$started" ]; then
     tail -20 "$DOCKERD_DIR"/dockerd-*.log >&2
     echo "compose/ci.sh: could not start dockerd" >&2
     exit 1
   fi
+  echo "compose/ci.sh: started dockerd ($started) in $DOCKERD_DIR"
 fi
 phase "docker daemon"
 
