@@ -167,6 +167,7 @@ impl Swarm {
                     ..Default::default()
                 }),
                 overwrite: true,
+                preferred_id: Some(self.seeding.next_torrent_id()),
                 output_folder: Some(self.partial_dir.to_string_lossy().into_owned()),
                 storage_factory: Some(FilesystemStorageFactory::default().boxed()),
                 ..Default::default()

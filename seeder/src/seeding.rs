@@ -77,6 +77,10 @@ pub struct Seeding {
     blobs_dir: PathBuf,
     state_dir: PathBuf,
     trackers: Vec<String>,
+    /// Ids for new torrents. librqbit 9.1's JSON persistence derives a new id from the ids it
+    /// has stored, and stores a torrent only once its add completes, so two concurrent adds got
+    /// the same id and the second replaced the first ("bug: torrent is in empty state").
+    next_id: std::sync::atomic::AtomicUsize,
 }
 
 impl Seeding {
@@ -111,12 +115,19 @@ impl Seeding {
         let session = Session::new_with_opts(state_dir.join("unused-output"), options)
             .await
             .map_err(|e| SeedingError::Start(format!("{e:#}")))?;
+        let next_id = session.with_torrents(|torrents| torrents.map(|(id, _)| id + 1).max().unwrap_or(0));
         Ok(Self {
             session,
             blobs_dir: blobs_dir.to_owned(),
             state_dir: state_dir.to_owned(),
             trackers: config.trackers.clone(),
+            next_id: next_id.into(),
         })
+    }
+
+    /// A torrent id no other add of this session gets; pass it as `preferred_id`.
+    pub fn next_torrent_id(&self) -> usize {
+        self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Seeds a stored blob (a no-op if it already is).
@@ -128,6 +139,7 @@ impl Seeding {
         let options = AddTorrentOptions {
             overwrite: true,
             output_folder: Some(self.blobs_dir.to_string_lossy().into_owned()),
+            preferred_id: Some(self.next_torrent_id()),
             ..Default::default()
         };
         let response = self

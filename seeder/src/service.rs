@@ -143,8 +143,12 @@ pub async fn run(
     // Seeding newly stored blobs, eviction and writing uses share one task, so they never
     // race each other: no torrent is removed while it is being added, and a blob evicted
     // before its turn to be seeded is skipped.
+    // Background tasks hold the index and the session; they are aborted (and awaited) at
+    // shutdown so the redb lock is released when `run` returns: a restart in the same process
+    // (tests, `shoal up`) reopens the data directory at once.
+    let mut background = Vec::new();
     let (seeder, store_cache, seed_mirror) = (Arc::clone(&seeding), Arc::clone(&cache), Arc::clone(&mirror));
-    tokio::spawn(async move {
+    background.push(tokio::spawn(async move {
         let mut write_uses = tokio::time::interval(USES_WRITE_INTERVAL);
         write_uses.tick().await;
         loop {
@@ -169,17 +173,21 @@ pub async fn run(
                 }
             }
         }
-    });
+    }));
     let (seeder, gauges) = (Arc::clone(&seeding), Arc::clone(&metrics));
-    tokio::spawn(async move {
+    background.push(tokio::spawn(async move {
         loop {
             gauges.bittorrent_uploaded_bytes.set(seeder.uploaded_bytes() as i64);
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
-    });
+    }));
 
     let throughput = Arc::new(Throughput::new());
-    tokio::spawn(ui::record_throughput(Arc::clone(&seeding), Arc::clone(&metrics), Arc::clone(&throughput)));
+    background.push(tokio::spawn(ui::record_throughput(
+        Arc::clone(&seeding),
+        Arc::clone(&metrics),
+        Arc::clone(&throughput),
+    )));
 
     let state = Arc::new(ApiState {
         mirror: Arc::clone(&mirror),
@@ -203,19 +211,25 @@ pub async fn run(
         }
     }
     let jobs_mirror = Arc::clone(&mirror);
-    tokio::spawn(async move {
+    background.push(tokio::spawn(async move {
         for image in jobs {
             if let Err(e) = jobs_mirror.mirror_image(&image).await {
                 tracing::error!(%image, error = %e, "mirroring failed");
             }
         }
-    });
+    }));
 
     on_ready(bound);
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|source| SeederError::Listen { addr: bound, source })?;
+    for task in &background {
+        task.abort();
+    }
+    for task in background {
+        let _ = task.await;
+    }
     if let Err(e) = cache.record_uses() {
         tracing::warn!(error = %e, "cannot record blob uses in the index");
     }
