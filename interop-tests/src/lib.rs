@@ -114,8 +114,13 @@ pub fn run_ok(cmd: &mut Command) -> std::process::Output {
 pub fn without_cargo_test_env(cmd: &mut Command) -> &mut Command {
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
-        let set_by_cargo = (key.starts_with("CARGO_") && key != "CARGO_HOME")
-            || ["CARGO", "RUSTC", "RUSTDOC", "RUST_RECURSION_COUNT", "LD_LIBRARY_PATH", "OUT_DIR"].contains(&&*key);
+        // Cargo's user configuration (CARGO_HOME, CARGO_TARGET_DIR, CARGO_BUILD_*, ...) stays.
+        let user_config = ["CARGO_HOME", "CARGO_TARGET_DIR", "CARGO_INCREMENTAL"].contains(&&*key)
+            || ["CARGO_BUILD_", "CARGO_PROFILE_", "CARGO_TERM_", "CARGO_NET_", "CARGO_HTTP_", "CARGO_REGISTRIES_"]
+                .iter()
+                .any(|p| key.starts_with(p));
+        let set_by_cargo = (key.starts_with("CARGO") && !user_config)
+            || ["RUSTC", "RUSTDOC", "RUST_RECURSION_COUNT", "LD_LIBRARY_PATH", "OUT_DIR"].contains(&&*key);
         if set_by_cargo {
             cmd.env_remove(&*key);
         }
