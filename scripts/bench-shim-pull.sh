@@ -350,7 +350,7 @@ if [ "$RECORD" = 1 ]; then
     # Append only: others append to the same file; make sure it ends in a newline first.
     [ -z "$(tail -c1 "$DOC")" ] || echo >> "$DOC"
     cat >> "$DOC" <<EOF
-| $WHEN | shim: \`docker pull\` of a 3-layer $((PULL_BYTES >> 20)) MiB image (uncompressed tar layers), cold: empty shim, blobs from the seeder (MiB over BitTorrent/webseed per rep: ${COLD_SPLIT[*]}; upstream 0), dockerd $DRIVER, median of $REPS | $CMD | $C s | \`docker pull\` from docker-registry $D s | $RC | <= 1.25: $(met_md "$RC <= 1.25") |
+| $WHEN | shim: \`docker pull\` of a 3-layer $((PULL_BYTES >> 20)) MiB image (uncompressed tar layers), cold: empty shim, blobs from the seeder (MiB over BitTorrent/webseed per rep: ${COLD_SPLIT[*]}; upstream 0; $BIN_NOTE), dockerd $DRIVER, median of $REPS | $CMD | $C s | \`docker pull\` from docker-registry $D s | $RC | <= 1.25: $(met_md "$RC <= 1.25") |
 | $WHEN | shim: same pull, warm (shim cache hit, image removed from the daemon) | same run | $H s | $D s | $RH | <= 1.0: $(met_md "$RH <= 1.0") |
 | $WHEN | shim: time to first byte of a $((TTFB_BYTES >> 20)) MiB blob the shim lacks, the seeder holds it (curl %{time_starttransfer}; first body byte) | same run | $(ms "$TA") ms; $(ms "$TAB") ms | docker-registry $(ms "$TD") ms; $(ms "$TDB") ms | $(ratio "$TA" "$TD") | < 500 ms: $(met_md "$TA < 0.5 && $TAB < 0.5") (worst of $REPS: $(ms "$WORST_A") ms) |
 | $WHEN | shim: time to first byte of that blob when no one holds it (fresh seeder and shim data; curl; first body byte) | same run | $(ms "$TB") ms; $(ms "$TBB") ms | docker-registry $(ms "$TD") ms; $(ms "$TDB") ms | $(ratio "$TB" "$TD") | < 1 s: $(met_md "$TB < 1 && $TBB < 1") (worst of $REPS: $(ms "$WORST_B") ms) |
