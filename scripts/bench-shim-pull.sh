@@ -274,18 +274,18 @@ helper_probe() { # helper_probe BASE: "first_body_byte_s total_s"
 }
 TTFB_DIRECT=() TTFB_DIRECT_BODY=() TTFB_A=() TTFB_A_BODY=() TTFB_B=() TTFB_B_BODY=()
 for rep in $(seq "$REPS"); do
-    read -r t total < <(curl_probe "$REG"); TTFB_DIRECT+=("$t")
-    read -r b _ < <(helper_probe "$REG"); TTFB_DIRECT_BODY+=("$b")
+    probe=$(curl_probe "$REG"); read -r t total <<<"$probe"; TTFB_DIRECT+=("$t")
+    probe=$(helper_probe "$REG"); read -r b _ <<<"$probe"; TTFB_DIRECT_BODY+=("$b")
     log "rep $rep direct from docker-registry: TTFB ${t}s (first body byte ${b}s), whole blob ${total}s"
 done
 for rep in $(seq "$REPS"); do
     start_fresh_shim
     LOADS+=("$(load)")
     c0=$(cpu shim) s0=$(cpu seeder)
-    read -r t total < <(curl_probe "$SHIM"); TTFB_A+=("$t")
+    probe=$(curl_probe "$SHIM"); read -r t total <<<"$probe"; TTFB_A+=("$t")
     cpu_note="shim CPU $(calc "$(cpu shim) - $c0") s, seeder CPU $(calc "$(cpu seeder) - $s0") s"
     start_fresh_shim
-    read -r b btotal < <(helper_probe "$SHIM"); TTFB_A_BODY+=("$b")
+    probe=$(helper_probe "$SHIM"); read -r b btotal <<<"$probe"; TTFB_A_BODY+=("$b")
     [ "$(shim_bytes upstream)" = 0 ] || die "(a): the shim went upstream although the seeder holds the blob"
     log "rep $rep (a) seeder holds it: TTFB ${t}s (first body byte ${b}s), whole blob ${total}s / ${btotal}s" \
         "(bytes peers $(shim_bytes peers), webseed $(shim_bytes webseed), upstream $(shim_bytes upstream); curl's: $cpu_note)"
@@ -299,9 +299,9 @@ fresh_seeder_and_shim() {
 for rep in $(seq "$REPS"); do
     fresh_seeder_and_shim
     LOADS+=("$(load)")
-    read -r t total < <(curl_probe "$SHIM"); TTFB_B+=("$t")
+    probe=$(curl_probe "$SHIM"); read -r t total <<<"$probe"; TTFB_B+=("$t")
     fresh_seeder_and_shim
-    read -r b btotal < <(helper_probe "$SHIM"); TTFB_B_BODY+=("$b")
+    probe=$(helper_probe "$SHIM"); read -r b btotal <<<"$probe"; TTFB_B_BODY+=("$b")
     # The point of (b): the seeder mirrors meanwhile, so the next host gets it from the swarm.
     hex=${TTFB_DIGEST#sha256:}
     wait_for "the seeder to hold the blob after (b)" 120 test -s "$W/seeder/blobs/sha256/$hex"
