@@ -3,10 +3,11 @@
 configuration one lab.py run, so every scenario of it shares the blob and the links), collects
 the JSON lines, and plots completion time / ideal against N and against blob size into a PNG.
 
-  python3 bench/swarm/sweep.py --hosts 4,8,16,32 --sizes 64 --size-hosts 8 --sizes-list 32,64,128,256 \
+  /usr/bin/python3 bench/swarm/sweep.py --hosts 4,8,16,32 --sizes 64 --size-hosts 8 --sizes-list 32,64,128,256 \
       --out docs/swarm-scaling.png --json /tmp/swarm-sweep.jsonl
 
-`--plot-only` redraws from an existing JSON file. Needs matplotlib (Debian: python3-matplotlib).
+`--plot-only` redraws from an existing JSON file. Needs matplotlib (Debian: python3-matplotlib,
+so run it with /usr/bin/python3 where another python3 comes first in PATH).
 """
 
 import argparse
@@ -31,6 +32,7 @@ def run(args, hosts, size, label):
 
 def plot(path_json, out, rate):
     import matplotlib
+    import matplotlib.ticker
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -50,9 +52,13 @@ def plot(path_json, out, rate):
             ax.plot(xs, [p[2] for p in pts], "s--", color=colours[scenario], alpha=0.6, label=f"{scenario} max")
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.set_yscale("log")
+        ax.set_yticks([1, 1.15, 1.5, 2, 3, 5, 10, 20, 30])
+        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xscale("log", base=2)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("completion time / ideal (size / rate)")
+        fixed = "/".join(map(str, fixed))
         what = f"blob {fixed} MiB" if key == "n" else f"N = {fixed}"
         ax.set_title(f"{what}, every link {rate} mbit")
         ax.grid(True, which="both", alpha=0.3)
@@ -78,6 +84,10 @@ def main():
     ap.add_argument("--plot-only", action="store_true")
     ap.add_argument("lab_args", nargs="*", help="passed to lab.py (after --)")
     args = ap.parse_args()
+    try:  # fail before a 20-minute sweep, not after it
+        import matplotlib  # noqa: F401
+    except ImportError:
+        sys.exit("sweep.py: needs matplotlib (apt-get install python3-matplotlib; run with /usr/bin/python3)")
     if not args.plot_only:
         for n in [int(x) for x in args.hosts.split(",") if x]:
             run(args, n, args.sizes, "by-hosts")
