@@ -19,7 +19,10 @@ creates (namespaces, processes, tc rules, files) is removed on exit, on failure 
 SIGINT/SIGTERM; every step is bounded in time.
 
 Run as root: python3 bench/swarm/lab.py --hosts 8 --rate-mbit 100 --size-mib 128
-(`--json-out FILE` appends one JSON line per scenario; bench/swarm/sweep.py runs a matrix and plots.)
+(`--json-out FILE` appends one JSON line per scenario; bench/swarm/sweep.py runs a matrix and plots.
+`--baseline-shoal BIN` adds a `shoal-baseline` scenario with another build, for before/after on the
+same blob and links. Shim knobs: `--stall-timeout-ms`, `--torrent-timeout-ms`; tracker:
+`--tracker-interval`. Results and analysis: docs/benchmarks.md, "Swarm lab".)
 """
 
 import argparse

@@ -6,6 +6,10 @@
 //! written to the store by the shim's own verified ingest, so once the blob's SHA-256 matches,
 //! the partial copy is dropped and the blob is re-added for seeding from the store, read-only
 //! (the seeder's [`Seeding`], with a complete fast-resume bitfield: no re-hashing).
+//!
+//! Tuned for hosts that pull one blob at once (issue 7's swarm lab): a shallow per-peer request
+//! window and a second "scatter" stream from a random offset, so hosts fetch different pieces
+//! from the origin and trade them ([`PEER_REQUEST_WINDOW`], [`Swarm::scatter`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
