@@ -85,10 +85,17 @@ pub struct UpArgs {
     /// recently used blobs not being served go first, between the seeder's default watermarks.
     #[arg(long, env = "SHOAL_MAX_STORE_BYTES", value_parser = shoal_seeder::eviction::parse_byte_size)]
     pub max_store_bytes: Option<u64>,
-    /// Milliseconds without a new byte from the swarm before the shim takes the rest over HTTP.
+    #[command(flatten)]
+    pub timing: ShimTiming,
+}
+
+/// The shim's timing knobs, shared by `shoal shim` and `shoal up` (same flags, same env twins).
+#[derive(Args, Debug)]
+pub struct ShimTiming {
+    /// Milliseconds without a new byte from the swarm before the rest comes over HTTP.
     #[arg(long, env = "SHOAL_SHIM_STALL_TIMEOUT_MS", default_value_t = 3000)]
     pub stall_timeout_ms: u64,
-    /// Milliseconds the shim waits for the seeder's torrent before streaming from upstream.
+    /// Milliseconds to wait for the seeder's torrent before streaming from upstream instead.
     #[arg(long, env = "SHOAL_SHIM_TORRENT_TIMEOUT_MS", default_value_t = 500)]
     pub torrent_timeout_ms: u64,
     /// Seconds a tag is trusted before it is resolved upstream again.
@@ -284,15 +291,8 @@ pub struct ShimArgs {
     /// Port announced to trackers [default: the BitTorrent listen port].
     #[arg(long, env = "SHOAL_SHIM_ANNOUNCE_PORT")]
     pub announce_port: Option<u16>,
-    /// Milliseconds without a new byte from the swarm before the rest comes over HTTP.
-    #[arg(long, env = "SHOAL_SHIM_STALL_TIMEOUT_MS", default_value_t = 3000)]
-    pub stall_timeout_ms: u64,
-    /// Milliseconds to wait for the seeder's torrent before streaming from upstream instead.
-    #[arg(long, env = "SHOAL_SHIM_TORRENT_TIMEOUT_MS", default_value_t = 500)]
-    pub torrent_timeout_ms: u64,
-    /// Seconds a tag is trusted before it is resolved upstream again.
-    #[arg(long, env = "SHOAL_SHIM_TAG_TTL_SECS", default_value_t = 30)]
-    pub tag_ttl_secs: u64,
+    #[command(flatten)]
+    pub timing: ShimTiming,
     /// Registries reached over plain HTTP besides loopback ones (repeat or comma-separate).
     #[arg(long = "insecure-registry", env = "SHOAL_SHIM_INSECURE_REGISTRIES", value_delimiter = ',')]
     pub insecure_registries: Vec<String>,

@@ -30,14 +30,14 @@ pub fn run(args: ShimArgs) -> anyhow::Result<()> {
             local_service_discovery: false,
             disable_upload: false,
         },
-        stall_timeout: Duration::from_millis(args.stall_timeout_ms),
-        torrent_timeout: Duration::from_millis(args.torrent_timeout_ms),
+        stall_timeout: Duration::from_millis(args.timing.stall_timeout_ms),
+        torrent_timeout: Duration::from_millis(args.timing.torrent_timeout_ms),
     });
     let config = ShimConfig {
         listen: args.listen,
         data_dir: args.data_dir,
         default_registry: args.upstream.clone(),
-        tag_ttl: Duration::from_secs(args.tag_ttl_secs),
+        tag_ttl: Duration::from_secs(args.timing.tag_ttl_secs),
         upstream: UpstreamConfig {
             insecure_registries: args.insecure_registries,
             credentials,

@@ -67,7 +67,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         listen: args.shim_listen,
         data_dir: args.data_dir.join("shim"),
         default_registry: args.upstream.clone(),
-        tag_ttl: Duration::from_secs(args.tag_ttl_secs),
+        tag_ttl: Duration::from_secs(args.timing.tag_ttl_secs),
         upstream,
         swarm: Some(SwarmConfig {
             seeder_url: Some(seeder_local.clone()),
@@ -79,8 +79,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 local_service_discovery: false,
                 disable_upload: false,
             },
-            stall_timeout: Duration::from_millis(args.stall_timeout_ms),
-            torrent_timeout: Duration::from_millis(args.torrent_timeout_ms),
+            stall_timeout: Duration::from_millis(args.timing.stall_timeout_ms),
+            torrent_timeout: Duration::from_millis(args.timing.torrent_timeout_ms),
         }),
     };
     let tracker = TrackerConfig { listen: args.tracker_listen, ..TrackerConfig::default() };
