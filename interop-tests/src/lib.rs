@@ -108,6 +108,45 @@ pub fn run_ok(cmd: &mut Command) -> std::process::Output {
 
 // ---- Helpers added with the seeder's interop tests (seeder_*.rs) ----
 
+/// aria2c downloading `what` (a .torrent path or a magnet) into `dir` with DHT, LSD and PeX off,
+/// no seeding afterwards, bounded to 120 s; panics with aria2c's log when it fails.
+pub fn aria2c_download(dir: &Path, what: &std::ffi::OsStr) {
+    let log = dir.with_extension("aria2.log");
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg(require_tool("aria2c"))
+        .arg("-d")
+        .arg(dir)
+        .args([
+            "--enable-dht=false",
+            "--enable-dht6=false",
+            "--bt-enable-lpd=false",
+            "--enable-peer-exchange=false",
+            "--seed-time=0",
+            "--bt-save-metadata=false",
+            "--bt-stop-timeout=90",
+            "--summary-interval=0",
+            "--console-log-level=warn",
+            "--allow-overwrite=true",
+            "--log-level=info",
+        ])
+        .arg(format!("--log={}", log.display()))
+        .arg(format!("--listen-port={}", free_port()))
+        .arg(format!("--dht-listen-port={}", free_port()))
+        .arg(what)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "aria2c {} failed ({}):\n{}\n{}\nlog:\n{}",
+        what.to_string_lossy(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
+
 /// `cmd` without the variables cargo sets for a test binary (`CARGO_PKG_*`, `CARGO_MANIFEST_DIR`,
 /// ...), so a cargo started from a test builds as one started from a shell does: build scripts
 /// that watch their environment would otherwise rebuild ring, rustls and everything above.

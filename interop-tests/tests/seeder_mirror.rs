@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use shoal_interop_tests::registry::{skopeo_push, start_registry, write_oci_layout};
 use shoal_interop_tests::{
-    free_port, require_tool, run_ok, sha256_file, shoal_binary, spawn_seeder, wait_until, ChildGuard,
+    aria2c_download, free_port, require_tool, run_ok, sha256_file, shoal_binary, spawn_seeder, wait_until, ChildGuard,
 };
 use shoal_torrents::{hash_reader, BlobTorrent, Distribution, ParsedTorrent};
 
@@ -36,40 +36,7 @@ fn curl(url: &str, extra: &[&str]) -> (u16, Vec<u8>) {
 }
 
 fn aria2c(dir: &Path, what: &str) {
-    let aria2c = require_tool("aria2c");
-    let out = Command::new("timeout")
-        .arg("120")
-        .arg(aria2c)
-        .arg("-d")
-        .arg(dir)
-        .args([
-            "--enable-dht=false",
-            "--enable-dht6=false",
-            "--bt-enable-lpd=false",
-            "--enable-peer-exchange=false",
-            "--seed-time=0",
-            "--bt-save-metadata=false",
-            "--bt-stop-timeout=90",
-            "--summary-interval=0",
-            "--console-log-level=warn",
-            "--allow-overwrite=true",
-            "--log-level=info",
-        ])
-        .arg(format!("--log={}", dir.with_extension("aria2.log").display()))
-        .arg(format!("--listen-port={}", free_port()))
-        .arg(format!("--dht-listen-port={}", free_port()))
-        .arg(what)
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        let log = std::fs::read_to_string(dir.with_extension("aria2.log")).unwrap_or_default();
-        panic!(
-            "aria2c {what} failed ({}):\n{}\n{}\nlog:\n{log}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    aria2c_download(dir, std::ffi::OsStr::new(what));
 }
 
 fn metric(base: &str, name: &str) -> f64 {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use shoal_interop_tests::registry::{curl, skopeo_push, start_registry, write_oci_layout};
 use shoal_interop_tests::stack::{start_seeder, start_tracker};
-use shoal_interop_tests::{free_port, require_tool, run_ok, sha256_file};
+use shoal_interop_tests::{aria2c_download, require_tool, run_ok, sha256_file};
 use shoal_torrents::{hash_reader, BlobTorrent, Distribution};
 
 /// Runs blocking work (child processes, curl) off the runtime the in-process seeder serves on.
@@ -27,37 +27,7 @@ fn get_json(url: &str) -> serde_json::Value {
 
 /// aria2c fetching `torrent` over BitTorrent alone (no webseed in it), into `dir`.
 fn aria2c(dir: &Path, torrent: &Path) {
-    let log = dir.with_extension("aria2.log");
-    let out = Command::new("timeout")
-        .arg("120")
-        .arg(require_tool("aria2c"))
-        .arg("-d")
-        .arg(dir)
-        .args([
-            "--enable-dht=false",
-            "--enable-dht6=false",
-            "--bt-enable-lpd=false",
-            "--enable-peer-exchange=false",
-            "--seed-time=0",
-            "--bt-save-metadata=false",
-            "--bt-stop-timeout=90",
-            "--summary-interval=0",
-            "--console-log-level=warn",
-            "--log-level=info",
-        ])
-        .arg(format!("--log={}", log.display()))
-        .arg(format!("--listen-port={}", free_port()))
-        .arg(format!("--dht-listen-port={}", free_port()))
-        .arg(torrent)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "aria2c failed ({}): {}\nlog:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
+    aria2c_download(dir, torrent.as_os_str());
 }
 
 /// Headless Chromium on `url` with its own throwaway profile and no background traffic; the
