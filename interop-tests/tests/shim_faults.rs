@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use shoal_interop_tests::registry::{skopeo_push, start_registry, write_oci_layout};
+use shoal_interop_tests::registry::{curl, skopeo_push, start_registry, write_oci_layout};
 use shoal_interop_tests::stack::{seeding, start_seeder_with, start_tracker};
 use shoal_interop_tests::{free_port, require_tool, sha256_file, shoal_binary, wait_until, ChildGuard};
 use shoal_registry_shim::swarm::{Source, SwarmConfig};
@@ -87,6 +87,18 @@ async fn a_peer_serving_corrupted_pieces_never_gets_bad_bytes_to_the_client() {
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     );
+    // The shim's first announce must find aria2c already in the swarm (its next one comes
+    // minutes later): wait until the tracker counts aria2c as a seeder of the torrent.
+    let info_hash: String = torrent.info_hash().as_bytes().iter().map(|b| format!("%{b:02X}")).collect();
+    let scrape = format!("{}?info_hash={info_hash}", trackers[0].replace("/announce", "/scrape"));
+    tokio::task::spawn_blocking(move || {
+        wait_until("aria2c to announce itself as a seeder", Duration::from_secs(30), || {
+            let (_, body, _) = curl(&scrape, &[]);
+            String::from_utf8_lossy(&body).contains("8:completei1e")
+        })
+    })
+    .await
+    .unwrap();
 
     let shim = BoundShim::bind(ShimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -97,7 +109,9 @@ async fn a_peer_serving_corrupted_pieces_never_gets_bad_bytes_to_the_client() {
         swarm: Some(SwarmConfig {
             seeder_url: Some(seeder.url.clone()),
             seeding: seeding(&trackers),
-            stall_timeout: Duration::from_secs(3),
+            // Longer than aria2c's 10 s choke round: a new peer may wait that long for its
+            // first unchoke, and the good first piece must arrive before the HTTP fallback.
+            stall_timeout: Duration::from_secs(15),
             torrent_timeout: Duration::from_secs(20),
         }),
     })
