@@ -108,6 +108,10 @@ pub fn run_ok(cmd: &mut Command) -> std::process::Output {
 
 // ---- Helpers added with the seeder's interop tests (seeder_*.rs) ----
 
+/// aria2c flags that keep it to the peers a test names: no DHT, local discovery or PeX.
+pub const ARIA2C_NO_DISCOVERY: [&str; 4] =
+    ["--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false"];
+
 /// aria2c downloading `what` (a .torrent path or a magnet) into `dir` with DHT, LSD and PeX off,
 /// no seeding afterwards, bounded to 120 s; panics with aria2c's log when it fails.
 pub fn aria2c_download(dir: &Path, what: &std::ffi::OsStr) {
@@ -117,11 +121,8 @@ pub fn aria2c_download(dir: &Path, what: &std::ffi::OsStr) {
         .arg(require_tool("aria2c"))
         .arg("-d")
         .arg(dir)
+        .args(ARIA2C_NO_DISCOVERY)
         .args([
-            "--enable-dht=false",
-            "--enable-dht6=false",
-            "--bt-enable-lpd=false",
-            "--enable-peer-exchange=false",
             "--seed-time=0",
             "--bt-save-metadata=false",
             "--bt-stop-timeout=90",

@@ -70,15 +70,12 @@ async fn a_peer_serving_corrupted_pieces_never_gets_bad_bytes_to_the_client() {
         Command::new(require_tool("aria2c"))
             .arg("-d")
             .arg(&bad_dir)
+            .args(shoal_interop_tests::ARIA2C_NO_DISCOVERY)
             .args([
                 "--bt-seed-unverified=true",
                 "--check-integrity=false",
                 "--seed-ratio=0",
                 "--seed-time=10",
-                "--enable-dht=false",
-                "--enable-dht6=false",
-                "--bt-enable-lpd=false",
-                "--enable-peer-exchange=false",
                 "--summary-interval=0",
                 "--console-log-level=warn",
             ])

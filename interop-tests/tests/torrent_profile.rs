@@ -154,16 +154,8 @@ async fn aria2c_downloads_over_the_webseed_alone() {
     let mut cmd = tokio::process::Command::new(aria2c);
     cmd.arg("--dir")
         .arg(&out_dir)
-        .args([
-            "--enable-dht=false",
-            "--enable-dht6=false",
-            "--bt-enable-lpd=false",
-            "--enable-peer-exchange=false",
-            "--seed-time=0",
-            "--follow-torrent=mem",
-            "--console-log-level=warn",
-            "--summary-interval=0",
-        ])
+        .args(shoal_interop_tests::ARIA2C_NO_DISCOVERY)
+        .args(["--seed-time=0", "--follow-torrent=mem", "--console-log-level=warn", "--summary-interval=0"])
         .arg(&torrent_path)
         .kill_on_drop(true);
     let out =
