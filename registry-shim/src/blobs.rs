@@ -4,8 +4,14 @@
 //! The client never receives the last byte of a blob before its SHA-256 has matched: the
 //! stream holds back its final chunk until the store has verified the whole blob, and ends in
 //! an error instead when it does not match, so the client sees a broken transfer, never a bad
-//! blob. Today a miss comes from the upstream registry; the swarm (seeder torrent + librqbit,
-//! webseed fallback) plugs in at [`BlobFetcher::open_source`].
+//! blob.
+//!
+//! A miss is written to disk once. Straight from upstream, the store's ingest writes it as it
+//! hashes it. From the swarm, librqbit has already written it (`DATA/partial/`): the shim then
+//! only hashes the SHA-256 of what it streams, and the store adopts librqbit's file by renaming
+//! it ([`Landing::OnDisk`]); whatever comes over HTTP after a stall is appended by the feed to a
+//! copy of the verified prefix, and that assembled file is hashed again from disk before it is
+//! adopted, so its piece table is our own.
 
 use std::collections::HashMap;
 use std::io;
@@ -17,13 +23,13 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use shoal_seeder::store::{BlobStore, StoreError};
 use shoal_seeder::upstream::Upstream;
-use shoal_torrents::{BlobDigest, HashedBlob};
-use tokio::io::AsyncReadExt;
-use tokio::sync::{mpsc, watch};
+use shoal_torrents::{hash_reader, BlobDigest, BlobTorrent, HashedBlob, PieceLength};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::metrics::ShimMetrics;
-use crate::swarm::{Download, Source as SourceKind, Swarm};
+use crate::swarm::{BlobTorrentFile, Download, Source as SourceKind, Swarm};
 use crate::RegistryError;
 
 /// Outcome of one download, as seen by the clients waiting on it.
@@ -58,6 +64,54 @@ struct Source {
     chunks: BoxStream<'static, Result<Bytes, io::Error>>,
     /// The swarm download still in the session, to drop once the blob is stored.
     download: Arc<Mutex<Option<usize>>>,
+    landing: Landing,
+}
+
+/// How a miss's bytes reach the store.
+enum Landing {
+    /// The store writes its own copy as the bytes pass (and computes the SHA-1 pieces).
+    Ingest,
+    /// The bytes are on disk when the stream ends: the feed hands over the file, and the store
+    /// adopts it once the SHA-256 of the streamed bytes matches.
+    OnDisk {
+        file: oneshot::Receiver<LandedFile>,
+        piece_length: u64,
+        pieces: Vec<[u8; 20]>,
+        info_hash: shoal_torrents::InfoHash,
+    },
+}
+
+/// A file holding a whole blob, handed from the feed to the store.
+struct LandedFile {
+    file: DiscardOnDrop,
+    /// Every byte came through librqbit (each piece checked against the torrent's SHA-1), so
+    /// the torrent's piece table is the file's; otherwise it is hashed again from disk.
+    all_from_swarm: bool,
+}
+
+/// A file that is deleted when dropped, unless it was taken into the store.
+pub(crate) struct DiscardOnDrop(Option<PathBuf>);
+
+impl DiscardOnDrop {
+    fn path(&self) -> &std::path::Path {
+        self.0.as_deref().expect("a live file")
+    }
+
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for DiscardOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!(path = %path.display(), error = %e, "could not remove a discarded download");
+                }
+            }
+        }
+    }
 }
 
 impl BlobFetcher {
@@ -203,7 +257,12 @@ impl BlobFetcher {
                 .await
                 .map_err(|e| upstream_error(Subject::Blob, &digest.to_string(), e))?;
             let counted = self.count(stream.chunks, SourceKind::Upstream);
-            return Ok(Source { size: stream.size, chunks: counted, download: Arc::default() });
+            return Ok(Source {
+                size: stream.size,
+                chunks: counted,
+                download: Arc::default(),
+                landing: Landing::Ingest,
+            });
         };
         let size = torrent.parsed.size.unwrap_or(0);
         let download = match swarm.download(&torrent).await {
@@ -215,8 +274,11 @@ impl BlobFetcher {
         };
         let in_session = Arc::new(Mutex::new(download.as_ref().map(|d| d.id)));
         let (tx, rx) = mpsc::channel(8);
+        let (landed_tx, landed_rx) = oneshot::channel();
         let feed = Feed {
+            partial: swarm.partial_path(&torrent),
             swarm,
+            store: Arc::clone(&self.store),
             metrics: Arc::clone(&self.metrics),
             upstream: Arc::clone(&self.upstream),
             reference,
@@ -225,9 +287,17 @@ impl BlobFetcher {
             webseeds: torrent.parsed.distribution.webseeds.clone(),
             in_session: Arc::clone(&in_session),
             tx,
+            assembly: None,
         };
-        tokio::spawn(feed.run(download));
-        Ok(Source { size, chunks: ReceiverStream::new(rx).boxed(), download: in_session })
+        tokio::spawn(feed.run(download, landed_tx));
+        let BlobTorrentFile { parsed, .. } = torrent;
+        let landing = Landing::OnDisk {
+            file: landed_rx,
+            piece_length: parsed.piece_length,
+            pieces: parsed.pieces,
+            info_hash: parsed.info_hash,
+        };
+        Ok(Source { size, chunks: ReceiverStream::new(rx).boxed(), download: in_session, landing })
     }
 
     fn count(
@@ -256,9 +326,14 @@ impl BlobFetcher {
         let size = source.size;
         let (store_tx, mut store_rx) = mpsc::channel::<Result<Bytes, String>>(16);
         let store = Arc::clone(&self.store);
-        let ingest = tokio::task::spawn_blocking(move || {
-            store.ingest(digest, size, std::iter::from_fn(move || store_rx.blocking_recv()))
-        });
+        let chunks = std::iter::from_fn(move || store_rx.blocking_recv());
+        let ingest = match source.landing {
+            Landing::Ingest => tokio::task::spawn_blocking(move || store.ingest(digest, size, chunks)),
+            Landing::OnDisk { file, piece_length, pieces, info_hash } => tokio::task::spawn_blocking(move || {
+                let table = TorrentTable { piece_length, pieces, info_hash };
+                adopt_landed(&store, digest, size, chunks, file, table)
+            }),
+        };
         let mut chunks = source.chunks;
         let mut held: Option<Bytes> = None;
         let mut client = Some(body);
@@ -295,6 +370,71 @@ impl BlobFetcher {
         }
         stored
     }
+}
+
+/// The piece table of the torrent a swarm download used.
+struct TorrentTable {
+    piece_length: u64,
+    pieces: Vec<[u8; 20]>,
+    info_hash: shoal_torrents::InfoHash,
+}
+
+/// The store's side of a download that is already on disk: hashes the SHA-256 of the streamed
+/// chunks, and when it matches the digest, adopts the file the feed hands over. Blocking.
+fn adopt_landed(
+    store: &BlobStore,
+    digest: BlobDigest,
+    size: u64,
+    chunks: impl Iterator<Item = Result<Bytes, String>>,
+    file: oneshot::Receiver<LandedFile>,
+    table: TorrentTable,
+) -> Result<HashedBlob, StoreError> {
+    use sha2::{Digest, Sha256};
+    let mut sha256 = Sha256::new();
+    let mut seen = 0u64;
+    for chunk in chunks {
+        let chunk = chunk.map_err(|message| StoreError::Source { digest, message })?;
+        seen += chunk.len() as u64;
+        if seen > size {
+            return Err(StoreError::WrongSize { digest, expected: size, actual: seen });
+        }
+        sha256.update(&chunk);
+    }
+    if seen != size {
+        return Err(StoreError::WrongSize { digest, expected: size, actual: seen });
+    }
+    let actual = BlobDigest::from_bytes(sha256.finalize().into());
+    if actual != digest {
+        return Err(StoreError::DigestMismatch { expected: digest, actual });
+    }
+    let lost = || StoreError::Source { digest, message: "the download's file was lost".into() };
+    let landed = file.blocking_recv().map_err(|_| lost())?;
+    let path = landed.file.path().to_owned();
+    let hashed = match swarm_table(digest, size, table).filter(|_| landed.all_from_swarm) {
+        Some(hashed) => hashed,
+        None => {
+            // Bytes from HTTP were never checked against the torrent's SHA-1s: take the piece
+            // table (and, once more, the SHA-256) from what is on disk.
+            let reader = std::fs::File::open(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?;
+            let hashed =
+                hash_reader(reader, size, &mut |_| {}).map_err(|source| StoreError::Size { digest, source })?;
+            if hashed.digest != digest {
+                return Err(StoreError::DigestMismatch { expected: digest, actual: hashed.digest });
+            }
+            hashed
+        }
+    };
+    store.adopt(&path, digest, size)?;
+    landed.file.keep();
+    Ok(hashed)
+}
+
+/// The blob as the torrent describes it, if the torrent is the profile's torrent of these
+/// pieces (the same infohash): then the seeder's piece table can be seeded as it is.
+fn swarm_table(digest: BlobDigest, size: u64, table: TorrentTable) -> Option<HashedBlob> {
+    let piece_length = PieceLength::new(table.piece_length).ok()?;
+    let blob = HashedBlob { digest, size, piece_length, pieces: table.pieces };
+    (BlobTorrent::from_hashed(&blob).info_hash() == table.info_hash).then_some(blob)
 }
 
 /// What a request was after, so a 404 upstream becomes the right OCI code.
@@ -336,9 +476,11 @@ pub(crate) fn upstream_error(subject: Subject, what: &str, e: shoal_seeder::upst
 }
 
 /// Delivers one blob's bytes in order: from the swarm while it keeps up, then the rest over
-/// HTTP, from the torrent's webseeds and finally the upstream registry.
+/// HTTP, from the torrent's webseeds and finally the upstream registry; and hands the file that
+/// holds them all to the store.
 struct Feed {
     swarm: Arc<Swarm>,
+    store: Arc<BlobStore>,
     metrics: Arc<ShimMetrics>,
     upstream: Arc<Upstream>,
     reference: oci_client::Reference,
@@ -347,6 +489,11 @@ struct Feed {
     webseeds: Vec<String>,
     in_session: Arc<Mutex<Option<usize>>>,
     tx: mpsc::Sender<Result<Bytes, io::Error>>,
+    /// librqbit's file of this download.
+    partial: PathBuf,
+    /// After a fallback to HTTP: the file being assembled (the swarm's verified prefix, then
+    /// every byte sent since).
+    assembly: Option<(DiscardOnDrop, tokio::fs::File)>,
 }
 
 /// What became of one attempt to deliver bytes.
@@ -360,29 +507,60 @@ enum Fed {
 }
 
 impl Feed {
-    async fn run(self, download: Option<Download>) {
+    async fn run(mut self, download: Option<Download>, landed: oneshot::Sender<LandedFile>) {
         let mut offset = 0u64;
         if let Some(download) = download {
-            match self.feed_from_swarm(download, &mut offset).await {
-                Fed::Done => return,
-                Fed::Gone => return,
-                Fed::Short => {
-                    let id = self.in_session.lock().expect("download lock").take();
+            let fed = self.feed_from_swarm(download, &mut offset).await;
+            let id = self.in_session.lock().expect("download lock").take();
+            match (fed, id) {
+                (Fed::Gone, Some(id)) => return self.swarm.drop_download(id).await,
+                (Fed::Gone, None) => return,
+                (Fed::Done, Some(id)) => {
+                    // Every piece is verified and written: librqbit's file is the blob.
+                    self.swarm.forget_download(id).await;
+                    let file = DiscardOnDrop(Some(self.partial.clone()));
+                    let _ = landed.send(LandedFile { file, all_from_swarm: true });
+                    return;
+                }
+                (Fed::Done, None) => return, // cannot happen: the id is only taken here
+                (Fed::Short, id) => {
                     if let Some(id) = id {
-                        self.swarm.drop_download(id).await;
+                        self.swarm.forget_download(id).await;
+                    }
+                    if let Err(e) = self.start_assembly(offset).await {
+                        tracing::error!(digest = %self.digest, error = %e, "cannot keep the swarm's bytes");
+                        let _ = self.tx.send(Err(e)).await;
+                        return;
                     }
                 }
             }
+        } else if let Err(e) = self.start_assembly(0).await {
+            let _ = self.tx.send(Err(e)).await;
+            return;
         }
-        for base in &self.webseeds {
+        let webseeds = std::mem::take(&mut self.webseeds);
+        let mut fed = Fed::Short;
+        for base in &webseeds {
             let url = if base.ends_with('/') { format!("{base}{}", self.digest.torrent_name()) } else { base.clone() };
-            match self.feed_from_webseed(&url, &mut offset).await {
-                Fed::Done | Fed::Gone => return,
-                Fed::Short => {}
+            fed = self.feed_from_webseed(&url, &mut offset).await;
+            if !matches!(fed, Fed::Short) {
+                break;
             }
         }
-        match self.feed_from_upstream(&mut offset).await {
-            Fed::Done | Fed::Gone => {}
+        if matches!(fed, Fed::Short) {
+            fed = self.feed_from_upstream(&mut offset).await;
+        }
+        match fed {
+            Fed::Done => {
+                let Some((file, mut writer)) = self.assembly.take() else { return };
+                if let Err(e) = writer.flush().await {
+                    let _ = self.tx.send(Err(e)).await;
+                    return;
+                }
+                drop(writer);
+                let _ = landed.send(LandedFile { file, all_from_swarm: false });
+            }
+            Fed::Gone => {}
             Fed::Short => {
                 let message = format!("no source delivered {} past byte {offset}", self.digest);
                 let _ = self.tx.send(Err(io::Error::other(message))).await;
@@ -390,13 +568,42 @@ impl Feed {
         }
     }
 
-    async fn send(&self, chunk: Bytes, offset: &mut u64, source: SourceKind) -> bool {
+    /// Starts the file the HTTP bytes are appended to, with the first `prefix` bytes (verified
+    /// pieces the swarm delivered) copied from librqbit's file, which is then removed.
+    async fn start_assembly(&mut self, prefix: u64) -> Result<(), io::Error> {
+        let path = self.store.temp_path(&self.digest);
+        let file = DiscardOnDrop(Some(path.clone()));
+        let partial = DiscardOnDrop(Some(self.partial.clone()));
+        let copy = tokio::task::spawn_blocking(move || -> io::Result<std::fs::File> {
+            let mut out = std::fs::File::create(&path)?;
+            if prefix > 0 {
+                let source = std::fs::File::open(partial.path())?;
+                let copied = io::copy(&mut io::Read::take(source, prefix), &mut out)?;
+                if copied != prefix {
+                    return Err(io::Error::other(format!("the swarm's file ends at byte {copied}, not {prefix}")));
+                }
+            }
+            Ok(out)
+        });
+        let out = copy.await.map_err(io::Error::other)??;
+        self.assembly = Some((file, tokio::fs::File::from_std(out)));
+        Ok(())
+    }
+
+    async fn send(&mut self, chunk: Bytes, offset: &mut u64, source: SourceKind) -> bool {
+        if let Some((_, writer)) = &mut self.assembly {
+            if let Err(e) = writer.write_all(&chunk).await {
+                tracing::error!(digest = %self.digest, error = %e, "cannot write the blob's bytes");
+                let _ = self.tx.send(Err(e)).await;
+                return false;
+            }
+        }
         *offset += chunk.len() as u64;
         self.metrics.bytes(source).inc_by(chunk.len() as u64);
         self.tx.send(Ok(chunk)).await.is_ok()
     }
 
-    async fn feed_from_swarm(&self, download: Download, offset: &mut u64) -> Fed {
+    async fn feed_from_swarm(&mut self, download: Download, offset: &mut u64) -> Fed {
         let mut stream = download.stream;
         let stall = self.swarm.stall_timeout();
         while *offset < self.size {
@@ -425,7 +632,7 @@ impl Feed {
         }
     }
 
-    async fn feed_from_webseed(&self, url: &str, offset: &mut u64) -> Fed {
+    async fn feed_from_webseed(&mut self, url: &str, offset: &mut u64) -> Fed {
         let request = self.swarm.http().get(url).header(reqwest::header::RANGE, format!("bytes={offset}-"));
         let response = match request.send().await {
             Ok(r) if r.status() == reqwest::StatusCode::PARTIAL_CONTENT => r,
@@ -465,7 +672,7 @@ impl Feed {
         }
     }
 
-    async fn feed_from_upstream(&self, offset: &mut u64) -> Fed {
+    async fn feed_from_upstream(&mut self, offset: &mut u64) -> Fed {
         let stream = match self.upstream.blob_from(&self.reference, &self.digest, Some(self.size), *offset).await {
             Ok(s) => s,
             Err(e) => {

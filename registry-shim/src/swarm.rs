@@ -2,10 +2,11 @@
 //! and seeds every verified blob onward, read-only, straight from the shim's store.
 //!
 //! A download goes into `DATA/partial/` through librqbit's own filesystem storage (librqbit
-//! checks every piece's SHA-1 before a stream sees it). The bytes the client gets are also
-//! written to the store by the shim's own verified ingest, so once the blob's SHA-256 matches,
-//! the partial copy is dropped and the blob is re-added for seeding from the store, read-only
-//! (the seeder's [`Seeding`], with a complete fast-resume bitfield: no re-hashing).
+//! checks every piece's SHA-1 before a stream sees it). That file is the only copy written: the
+//! shim hashes the SHA-256 of what the stream hands its client, and when it matches, the torrent
+//! leaves the session (its file kept) and the store adopts the file by renaming it
+//! ([`crate::blobs`]). The blob is then re-added for seeding from the store, read-only (the
+//! seeder's [`Seeding`], with a complete fast-resume bitfield: no re-hashing).
 //!
 //! Tuned for hosts that pull one blob at once (issue 7's swarm lab): a shallow per-peer request
 //! window and a second "scatter" stream from a random offset, so hosts fetch different pieces
@@ -232,10 +233,25 @@ impl Swarm {
         Some(AbortOnDrop(task))
     }
 
-    /// Drops a download's partial copy (after success, or when falling back to HTTP).
+    /// Where librqbit writes a download's file.
+    pub fn partial_path(&self, torrent: &BlobTorrentFile) -> PathBuf {
+        self.partial_dir.join(torrent.parsed.name.as_deref().unwrap_or("unnamed"))
+    }
+
+    /// Takes a download out of the session and deletes its partial file.
     pub async fn drop_download(&self, id: usize) {
-        if let Err(e) = self.seeding.session().delete(TorrentIdOrHash::Id(id), true).await {
-            tracing::warn!(id, error = %e, "could not remove a finished download from the session");
+        self.remove_download(id, true).await;
+    }
+
+    /// Takes a download out of the session but keeps its file, whose verified pieces the
+    /// caller takes over: librqbit no longer writes to it once this returns.
+    pub async fn forget_download(&self, id: usize) {
+        self.remove_download(id, false).await;
+    }
+
+    async fn remove_download(&self, id: usize, delete_file: bool) {
+        if let Err(e) = self.seeding.session().delete(TorrentIdOrHash::Id(id), delete_file).await {
+            tracing::warn!(id, error = %e, "could not remove a download from the session");
         }
     }
 

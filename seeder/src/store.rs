@@ -25,6 +25,8 @@ pub enum StoreError {
         #[source]
         source: HashError,
     },
+    #[error("blob {digest}: expected {expected} bytes, the file holds {actual}")]
+    WrongSize { digest: BlobDigest, expected: u64, actual: u64 },
     #[error("blob {digest}: the upstream stream failed: {message}")]
     Source { digest: BlobDigest, message: String },
     #[error("store I/O at {path}: {source}")]
@@ -126,13 +128,36 @@ impl BlobStore {
         size: u64,
         chunks: impl Iterator<Item = Chunk>,
     ) -> Result<HashedBlob, StoreError> {
-        let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
-        let tmp_path = self.tmp.join(format!("{}.{}.{n}", expected.hex(), std::process::id()));
+        let tmp_path = self.temp_path(&expected);
         let result = self.ingest_to(&tmp_path, expected, size, chunks);
         if result.is_err() {
             let _ = fs::remove_file(&tmp_path);
         }
         result
+    }
+
+    /// A fresh path under `DATA/tmp` for a blob being assembled: on the store's filesystem (so
+    /// [`BlobStore::adopt`] can rename it into place) and removed by the next [`BlobStore::open`]
+    /// if the process dies first.
+    pub fn temp_path(&self, digest: &BlobDigest) -> PathBuf {
+        let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
+        self.tmp.join(format!("{}.{}.{n}", digest.hex(), std::process::id()))
+    }
+
+    /// Takes in a file whose bytes the caller has already checked against `expected` (the shim
+    /// hashes every byte it streams to its client, and those are the bytes in the file): checks
+    /// its size, syncs it and renames it to its content address. The file must be on the
+    /// store's filesystem. On failure nothing is stored and the file is left where it was.
+    pub fn adopt(&self, file: &Path, expected: BlobDigest, size: u64) -> Result<(), StoreError> {
+        let f = File::open(file).map_err(io_at(file))?;
+        let actual = f.metadata().map_err(io_at(file))?.len();
+        if actual != size {
+            return Err(StoreError::WrongSize { digest: expected, expected: size, actual });
+        }
+        f.sync_data().map_err(io_at(file))?;
+        drop(f);
+        let dest = self.path(&expected);
+        fs::rename(file, &dest).map_err(io_at(&dest))
     }
 
     fn ingest_to(
@@ -253,6 +278,24 @@ mod tests {
         assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err}");
         assert!(err.to_string().contains("does not match"));
         assert!(store.stored_size(&claimed).is_none());
+        assert!(tmp_is_empty(dir.path()));
+    }
+
+    #[test]
+    fn adopt_moves_a_whole_file_in_and_refuses_a_wrong_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let data = b"verified elsewhere".to_vec();
+        let d = digest_of(&data);
+        let file = store.temp_path(&d);
+        fs::write(&file, &data[..4]).unwrap();
+        let err = store.adopt(&file, d, data.len() as u64).unwrap_err();
+        assert!(matches!(err, StoreError::WrongSize { expected: 18, actual: 4, .. }), "{err}");
+        assert!(store.stored_size(&d).is_none());
+        assert!(file.is_file(), "a refused file stays for its owner to discard");
+        fs::write(&file, &data).unwrap();
+        store.adopt(&file, d, data.len() as u64).unwrap();
+        assert_eq!(fs::read(store.path(&d)).unwrap(), data);
         assert!(tmp_is_empty(dir.path()));
     }
 

@@ -126,6 +126,10 @@ pub struct ParsedTorrent {
     pub name: Option<String>,
     /// Total size: `length`, or the sum of `files` for a multi-file torrent.
     pub size: Option<u64>,
+    /// `piece length`, as the file states it (not checked against the profile).
+    pub piece_length: u64,
+    /// The SHA-1 of each piece.
+    pub pieces: Vec<[u8; 20]>,
     pub distribution: Distribution,
 }
 
@@ -162,10 +166,16 @@ impl ParsedTorrent {
             }
             (None, None) => return Err(MetainfoError::Invalid("info has neither length nor files")),
         };
-        let pieces = info.get("pieces").and_then(|(v, _)| v.as_bytes());
-        if pieces.is_none_or(|p| p.len() % 20 != 0) {
-            return Err(MetainfoError::Invalid("pieces is missing or not a multiple of 20 bytes"));
-        }
+        let pieces = match info.get("pieces").and_then(|(v, _)| v.as_bytes()) {
+            Some(p) if p.len() % 20 == 0 => {
+                p.chunks_exact(20).map(|c| <[u8; 20]>::try_from(c).expect("20-byte chunk")).collect()
+            }
+            _ => return Err(MetainfoError::Invalid("pieces is missing or not a multiple of 20 bytes")),
+        };
+        let piece_length = match info.get("piece length") {
+            Some((v, _)) => non_negative(v)?,
+            None => return Err(MetainfoError::Invalid("info has no piece length")),
+        };
         let mut trackers = Vec::new();
         if let Some((tiers, _)) = top.get("announce-list") {
             for tier in tiers.as_list().ok_or(MetainfoError::Invalid("announce-list is not a list"))? {
@@ -193,6 +203,8 @@ impl ParsedTorrent {
             info_hash: InfoHash::from_bytes(Sha1::digest(info_raw).into()),
             name,
             size,
+            piece_length,
+            pieces,
             distribution: Distribution { trackers, webseeds }.normalized(),
         })
     }
@@ -256,6 +268,8 @@ mod tests {
         assert_eq!(parsed.info_hash, t.info_hash());
         assert_eq!(parsed.size, Some(5));
         assert_eq!(parsed.name.as_deref(), Some(t.name.as_str()));
+        assert_eq!(parsed.piece_length, u64::from(t.piece_length.bytes()));
+        assert_eq!(parsed.pieces, t.pieces);
         assert_eq!(parsed.distribution, dist().normalized());
         assert_eq!(parsed.magnet(), t.magnet(&dist()));
     }
