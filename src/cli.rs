@@ -101,6 +101,9 @@ pub struct ShimTiming {
     /// Seconds a tag is trusted before it is resolved upstream again.
     #[arg(long, env = "SHOAL_SHIM_TAG_TTL_SECS", default_value_t = 30)]
     pub tag_ttl_secs: u64,
+    /// 16 KiB chunk requests the shim keeps outstanding per peer.
+    #[arg(long, env = "SHOAL_SHIM_PEER_REQUEST_WINDOW", default_value_t = shoal_registry_shim::swarm::DEFAULT_PEER_REQUEST_WINDOW)]
+    pub peer_request_window: usize,
 }
 
 #[derive(Args, Debug)]

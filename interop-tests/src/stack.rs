@@ -116,6 +116,7 @@ pub async fn start_shim(data: &Path, registry: &str, seeder: Option<&str>, track
             seeding: seeding(trackers),
             stall_timeout: Duration::from_secs(20),
             torrent_timeout: Duration::from_secs(20),
+            peer_request_window: shoal_registry_shim::swarm::DEFAULT_PEER_REQUEST_WINDOW,
         }),
     })
     .await

@@ -8,9 +8,9 @@
 //! ([`crate::blobs`]). The blob is then re-added for seeding from the store, read-only (the
 //! seeder's [`Seeding`], with a complete fast-resume bitfield: no re-hashing).
 //!
-//! Tuned for hosts that pull one blob at once (issue 7's swarm lab): a shallow per-peer request
-//! window and a second "scatter" stream from a random offset, so hosts fetch different pieces
-//! from the origin and trade them ([`PEER_REQUEST_WINDOW`], [`Swarm::scatter`]).
+//! Hosts that pull one blob at once (issue 7's swarm lab) must fetch different pieces from the
+//! origin to have something to trade: the vendored librqbit picks pieces at random past the
+//! 1 MiB a stream is about to read (vendor/librqbit/SHOAL-PATCHES.md).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,7 +45,16 @@ pub struct SwarmConfig {
     /// How long to wait for the seeder's torrent before going to upstream directly (a blob the
     /// seeder does not hold yet takes it a whole mirror; the client should not wait for that).
     pub torrent_timeout: Duration,
+    /// 16 KiB chunk requests kept outstanding per peer ([`DEFAULT_PEER_REQUEST_WINDOW`]).
+    pub peer_request_window: usize,
 }
+
+/// Chunk requests kept outstanding per peer by default (librqbit's own: 128). One seeder on
+/// loopback needs a deep window (a 1 GiB cold blob: 12.1 s at 8, 7.9 s at 32, 5.4-5.9 s at 64);
+/// in the swarm lab a deep window towards the origin reserves pieces there that other hosts
+/// would soon hold, which cost more with in-order picking (8 was best then) than it does with
+/// the random-first picker of vendor/librqbit (N=16: 2.5-2.7x ideal at both 32 and 64).
+pub const DEFAULT_PEER_REQUEST_WINDOW: usize = 64;
 
 /// A blob's torrent as the seeder served it.
 pub struct BlobTorrentFile {
@@ -61,25 +70,7 @@ pub struct Download {
     pub stream: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>,
     /// One of the shim's stream slots, released with the stream.
     pub _slot: tokio::sync::OwnedSemaphorePermit,
-    /// The scatter reader (see [`Swarm::scatter`]), stopped with the download.
-    pub _scatter: Option<AbortOnDrop>,
 }
-
-/// Aborts a background task when dropped.
-pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Chunk requests kept outstanding per peer (librqbit's default: 128, i.e. 2 MiB). librqbit
-/// reserves each piece for one peer, and the origin always has every piece, so a deep window
-/// towards the origin reserves megabytes that other hosts are about to hold and could serve; a
-/// shallow one leaves those pieces to the hosts. Swarm lab, N=8, 64 MiB: 7.3x ideal with the
-/// default, 3.0x with 8 and a scatter stream (docs/benchmarks.md).
-const PEER_REQUEST_WINDOW: usize = 8;
 
 /// Concurrent swarm streams. librqbit's session has 8 blocking permits (its default
 /// `runtime_worker_threads`) shared by open streams and disk writes: as many open streams as
@@ -168,7 +159,7 @@ impl Swarm {
         let add = || async {
             let options = AddTorrentOptions {
                 peer_opts: Some(PeerConnectionOptions {
-                    max_request_window: Some(PEER_REQUEST_WINDOW),
+                    max_request_window: Some(self.config.peer_request_window.max(1)),
                     ..Default::default()
                 }),
                 overwrite: true,
@@ -197,40 +188,7 @@ impl Swarm {
         };
         let id = handle.id();
         let stream = handle.clone().stream(0).await.map_err(|e| format!("{e:#}"))?;
-        let scatter = self.scatter(&handle, torrent).await;
-        Ok(Download { id, stream: Box::pin(stream), _slot: slot, _scatter: scatter })
-    }
-
-    /// librqbit picks pieces strictly in order, after the ones its streams are about to read.
-    /// Hosts that start one blob together would all ask the origin for the same pieces at the
-    /// same time and have nothing to trade. A second stream, read (and discarded) from a random
-    /// offset on, makes each host fetch another region too, so hosts hold pieces the others
-    /// lack. It uses a spare stream slot only, and gives it back as soon as every slot is taken
-    /// (another blob may be waiting for one).
-    async fn scatter(&self, handle: &Arc<librqbit::ManagedTorrent>, torrent: &BlobTorrentFile) -> Option<AbortOnDrop> {
-        use std::hash::{BuildHasher, Hasher};
-        use tokio::io::{AsyncReadExt, AsyncSeekExt};
-        let size = torrent.parsed.size.filter(|&s| s > 0)?;
-        let spare = Arc::clone(&self.streams).try_acquire_owned().ok()?;
-        let mut stream = handle.clone().stream(0).await.ok()?;
-        let mut random = std::collections::hash_map::RandomState::new().build_hasher();
-        random.write_u64(size);
-        stream.seek(std::io::SeekFrom::Start(random.finish() % size)).await.ok()?;
-        let slots = Arc::clone(&self.streams);
-        let task = tokio::spawn(async move {
-            let _spare = spare;
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                if slots.available_permits() == 0 {
-                    break;
-                }
-                match tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buf)).await {
-                    Ok(Ok(0)) | Ok(Err(_)) => break,
-                    Ok(Ok(_)) | Err(_) => {}
-                }
-            }
-        });
-        Some(AbortOnDrop(task))
+        Ok(Download { id, stream: Box::pin(stream), _slot: slot })
     }
 
     /// Where librqbit writes a download's file.

@@ -32,6 +32,7 @@ pub fn run(args: ShimArgs) -> anyhow::Result<()> {
         },
         stall_timeout: Duration::from_millis(args.timing.stall_timeout_ms),
         torrent_timeout: Duration::from_millis(args.timing.torrent_timeout_ms),
+        peer_request_window: args.timing.peer_request_window,
     });
     let config = ShimConfig {
         listen: args.listen,

@@ -81,6 +81,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             },
             stall_timeout: Duration::from_millis(args.timing.stall_timeout_ms),
             torrent_timeout: Duration::from_millis(args.timing.torrent_timeout_ms),
+            peer_request_window: args.timing.peer_request_window,
         }),
     };
     let tracker = TrackerConfig { listen: args.tracker_listen, ..TrackerConfig::default() };
