@@ -117,6 +117,7 @@ pub async fn start_shim(data: &Path, registry: &str, seeder: Option<&str>, track
             stall_timeout: Duration::from_secs(20),
             torrent_timeout: Duration::from_secs(20),
         }),
+        store_limit: None,
     })
     .await
     .unwrap();

@@ -111,6 +111,7 @@ async fn a_peer_serving_corrupted_pieces_never_gets_bad_bytes_to_the_client() {
             stall_timeout: Duration::from_secs(15),
             torrent_timeout: Duration::from_secs(20),
         }),
+        store_limit: None,
     })
     .await
     .unwrap();

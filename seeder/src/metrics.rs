@@ -18,6 +18,16 @@ pub struct SeederMetrics {
 }
 
 impl SeederMetrics {
+    /// What the cache policy moves.
+    pub fn cache(&self) -> crate::cache::CacheMetrics {
+        crate::cache::CacheMetrics {
+            evicted_blobs: self.evicted_blobs.clone(),
+            evicted_bytes: self.evicted_bytes.clone(),
+            blobs: self.blobs.clone(),
+            bytes_stored: self.bytes_stored.clone(),
+        }
+    }
+
     pub fn new() -> Self {
         let registry = Registry::new();
         let gauge = |name: &str, help: &str| {
