@@ -5,11 +5,10 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
-use shoal_interop_tests::registry::{curl, start_registry, write_oci_layout};
+use shoal_interop_tests::registry::{curl, skopeo_pull_with, start_registry, write_oci_layout};
+use shoal_interop_tests::stack::start_shim;
 use shoal_interop_tests::{require_tool, run_ok, sha256_file};
-use shoal_registry_shim::{BoundShim, ShimConfig};
 
 const USER: &str = "shoal";
 const PASSWORD: &str = "s3cret-Pa55word";
@@ -58,20 +57,8 @@ fn assert_challenged(status: u16, response: &str) {
 async fn credentials_pass_through_the_shim_and_private_blobs_stay_private() {
     let tmp = tempfile::tempdir().unwrap();
     let (_registry, port, blobs, manifest_digest) = private_registry(tmp.path());
-    let shim = BoundShim::bind(ShimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: tmp.path().join("shim"),
-        default_registry: format!("127.0.0.1:{port}"),
-        tag_ttl: Duration::from_secs(30),
-        upstream: Default::default(),
-        swarm: None,
-        store_limit: None,
-    })
-    .await
-    .unwrap();
-    let addr = shim.local_addr();
-    tokio::spawn(shim.serve());
-    let base = format!("http://{addr}/v2");
+    let shim = start_shim(&tmp.path().join("shim"), &format!("127.0.0.1:{port}"), None, &[]).await;
+    let base = format!("http://{}/v2", shim.addr);
     let creds = format!("{USER}:{PASSWORD}");
     let layer = &blobs[1];
     let blob_url = format!("{base}/private/app/blobs/{}", layer.digest);
@@ -121,22 +108,7 @@ async fn credentials_pass_through_the_shim_and_private_blobs_stay_private() {
 
     // A real client: skopeo with --src-creds, through the shim.
     let out = tmp.path().join("pulled");
-    let skopeo = require_tool("skopeo");
-    let pulled = tokio::task::spawn_blocking({
-        let (skopeo, out, creds) = (skopeo.clone(), out.clone(), creds.clone());
-        move || {
-            Command::new("timeout")
-                .arg("120")
-                .arg(skopeo)
-                .args(["copy", "-q", "--src-tls-verify=false", "--retry-times=0", "--src-creds", &creds])
-                .arg(format!("docker://{addr}/private/app:v1"))
-                .arg(format!("dir:{}", out.display()))
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
+    let pulled = skopeo_pull_with(shim.addr, "private/app:v1", &out, &[], &["--src-creds", &creds]).await;
     assert!(
         pulled.status.success(),
         "skopeo --src-creds through the shim: {}",
@@ -146,21 +118,8 @@ async fn credentials_pass_through_the_shim_and_private_blobs_stay_private() {
         assert_eq!(sha256_file(&out.join(blob.digest.trim_start_matches("sha256:"))), blob.digest);
     }
     // And without credentials skopeo is refused.
-    let refused = tokio::task::spawn_blocking({
-        let out = tmp.path().join("refused");
-        move || {
-            Command::new("timeout")
-                .arg("120")
-                .arg(skopeo)
-                .args(["copy", "-q", "--src-tls-verify=false", "--retry-times=0", "--src-no-creds"])
-                .arg(format!("docker://{addr}/private/app:v1"))
-                .arg(format!("dir:{}", out.display()))
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
+    let refused =
+        skopeo_pull_with(shim.addr, "private/app:v1", &tmp.path().join("refused"), &[], &["--src-no-creds"]).await;
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr).to_lowercase();
     assert!(stderr.contains("unauthorized") || stderr.contains("authentication required"), "{stderr}");

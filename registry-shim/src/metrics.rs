@@ -57,16 +57,8 @@ impl ShimMetrics {
             IntGauge::new("shoal_shim_bittorrent_uploaded_bytes", "Bytes uploaded to BitTorrent peers since start")
                 .expect("valid metric");
         registry.register(Box::new(bittorrent_uploaded_bytes.clone())).expect("unique metric");
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("unique metric");
-            g
-        };
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
-            c
-        };
+        let gauge = |name: &str, help: &str| shoal_seeder::metrics::gauge(&registry, name, help);
+        let counter = |name: &str, help: &str| shoal_seeder::metrics::counter(&registry, name, help);
         let blobs = gauge("shoal_shim_blobs", "Blobs in the shim's store");
         let bytes_stored = gauge("shoal_shim_bytes_stored", "Bytes of blobs in the shim's store");
         let evicted_blobs =
