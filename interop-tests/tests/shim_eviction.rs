@@ -2,16 +2,20 @@
 //! `docker-registry`, an image pushed by skopeo). Pulling more than the limit evicts the
 //! least-recently-used blobs (a blob read again recently is kept, the newest is kept), an
 //! evicted blob pulls again byte for byte, and a restart keeps the index, drops records whose
-//! file is gone and re-indexes files that have no record.
+//! file is gone and re-indexes files that have no record. With a swarm (tracker, seeder), an
+//! evicted blob is out of the shim's librqbit session and comes back into it when pulled again.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use shoal_interop_tests::registry::{curl, skopeo_push, start_registry, write_oci_layout, LayoutBlob};
 use shoal_interop_tests::sha256_file;
+use shoal_interop_tests::stack::{seeding, start_seeder, start_tracker};
+use shoal_registry_shim::swarm::SwarmConfig;
 use shoal_registry_shim::{BoundShim, ShimConfig};
 use shoal_seeder::eviction::StoreLimit;
 use shoal_seeder::index::BlobIndex;
+use shoal_torrents::{BlobHasher, BlobTorrent};
 
 /// One layer is a little over 300,000 bytes (random data, gzip -1); three fit under the high
 /// watermark (950,000), four do not, and eviction stops at the low one (850,000).
@@ -40,6 +44,10 @@ struct Running {
 
 /// Binds a shim over `data` (waiting for a previous one's index lock to go).
 async fn start(data: &Path, port: u16) -> Running {
+    start_with(data, port, None).await
+}
+
+async fn start_with(data: &Path, port: u16, swarm: Option<SwarmConfig>) -> Running {
     let mut attempts = 0;
     let shim = loop {
         let bound = BoundShim::bind(ShimConfig {
@@ -48,7 +56,7 @@ async fn start(data: &Path, port: u16) -> Running {
             default_registry: format!("127.0.0.1:{port}"),
             tag_ttl: Duration::from_secs(30),
             upstream: Default::default(),
-            swarm: None,
+            swarm: swarm.clone(),
             store_limit: Some(StoreLimit::new(MAX, 0.95, 0.85).unwrap()),
         })
         .await;
@@ -81,6 +89,17 @@ async fn eventually(what: &str, ready: impl Fn() -> bool) {
     }
 }
 
+/// A registry holding `team/app:v1`, an image of four layers a little over [`LAYER`] bytes
+/// each; returns its guard, port and blobs (config first). Lengths differ so that the layers do
+/// (write_blob's seeds 2n and 2n+1 give the same bytes).
+fn four_layers(dir: &Path, seed: u64) -> (shoal_interop_tests::ChildGuard, u16, Vec<LayoutBlob>) {
+    let (registry, port) = start_registry(&dir.join("registry"), "");
+    let layout = dir.join("layout");
+    let (blobs, _) = write_oci_layout(&layout, "v1", &[LAYER, LAYER + 1000, LAYER + 2000, LAYER + 3000], seed);
+    skopeo_push(&layout, "v1", port, "team/app");
+    (registry, port, blobs)
+}
+
 async fn pull(shim: std::net::SocketAddr, blob: &LayoutBlob) {
     let url = format!("http://{shim}/v2/team/app/blobs/{}", blob.digest);
     let expected = std::fs::read(&blob.path).unwrap();
@@ -93,11 +112,7 @@ async fn pull(shim: std::net::SocketAddr, blob: &LayoutBlob) {
 async fn the_shim_evicts_least_recently_used_blobs_and_keeps_its_index_across_restarts() {
     shoal_interop_tests::stack::init_logging();
     let tmp = tempfile::tempdir().unwrap();
-    let (_registry, port) = start_registry(&tmp.path().join("registry"), "");
-    let layout = tmp.path().join("layout");
-    // Lengths differ so that the layers do (write_blob's seeds 2n and 2n+1 give the same bytes).
-    let (blobs, _) = write_oci_layout(&layout, "v1", &[LAYER, LAYER + 1000, LAYER + 2000, LAYER + 3000], 41);
-    skopeo_push(&layout, "v1", port, "team/app");
+    let (_registry, port, blobs) = four_layers(tmp.path(), 41);
     let layers: Vec<&LayoutBlob> = blobs[1..].iter().collect();
     let (l1, l2, l3, l4) = (layers[0], layers[1], layers[2], layers[3]);
     let sum = |bs: &[&LayoutBlob]| bs.iter().map(|b| b.size).sum::<u64>();
@@ -164,4 +179,51 @@ async fn the_shim_evicts_least_recently_used_blobs_and_keeps_its_index_across_re
     }
     // Recorded where it came from (the re-indexed one could not know).
     assert!(index.blob(&digest(l4)).unwrap().unwrap().repos.contains(&format!("127.0.0.1:{port}/team/app")));
+}
+
+/// librqbit's fast-resume bitfield of a blob the shim seeds (`DATA/bittorrent/<infohash>.bitv`):
+/// there exactly while the blob is in the session.
+fn bitv(data: &Path, blob: &LayoutBlob) -> PathBuf {
+    let bytes = std::fs::read(&blob.path).unwrap();
+    let mut hasher = BlobHasher::new(bytes.len() as u64);
+    hasher.update(&bytes);
+    let info_hash = BlobTorrent::from_hashed(&hasher.finish()).info_hash();
+    data.join("bittorrent").join(format!("{}.bitv", info_hash.hex()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_evicted_blob_leaves_the_shims_librqbit_session_before_its_file_goes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_registry, port, blobs) = four_layers(tmp.path(), 43);
+    let layers: Vec<&LayoutBlob> = blobs[1..].iter().collect();
+    let (l1, l2, l3, l4) = (layers[0], layers[1], layers[2], layers[3]);
+
+    let trackers = vec![start_tracker().await];
+    let seeder = start_seeder(&tmp.path().join("seeder"), &format!("127.0.0.1:{port}"), &trackers).await;
+    let data = tmp.path().join("shim");
+    let swarm = SwarmConfig {
+        seeder_url: Some(seeder.url.clone()),
+        seeding: seeding(&trackers),
+        stall_timeout: Duration::from_secs(20),
+        torrent_timeout: Duration::from_secs(20),
+    };
+    let shim = start_with(&data, port, Some(swarm)).await;
+    for layer in [l1, l2, l3] {
+        pull(shim.addr, layer).await;
+        eventually("the blob seeded onward", || bitv(&data, layer).exists()).await;
+    }
+    pull(shim.addr, l1).await;
+    pull(shim.addr, l4).await;
+    eventually("the shim to evict", || shim.metrics.evicted_blobs.get() == 2).await;
+    eventually("l4 seeded onward", || bitv(&data, l4).exists()).await;
+    for gone in [l2, l3] {
+        assert!(!is_stored(&data, gone), "an evicted blob's file is still there");
+        assert!(!bitv(&data, gone).exists(), "an evicted blob is still in the librqbit session");
+    }
+    for kept in [l1, l4] {
+        assert!(is_stored(&data, kept) && bitv(&data, kept).exists(), "a kept blob is not seeded");
+    }
+    // The evicted blob comes back (through the swarm again) and is seeded again.
+    pull(shim.addr, l2).await;
+    eventually("l2 seeded again", || bitv(&data, l2).exists()).await;
 }
