@@ -85,6 +85,16 @@ pub struct UpArgs {
     /// recently used blobs not being served go first, between the seeder's default watermarks.
     #[arg(long, env = "SHOAL_MAX_STORE_BYTES", value_parser = shoal_seeder::eviction::parse_byte_size)]
     pub max_store_bytes: Option<u64>,
+    /// Largest size of the shim's blob store (500MiB, 10GiB, ...) [default: no limit]; as
+    /// `shoal shim --max-store-bytes`.
+    #[arg(long, env = "SHOAL_SHIM_MAX_STORE_BYTES", value_parser = shoal_seeder::eviction::parse_byte_size)]
+    pub shim_max_store_bytes: Option<u64>,
+    /// Fraction of --shim-max-store-bytes above which the shim evicts.
+    #[arg(long, env = "SHOAL_SHIM_STORE_HIGH_WATERMARK", default_value_t = shoal_seeder::eviction::StoreLimit::DEFAULT_HIGH_WATERMARK)]
+    pub shim_store_high_watermark: f64,
+    /// Fraction of --shim-max-store-bytes the shim's eviction brings its store down to.
+    #[arg(long, env = "SHOAL_SHIM_STORE_LOW_WATERMARK", default_value_t = shoal_seeder::eviction::StoreLimit::DEFAULT_LOW_WATERMARK)]
+    pub shim_store_low_watermark: f64,
     #[command(flatten)]
     pub timing: ShimTiming,
 }
@@ -275,7 +285,7 @@ pub struct ShimArgs {
     /// Distribution API listen address (keep it on loopback: it serves anyone who can reach it).
     #[arg(long, env = "SHOAL_SHIM_LISTEN", default_value = "127.0.0.1:5000")]
     pub listen: std::net::SocketAddr,
-    /// Data directory: blobs/sha256/<hex>, tmp/, partial/, bittorrent/.
+    /// Data directory: blobs/sha256/<hex>, index.redb, tmp/, partial/, private/, bittorrent/.
     #[arg(long, env = "SHOAL_SHIM_DATA_DIR", default_value = "shoal-shim-data")]
     pub data_dir: PathBuf,
     /// Registry (`host[:port]`) behind `localhost:5000/<repo>` (direct mode); mirror-mode
@@ -296,6 +306,16 @@ pub struct ShimArgs {
     pub announce_port: Option<u16>,
     #[command(flatten)]
     pub timing: ShimTiming,
+    /// Largest size of the blob store: bytes, or with a unit (500MiB, 10GiB, 2TB) [default: no limit].
+    /// Above the high watermark least-recently-used blobs not being served or downloaded are evicted.
+    #[arg(long, env = "SHOAL_SHIM_MAX_STORE_BYTES", value_parser = shoal_seeder::eviction::parse_byte_size)]
+    pub max_store_bytes: Option<u64>,
+    /// Fraction of --max-store-bytes above which eviction starts.
+    #[arg(long, env = "SHOAL_SHIM_STORE_HIGH_WATERMARK", default_value_t = shoal_seeder::eviction::StoreLimit::DEFAULT_HIGH_WATERMARK)]
+    pub store_high_watermark: f64,
+    /// Fraction of --max-store-bytes eviction brings the store down to.
+    #[arg(long, env = "SHOAL_SHIM_STORE_LOW_WATERMARK", default_value_t = shoal_seeder::eviction::StoreLimit::DEFAULT_LOW_WATERMARK)]
+    pub store_low_watermark: f64,
     /// Registries reached over plain HTTP besides loopback ones (repeat or comma-separate).
     #[arg(long = "insecure-registry", env = "SHOAL_SHIM_INSECURE_REGISTRIES", value_delimiter = ',')]
     pub insecure_registries: Vec<String>,

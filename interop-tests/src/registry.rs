@@ -179,12 +179,24 @@ pub fn curl(url: &str, extra: &[&str]) -> (u16, Vec<u8>, i32) {
 /// `skopeo [GLOBAL] copy docker://REGISTRY/IMAGE dir:OUT` over plain HTTP, on a blocking thread
 /// (for async tests); `global` are skopeo's own options, e.g. `--override-arch arm64`.
 pub async fn skopeo_pull(registry: SocketAddr, image: &str, out: &Path, global: &[&str]) -> std::process::Output {
+    skopeo_pull_with(registry, image, out, global, &[]).await
+}
+
+/// [`skopeo_pull`] with more `copy` options, e.g. `--src-creds USER:PASSWORD`.
+pub async fn skopeo_pull_with(
+    registry: SocketAddr,
+    image: &str,
+    out: &Path,
+    global: &[&str],
+    copy: &[&str],
+) -> std::process::Output {
     let skopeo = require_tool("skopeo");
     let mut cmd = Command::new("timeout");
     cmd.arg("120")
         .arg(skopeo)
         .args(global)
         .args(["copy", "-q", "--src-tls-verify=false", "--retry-times=0"])
+        .args(copy)
         .arg(format!("docker://{registry}/{image}"))
         .arg(format!("dir:{}", out.display()));
     tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()

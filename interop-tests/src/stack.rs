@@ -118,6 +118,7 @@ pub async fn start_shim(data: &Path, registry: &str, seeder: Option<&str>, track
             torrent_timeout: Duration::from_secs(20),
             peer_request_window: shoal_registry_shim::swarm::DEFAULT_PEER_REQUEST_WINDOW,
         }),
+        store_limit: None,
     })
     .await
     .unwrap();

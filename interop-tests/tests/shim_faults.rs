@@ -112,6 +112,7 @@ async fn a_peer_serving_corrupted_pieces_never_gets_bad_bytes_to_the_client() {
             torrent_timeout: Duration::from_secs(20),
             peer_request_window: shoal_registry_shim::swarm::DEFAULT_PEER_REQUEST_WINDOW,
         }),
+        store_limit: None,
     })
     .await
     .unwrap();

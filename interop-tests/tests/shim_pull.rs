@@ -22,6 +22,7 @@ async fn start_shim(data: &Path, upstream_port: u16, tag_ttl: Duration) -> Socke
         tag_ttl,
         upstream: Default::default(),
         swarm: None,
+        store_limit: None,
     })
     .await
     .unwrap();

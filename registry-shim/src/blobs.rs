@@ -23,11 +23,13 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use shoal_seeder::store::{BlobStore, StoreError};
 use shoal_seeder::upstream::Upstream;
+use shoal_seeder::usage::Lease;
 use shoal_torrents::{hash_reader, BlobDigest, BlobTorrent, HashedBlob, PieceLength};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::cache::ShimCache;
 use crate::metrics::ShimMetrics;
 use crate::swarm::{BlobTorrentFile, Download, Source as SourceKind, Swarm};
 use crate::RegistryError;
@@ -38,16 +40,25 @@ type Outcome = Option<Result<(), String>>;
 /// What a blob request gets.
 pub enum BlobBody {
     /// Verified and stored: serve the file (with `Range`).
-    Cached { path: PathBuf, size: u64 },
+    Cached {
+        path: PathBuf,
+        size: u64,
+        /// Held until the response body is done, so eviction waits (`None`: not leased).
+        lease: Option<Lease>,
+    },
     /// Arriving now: bytes as they come, the last chunk only after verification.
     Streaming { size: u64, chunks: mpsc::Receiver<Result<Bytes, io::Error>> },
 }
 
-/// Where a blob comes from: the registry and repository it was asked under.
+/// Where a blob comes from: the registry and repository it was asked under, and the client's
+/// own credentials if it sent any (`Debug` redacts them).
 #[derive(Clone, Debug)]
 pub struct BlobOrigin {
     pub registry: String,
     pub repository: String,
+    /// A miss with these comes from upstream with them, stays off the swarm and is marked
+    /// private ([`crate::private::PrivateBlobs`]).
+    pub auth: Option<oci_client::secrets::RegistryAuth>,
 }
 
 pub struct BlobFetcher {
@@ -56,6 +67,7 @@ pub struct BlobFetcher {
     swarm: Option<Arc<Swarm>>,
     metrics: Arc<ShimMetrics>,
     inflight: Mutex<HashMap<BlobDigest, watch::Receiver<Outcome>>>,
+    cache: Arc<ShimCache>,
 }
 
 /// A miss's bytes on their way, from whichever sources it takes.
@@ -120,8 +132,9 @@ impl BlobFetcher {
         upstream: Arc<Upstream>,
         swarm: Option<Arc<Swarm>>,
         metrics: Arc<ShimMetrics>,
+        cache: Arc<ShimCache>,
     ) -> Self {
-        Self { store, upstream, swarm, metrics, inflight: Mutex::new(HashMap::new()) }
+        Self { store, upstream, swarm, metrics, inflight: Mutex::new(HashMap::new()), cache }
     }
 
     pub fn swarm(&self) -> Option<&Arc<Swarm>> {
@@ -130,18 +143,45 @@ impl BlobFetcher {
 
     pub fn cached(&self, digest: &BlobDigest) -> Option<BlobBody> {
         let size = self.store.stored_size(digest)?;
-        Some(BlobBody::Cached { path: self.store.path(digest), size })
+        Some(BlobBody::Cached { path: self.store.path(digest), size, lease: None })
+    }
+
+    /// A stored blob this client may have: any blob not marked private, and a private one
+    /// only once upstream lets this client (or the shim's own access) read it in this
+    /// repository. `None`: not stored.
+    /// Leased and counted as a use.
+    async fn hit(&self, origin: &BlobOrigin, digest: &BlobDigest) -> Result<Option<BlobBody>, RegistryError> {
+        // Leased before the lookup: an eviction either finished before (a miss) or waits.
+        let lease = self.cache.lease(*digest).await;
+        let Some(size) = self.store.stored_size(digest) else { return Ok(None) };
+        let body = BlobBody::Cached { path: self.store.path(digest), size, lease: Some(lease) };
+        self.cache.touch(*digest);
+        let private = self.cache.private();
+        if !private.is_private(digest) {
+            return Ok(Some(body));
+        }
+        let reference = self.reference(origin, digest)?;
+        match self.upstream.blob_readable(&reference, digest, origin.auth.as_ref()).await {
+            Ok(true) => {
+                if origin.auth.is_none() {
+                    private.clear(digest); // readable without a client's credentials
+                }
+                Ok(Some(body))
+            }
+            Ok(false) => Err(RegistryError::BlobUnknown(digest.to_string())),
+            Err(e) => Err(upstream_error(Subject::Blob, &digest.to_string(), e)),
+        }
     }
 
     /// The blob's size without downloading it, for `HEAD` on a miss.
     pub async fn size(&self, origin: &BlobOrigin, digest: &BlobDigest) -> Result<u64, RegistryError> {
-        if let Some(size) = self.store.stored_size(digest) {
+        if let Some(BlobBody::Cached { size, .. }) = self.hit(origin, digest).await? {
             return Ok(size);
         }
         let reference = self.reference(origin, digest)?;
         let stream = self
             .upstream
-            .blob(&reference, digest, None)
+            .blob_from_as(&reference, digest, None, 0, origin.auth.as_ref())
             .await
             .map_err(|e| upstream_error(Subject::Blob, &digest.to_string(), e))?;
         Ok(stream.size)
@@ -155,7 +195,7 @@ impl BlobFetcher {
         digest: &BlobDigest,
         stream: bool,
     ) -> Result<BlobBody, RegistryError> {
-        if let Some(hit) = self.cached(digest) {
+        if let Some(hit) = self.hit(origin, digest).await? {
             self.metrics.cache(true);
             return Ok(hit);
         }
@@ -178,10 +218,12 @@ impl BlobFetcher {
             Err(tx) => return self.lead(origin, digest, tx, stream).await,
         };
         let mut rx = follower;
+        // Cloned out of the watch (its guard must not be held across the await below).
         let outcome =
-            rx.wait_for(Option::is_some).await.map_err(|_| RegistryError::Unavailable("download lost".into()))?;
-        match outcome.clone().expect("waited for Some") {
-            Ok(()) => self.cached(digest).ok_or_else(|| RegistryError::BlobUnknown(digest.to_string())),
+            rx.wait_for(Option::is_some).await.map_err(|_| RegistryError::Unavailable("download lost".into()))?.clone();
+        match outcome.expect("waited for Some") {
+            // Through `hit`: a blob another client fetched with its credentials is checked.
+            Ok(()) => self.hit(origin, digest).await?.ok_or_else(|| RegistryError::BlobUnknown(digest.to_string())),
             Err(message) => Err(RegistryError::Unavailable(message)),
         }
     }
@@ -199,7 +241,15 @@ impl BlobFetcher {
         done: watch::Sender<Outcome>,
         stream: bool,
     ) -> Result<BlobBody, RegistryError> {
-        let source = match self.open_source(origin, digest).await {
+        let private = origin.auth.is_some();
+        // Held until the blob is indexed and seeded: eviction never takes a blob mid-download.
+        let lease = self.cache.lease(*digest).await;
+        let marked = if private { self.cache.private().mark(digest).map_err(|e| e.to_string()) } else { Ok(()) };
+        let source = match marked {
+            Err(e) => Err(RegistryError::Unavailable(format!("cannot mark {digest} private: {e}"))),
+            Ok(()) => self.open_source(origin, digest).await,
+        };
+        let source = match source {
             Ok(s) => s,
             Err(e) => {
                 self.inflight.lock().expect("inflight lock").remove(digest);
@@ -211,15 +261,22 @@ impl BlobFetcher {
         let (body_tx, body_rx) = mpsc::channel(16);
         let this = Arc::clone(self);
         let digest = *digest;
+        let repository = format!("{}/{}", origin.registry, origin.repository);
         tokio::spawn(async move {
+            let _lease = lease;
             let download = Arc::clone(&source.download);
             let outcome = this.pump(digest, source, body_tx).await;
+            if let Ok(hashed) = &outcome {
+                if let Err(e) = this.cache.stored(hashed, &repository) {
+                    tracing::error!(%digest, error = %e, "cannot index a stored blob");
+                }
+            }
             if let Some(swarm) = &this.swarm {
                 let left = download.lock().expect("download lock").take();
                 if let Some(id) = left {
                     swarm.drop_download(id).await;
                 }
-                if let Ok(hashed) = &outcome {
+                if let (Ok(hashed), false) = (&outcome, private) {
                     swarm.seed(hashed).await;
                 }
             }
@@ -247,13 +304,14 @@ impl BlobFetcher {
         let reference = self.reference(origin, digest)?;
         let swarm = self.swarm.as_ref().map(Arc::clone);
         let torrent = match &swarm {
-            Some(s) => s.torrent(origin, digest).await,
-            None => None,
+            // A client's own credentials: its blob stays between it and upstream.
+            Some(s) if origin.auth.is_none() => s.torrent(origin, digest).await,
+            _ => None,
         };
         let (Some(swarm), Some(torrent)) = (swarm, torrent) else {
             let stream = self
                 .upstream
-                .blob(&reference, digest, None)
+                .blob_from_as(&reference, digest, None, 0, origin.auth.as_ref())
                 .await
                 .map_err(|e| upstream_error(Subject::Blob, &digest.to_string(), e))?;
             let counted = self.count(stream.chunks, SourceKind::Upstream);

@@ -14,6 +14,9 @@ use shoal_torrents::BlobDigest;
 use tokio_stream::wrappers::ReceiverStream;
 use tower::ServiceExt;
 
+use oci_client::secrets::RegistryAuth;
+
+use crate::auth;
 use crate::blobs::{upstream_error, BlobBody, BlobFetcher, BlobOrigin, Subject};
 use crate::manifests::{Manifest, ManifestCache, TagKey, TagLookup};
 use crate::media;
@@ -97,8 +100,16 @@ async fn metrics(State(state): State<Arc<ShimState>>) -> Response {
 
 async fn v2(State(state): State<Arc<ShimState>>, request: Request) -> Response {
     let endpoint = endpoint_label(request.uri().path());
+    let path = request.uri().path().to_owned();
+    let registry = namespace(request.uri().query()).unwrap_or_else(|| state.default_registry.clone());
     let response = match handle(&state, request).await {
         Ok(response) => api_version(response),
+        Err(RegistryError::Unauthorized { www_authenticate: None }) => {
+            // oci-client does not keep the upstream's challenge: ask for it (without
+            // credentials) at the same path, so the client learns where and how to log in.
+            let challenge = state.upstream.challenge(&registry, &path).await;
+            RegistryError::Unauthorized { www_authenticate: challenge }.into_response()
+        }
         Err(e) => e.into_response(),
     };
     state.metrics.request(endpoint, response.status().as_u16());
@@ -131,8 +142,9 @@ async fn handle(state: &Arc<ShimState>, request: Request) -> Result<Response, Re
         }
     };
     let registry = namespace(request.uri().query()).unwrap_or_else(|| state.default_registry.clone());
+    let client = auth::client_auth(request.headers());
     match route {
-        Route::Base => Ok(Response::new(Body::from("{}"))),
+        Route::Base => ping(state, &registry, client.as_ref()).await,
         Route::Unsupported => {
             Err(RegistryError::Unsupported("pushing, listing and the catalog are not supported".into()))
         }
@@ -140,7 +152,12 @@ async fn handle(state: &Arc<ShimState>, request: Request) -> Result<Response, Re
             let accept: Vec<&str> =
                 request.headers().get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).collect();
             let accepted = media::accepted(&accept);
-            let manifest = manifest(state, &registry, &name, &reference).await?;
+            let manifest = match &client {
+                // A client's own credentials: resolved upstream every time, never cached, so
+                // nothing it may read is ever served from the cache to another client.
+                Some(auth) => Arc::new(fetch_manifest(state, &registry, &name, &reference, Some(auth)).await?),
+                None => manifest(state, &registry, &name, &reference).await?,
+            };
             if !accepted.is_empty() && !accepted.iter().any(|m| *m == manifest.media_type) {
                 tracing::debug!(media_type = %manifest.media_type, "client did not list the manifest's type; serving it anyway");
             }
@@ -152,8 +169,28 @@ async fn handle(state: &Arc<ShimState>, request: Request) -> Result<Response, Re
             Ok(response)
         }
         Route::Blob { name, digest } => {
-            let origin = BlobOrigin { registry, repository: name.as_str().to_owned() };
+            let origin = BlobOrigin { registry, repository: name.as_str().to_owned(), auth: client };
             blob(state, &origin, &digest, head, request).await
+        }
+    }
+}
+
+/// `GET /v2/`: the upstream's answer to these credentials, so `docker login` through the shim
+/// and the client's challenge-driven auth work. Without client credentials for a registry the
+/// shim has credentials of its own for, or when upstream is unreachable (the cache may still
+/// serve), the answer is 200.
+async fn ping(state: &ShimState, registry: &str, client: Option<&RegistryAuth>) -> Result<Response, RegistryError> {
+    if client.is_none() && state.upstream.has_credentials(registry) {
+        return Ok(Response::new(Body::from("{}")));
+    }
+    match state.upstream.ping(registry, client).await {
+        Ok(Some(challenge)) => {
+            Err(RegistryError::Unauthorized { www_authenticate: Some(challenge).filter(|c| !c.is_empty()) })
+        }
+        Ok(None) => Ok(Response::new(Body::from("{}"))),
+        Err(e) => {
+            tracing::debug!(%registry, error = %e, "upstream unreachable for /v2/; answering for the cache");
+            Ok(Response::new(Body::from("{}")))
         }
     }
 }
@@ -184,7 +221,7 @@ async fn manifest(
         TagLookup::Stale(m) => Some(m),
         TagLookup::Missing => None,
     };
-    match fetch_manifest(state, registry, name, reference).await {
+    match fetch_manifest(state, registry, name, reference, None).await {
         Ok(fetched) => Ok(state.remember_manifest(fetched, tag_key)),
         Err(e) => match stale {
             Some(m) if matches!(e, RegistryError::Unavailable(_)) => {
@@ -201,12 +238,14 @@ async fn fetch_manifest(
     registry: &str,
     name: &RepoName,
     reference: &ManifestRef,
+    client: Option<&RegistryAuth>,
 ) -> Result<Manifest, RegistryError> {
     let sep = if matches!(reference, ManifestRef::Digest(_)) { "@" } else { ":" };
     let what = format!("{registry}/{name}{sep}{reference}");
     let image = shoal_seeder::upstream::Upstream::parse_reference(&what)
         .map_err(|_| RegistryError::NameInvalid(what.clone()))?;
-    let pulled = state.upstream.manifest(&image).await.map_err(|e| upstream_error(Subject::Manifest, &what, e))?;
+    let pulled =
+        state.upstream.manifest_as(&image, client).await.map_err(|e| upstream_error(Subject::Manifest, &what, e))?;
     let digest = BlobDigest::from_bytes(Sha256::digest(&pulled.bytes).into());
     if let ManifestRef::Digest(expected) = reference {
         if *expected != digest {
@@ -233,12 +272,15 @@ async fn blob(
     // A range of a blob we lack is served from the cache once the whole blob is in.
     let ranged = request.headers().contains_key(header::RANGE);
     match state.blobs.get(origin, digest, !ranged).await? {
-        BlobBody::Cached { path, .. } => {
+        BlobBody::Cached { path, lease, .. } => {
             let served = tower_http::services::ServeFile::new(path)
                 .oneshot(request)
                 .await
                 .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
-            let mut response = served.map(Body::new);
+            let mut response = served.map(|body| match lease {
+                Some(lease) => Body::new(shoal_seeder::usage::LeasedBody::new(Body::new(body), lease)),
+                None => Body::new(body),
+            });
             if response.status().is_success() {
                 blob_headers(response.headers_mut(), digest, None);
             }

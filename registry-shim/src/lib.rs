@@ -1,21 +1,24 @@
 //! The per-host registry shim: a Distribution v2 pull API whose blobs arrive over the swarm.
 //!
 //! Layers: [`route`] (paths -> typed requests, names and references validated), [`media`]
-//! (Accept negotiation), [`manifests`] (pure cache: digests, tag TTLs, stale answers), [`blobs`]
-//! (verified cache hits; misses streamed while stored and verified, single-flight), `http` (the
-//! axum edge and OCI error envelopes) and [`service`] (config and binding). Upstream access and
-//! the content-addressed store are the seeder's ([`shoal_seeder::upstream`],
-//! [`shoal_seeder::store`]), so both verify blobs the same way.
-//!
-//! Not built yet: blob misses come from the upstream registry, not yet from the swarm (seeder
-//! torrent + librqbit + webseed fallback), and blobs are not seeded onward.
+//! (Accept negotiation), [`manifests`] (pure cache: digests, tag TTLs, stale answers), [`auth`]
+//! (a client's `Authorization` for its own upstream calls), [`blobs`] (verified cache hits;
+//! misses streamed while stored and verified, single-flight; swarm, webseed, upstream), [`cache`]
+//! (the store's index and LRU eviction), [`private`] (blobs fetched with a client's credentials),
+//! `http` (the axum edge and OCI error envelopes) and [`service`] (config and binding). Upstream
+//! access, the content-addressed store and the cache policy are the seeder's
+//! ([`shoal_seeder::upstream`], [`shoal_seeder::store`], [`shoal_seeder::cache`]), so both verify
+//! and evict blobs the same way.
 
+pub mod auth;
 pub mod blobs;
+pub mod cache;
 mod error;
 mod http;
 pub mod manifests;
 pub mod media;
 pub mod metrics;
+pub mod private;
 pub mod route;
 pub mod service;
 pub mod swarm;

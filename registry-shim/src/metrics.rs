@@ -12,6 +12,10 @@ pub struct ShimMetrics {
     bytes: IntCounterVec,
     pub verification_failures: IntCounter,
     pub bittorrent_uploaded_bytes: IntGauge,
+    pub blobs: IntGauge,
+    pub bytes_stored: IntGauge,
+    pub evicted_blobs: IntCounter,
+    pub evicted_bytes: IntCounter,
 }
 
 impl Default for ShimMetrics {
@@ -53,7 +57,35 @@ impl ShimMetrics {
             IntGauge::new("shoal_shim_bittorrent_uploaded_bytes", "Bytes uploaded to BitTorrent peers since start")
                 .expect("valid metric");
         registry.register(Box::new(bittorrent_uploaded_bytes.clone())).expect("unique metric");
-        Self { registry, requests, cache, bytes, verification_failures, bittorrent_uploaded_bytes }
+        let gauge = |name: &str, help: &str| shoal_seeder::metrics::gauge(&registry, name, help);
+        let counter = |name: &str, help: &str| shoal_seeder::metrics::counter(&registry, name, help);
+        let blobs = gauge("shoal_shim_blobs", "Blobs in the shim's store");
+        let bytes_stored = gauge("shoal_shim_bytes_stored", "Bytes of blobs in the shim's store");
+        let evicted_blobs =
+            counter("shoal_shim_evicted_blobs_total", "Blobs evicted to keep the store under its limit");
+        let evicted_bytes = counter("shoal_shim_evicted_bytes_total", "Bytes of blobs evicted");
+        Self {
+            registry,
+            requests,
+            cache,
+            bytes,
+            verification_failures,
+            bittorrent_uploaded_bytes,
+            blobs,
+            bytes_stored,
+            evicted_blobs,
+            evicted_bytes,
+        }
+    }
+
+    /// What the cache policy moves.
+    pub fn cache_metrics(&self) -> shoal_seeder::cache::CacheMetrics {
+        shoal_seeder::cache::CacheMetrics {
+            evicted_blobs: self.evicted_blobs.clone(),
+            evicted_bytes: self.evicted_bytes.clone(),
+            blobs: self.blobs.clone(),
+            bytes_stored: self.bytes_stored.clone(),
+        }
     }
 
     pub fn request(&self, endpoint: &str, status: u16) {

@@ -5,14 +5,18 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use shoal_seeder::eviction::StoreLimit;
+use shoal_seeder::index::BlobIndex;
 use shoal_seeder::store::BlobStore;
 use shoal_seeder::upstream::{Upstream, UpstreamConfig};
 
 use crate::blobs::BlobFetcher;
+use crate::cache::ShimCache;
 use crate::http::{router, ShimState};
 use crate::manifests::ManifestCache;
 use crate::metrics::ShimMetrics;
-use crate::swarm::{Swarm, SwarmConfig};
+use crate::private::PrivateBlobs;
+use crate::swarm::{AbortOnDrop, Swarm, SwarmConfig};
 
 /// How a shim runs.
 #[derive(Clone, Debug)]
@@ -27,6 +31,8 @@ pub struct ShimConfig {
     pub upstream: UpstreamConfig,
     /// The swarm side; `None` runs a plain verifying pull-through cache (no seeder, no peers).
     pub swarm: Option<SwarmConfig>,
+    /// How large the store may grow (`--max-store-bytes` and watermarks); `None`: no limit.
+    pub store_limit: Option<StoreLimit>,
 }
 
 /// Why the shim could not start.
@@ -34,6 +40,12 @@ pub struct ShimConfig {
 pub enum ShimError {
     #[error("cannot open the data directory: {0}")]
     Store(#[from] shoal_seeder::store::StoreError),
+    #[error("cannot open the index: {0}")]
+    Index(#[from] shoal_seeder::index::IndexError),
+    #[error(transparent)]
+    Cache(#[from] shoal_seeder::cache::CacheError),
+    #[error("cannot create the data directory or its private-blob marks: {0}")]
+    DataDir(std::io::Error),
     #[error(transparent)]
     Swarm(#[from] shoal_seeder::seeding::SeedingError),
     #[error("cannot listen on {addr}: {source}")]
@@ -50,11 +62,17 @@ pub enum ShimError {
 pub struct BoundShim {
     listener: tokio::net::TcpListener,
     state: Arc<ShimState>,
+    cache: Arc<ShimCache>,
 }
 
 impl BoundShim {
     pub async fn bind(config: ShimConfig) -> Result<Self, ShimError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(ShimError::DataDir)?;
+        // The index first: redb's lock keeps a second shim off this data directory before the
+        // store's startup sweep could delete the first one's temporary files.
+        let index = Arc::new(BlobIndex::open(&config.data_dir.join("index.redb"))?);
         let store = Arc::new(BlobStore::open(&config.data_dir)?);
+        let private = PrivateBlobs::open(&config.data_dir).map_err(ShimError::DataDir)?;
         let mut upstream_config = config.upstream.clone();
         upstream_config.default_registry.get_or_insert_with(|| config.default_registry.clone());
         let upstream = Arc::new(Upstream::new(upstream_config));
@@ -63,8 +81,23 @@ impl BoundShim {
             Some(swarm) => Some(Arc::new(Swarm::start(&config.data_dir, store.blobs_dir(), swarm).await?)),
             None => None,
         };
+        let cache = Arc::new(ShimCache::new(
+            Arc::clone(&store),
+            index,
+            private,
+            swarm.as_deref(),
+            metrics.cache_metrics(),
+            config.store_limit,
+        ));
+        cache.start(swarm.as_deref()).await?;
         let state = Arc::new(ShimState {
-            blobs: Arc::new(BlobFetcher::new(store, Arc::clone(&upstream), swarm, Arc::clone(&metrics))),
+            blobs: Arc::new(BlobFetcher::new(
+                store,
+                Arc::clone(&upstream),
+                swarm,
+                Arc::clone(&metrics),
+                Arc::clone(&cache),
+            )),
             metrics: Arc::clone(&metrics),
             upstream,
             manifests: Mutex::new(ManifestCache::new(config.tag_ttl, 4096)),
@@ -73,7 +106,7 @@ impl BoundShim {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ShimError::Listen { addr: config.listen, source })?;
-        Ok(Self { listener, state })
+        Ok(Self { listener, state, cache })
     }
 
     /// The shim's metrics (what `/metrics` renders).
@@ -85,9 +118,22 @@ impl BoundShim {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
+    /// Serves until the server fails (or this future is dropped: the cache's background task
+    /// goes with it, after the uses recorded so far are written).
     pub async fn serve(self) -> Result<(), ShimError> {
         tracing::info!(addr = %self.local_addr(), "shim listening");
+        let _background = AbortOnDrop(tokio::spawn(self.cache.background()));
+        let _flush = FlushUses(self.cache);
         axum::serve(self.listener, router(self.state)).await.map_err(ShimError::Serve)
+    }
+}
+
+/// Writes recorded uses to the index when serving stops.
+struct FlushUses(Arc<ShimCache>);
+
+impl Drop for FlushUses {
+    fn drop(&mut self) {
+        self.0.record_uses();
     }
 }
 

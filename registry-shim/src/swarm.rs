@@ -72,13 +72,22 @@ pub struct Download {
     pub _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
+/// Aborts a background task when dropped.
+pub struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Concurrent swarm streams. librqbit's session has 8 blocking permits (its default
 /// `runtime_worker_threads`) shared by open streams and disk writes: as many open streams as
 /// permits deadlocks the session, so streams get at most half of them.
 const MAX_STREAMS: usize = 4;
 
 pub struct Swarm {
-    seeding: Seeding,
+    seeding: Arc<Seeding>,
     partial_dir: PathBuf,
     http: reqwest::Client,
     config: SwarmConfig,
@@ -97,13 +106,18 @@ impl Swarm {
         let _ = std::fs::remove_dir_all(&partial_dir);
         std::fs::create_dir_all(&partial_dir)
             .map_err(|e| SeedingError::Start(format!("{}: {e}", partial_dir.display())))?;
-        let seeding = Seeding::start(blobs_dir, &data_dir.join("bittorrent"), &config.seeding).await?;
+        let seeding = Arc::new(Seeding::start(blobs_dir, &data_dir.join("bittorrent"), &config.seeding).await?);
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .build()
             .map_err(|e| SeedingError::Start(e.to_string()))?;
         let streams = Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS));
         Ok(Self { seeding, partial_dir, http, config, streams })
+    }
+
+    /// The session, for the cache policy (it takes evicted blobs out of it).
+    pub fn seeding(&self) -> &Arc<Seeding> {
+        &self.seeding
     }
 
     pub fn stall_timeout(&self) -> Duration {

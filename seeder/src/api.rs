@@ -8,11 +8,9 @@
 //! least-recently-used order), and a webseed response holds a lease on its blob until the body
 //! is finished or dropped, so the blob is not evicted while it is being served.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use axum::body::{Body, Bytes, HttpBody};
+use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -30,7 +28,7 @@ use crate::seeding::Seeding;
 use crate::store::StoreError;
 use crate::ui::{self, Throughput};
 use crate::upstream::{Upstream, UpstreamError};
-use crate::usage::{now_ms, Lease};
+use crate::usage::{now_ms, LeasedBody};
 
 /// What every handler shares.
 pub struct ApiState {
@@ -324,33 +322,7 @@ async fn webseed(
             .unwrap_or(0);
         state.metrics.webseed_uploaded_bytes.inc_by(sent);
     }
-    Ok(response.map(|body| Body::new(LeasedBody { body: Body::new(body), _lease: lease })))
-}
-
-/// A response body that keeps its blob leased until it is finished or dropped.
-struct LeasedBody {
-    body: Body,
-    _lease: Lease,
-}
-
-impl HttpBody for LeasedBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
-    }
+    Ok(response.map(|body| Body::new(LeasedBody::new(Body::new(body), lease))))
 }
 
 async fn metrics(State(state): State<Arc<ApiState>>) -> Response {

@@ -2,6 +2,20 @@
 
 use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, Registry, TextEncoder};
 
+/// An integer gauge registered on `registry` (names are fixed in code: a bad or taken one is a bug).
+pub fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    registry.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+/// An integer counter registered on `registry`.
+pub fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric");
+    registry.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
 /// Every metric the seeder exports.
 pub struct SeederMetrics {
     registry: Registry,
@@ -18,18 +32,20 @@ pub struct SeederMetrics {
 }
 
 impl SeederMetrics {
+    /// What the cache policy moves.
+    pub fn cache(&self) -> crate::cache::CacheMetrics {
+        crate::cache::CacheMetrics {
+            evicted_blobs: self.evicted_blobs.clone(),
+            evicted_bytes: self.evicted_bytes.clone(),
+            blobs: self.blobs.clone(),
+            bytes_stored: self.bytes_stored.clone(),
+        }
+    }
+
     pub fn new() -> Self {
         let registry = Registry::new();
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("unique metric");
-            g
-        };
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
-            c
-        };
+        let gauge = |name: &str, help: &str| gauge(&registry, name, help);
+        let counter = |name: &str, help: &str| counter(&registry, name, help);
         let blobs = gauge("shoal_seeder_blobs", "Blobs in the store");
         let bytes_stored = gauge("shoal_seeder_bytes_stored", "Bytes of blobs in the store");
         let bittorrent_uploaded_bytes =

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use shoal_torrents::{BlobDigest, HashedBlob, ParseDigestError};
 use tokio::sync::{mpsc, OnceCell};
 
+use crate::cache::{CacheError, CachedStore};
 use crate::index::{BlobIndex, ImageBlob, ImageRecord, IndexError, ManifestRecord};
 use crate::metrics::SeederMetrics;
 use crate::store::{BlobStore, Chunk, StoreError};
@@ -35,6 +36,8 @@ pub enum MirrorError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Index(#[from] IndexError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
     #[error("{context}: {source}")]
     Digest {
         context: String,
@@ -185,33 +188,14 @@ impl Mirror {
         &self.usage
     }
 
+    /// Store, index and leases, as the cache policy sees them.
+    pub fn cached_store(&self) -> CachedStore {
+        CachedStore { store: Arc::clone(&self.store), index: Arc::clone(&self.index), usage: Arc::clone(&self.usage) }
+    }
+
     /// The blob if it is stored and indexed; repairs the index if the two disagree.
     pub fn stored_blob(&self, digest: &BlobDigest) -> Result<Option<HashedBlob>, MirrorError> {
-        let on_disk = self.store.stored_size(digest);
-        match (self.index.hashed(digest)?, on_disk) {
-            (Some(h), Some(size)) if size == h.size => Ok(Some(h)),
-            (Some(_), _) => {
-                tracing::warn!(%digest, "indexed blob is missing or resized on disk; forgetting it");
-                self.index.remove_blob(digest)?;
-                self.store.remove(digest)?;
-                Ok(None)
-            }
-            (None, Some(_)) => {
-                // Renamed into place but killed before the index write: verify and record it.
-                match self.store.rehash(digest) {
-                    Ok(h) => {
-                        self.index.put_blob(&h, None)?;
-                        Ok(Some(h))
-                    }
-                    Err(e) => {
-                        tracing::warn!(%digest, error = %e, "unindexed blob failed verification; removing it");
-                        self.store.remove(digest)?;
-                        Ok(None)
-                    }
-                }
-            }
-            (None, None) => Ok(None),
-        }
+        Ok(self.cached_store().stored_blob(digest)?)
     }
 
     /// The blob, fetched from `reference`'s repository first if it is not stored. `size` is

@@ -1,7 +1,6 @@
 //! Wiring: opens the store and index, starts seeding, applies the cache policy, serves the
 //! API, runs mirror jobs.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -74,18 +73,10 @@ pub enum SeederError {
 /// killed before its index write) is verified and recorded, or removed.
 pub async fn seed_stored_blobs(mirror: &Mirror, seeding: &Seeding) -> Result<(u64, u64), SeederError> {
     let (mut count, mut bytes) = (0u64, 0u64);
-    let indexed: Vec<_> = mirror.index().blobs()?.into_iter().map(|(digest, _)| digest).collect();
-    let known: HashSet<_> = indexed.iter().copied().collect();
-    let unindexed = mirror.store().list()?.into_iter().filter(|d| !known.contains(d));
-    for digest in indexed.iter().copied().chain(unindexed) {
-        match mirror.stored_blob(&digest)? {
-            Some(h) => {
-                seeding.seed(&h).await?;
-                count += 1;
-                bytes += h.size;
-            }
-            None => tracing::warn!(%digest, "indexed blob is gone; dropped from the index"),
-        }
+    for h in mirror.cached_store().stored_blobs()? {
+        seeding.seed(&h).await?;
+        count += 1;
+        bytes += h.size;
     }
     Ok((count, bytes))
 }
@@ -129,8 +120,12 @@ pub async fn run(
     let (count, bytes) = seed_stored_blobs(&mirror, &seeding).await?;
     metrics.blobs.set(count as i64);
     metrics.bytes_stored.set(bytes as i64);
-    let cache =
-        Arc::new(StoreCache::new(Arc::clone(&mirror), Arc::clone(&seeding), Arc::clone(&metrics), config.store_limit));
+    let cache = Arc::new(StoreCache::new(
+        mirror.cached_store(),
+        Some(Arc::clone(&seeding)),
+        metrics.cache(),
+        config.store_limit,
+    ));
     // Before ready: a restart with a smaller limit serves only what fits.
     cache.enforce().await?;
     tracing::info!(

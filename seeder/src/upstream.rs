@@ -5,9 +5,17 @@
 //! oci-client's: we hand it a [`RegistryAuth`] per registry. Loopback registries and those
 //! listed as insecure are spoken to over plain HTTP. Credentials are kept in [`Credentials`],
 //! whose `Debug` never shows the password, and are never logged.
+//!
+//! A registry shim may also pass on a client's own credentials for one call (`*_as` methods).
+//! Which credentials a call uses: the client's when it sent any, else the configured ones of
+//! that registry, else none. oci-client keeps the first credentials it sees per registry and
+//! caches tokens, so a client's credentials get their own oci-client (kept in a small pool keyed
+//! by a hash of the credentials): nothing learnt with them ever serves another client.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -19,6 +27,7 @@ use oci_client::manifest::{
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use shoal_torrents::BlobDigest;
 
 /// Manifest media types we ask for, indexes first.
@@ -36,6 +45,8 @@ pub enum UpstreamError {
         #[source]
         source: oci_client::errors::OciDistributionError,
     },
+    #[error("upstream {registry} is unreachable: {message}")]
+    Unreachable { registry: String, message: String },
     #[error("upstream {registry} sent no size for blob {digest}")]
     UnknownSize { registry: String, digest: BlobDigest },
     #[error("upstream {registry} ignored a range request from byte {offset}")]
@@ -83,17 +94,45 @@ pub struct BlobStream {
     pub chunks: BoxStream<'static, Result<Bytes, std::io::Error>>,
 }
 
+/// oci-clients of at most this many distinct client credentials are kept; the least recently
+/// used goes first.
+const CLIENT_POOL: usize = 64;
+
 /// The upstream side: one oci-client per scheme, credentials per registry.
 pub struct Upstream {
     https: Client,
     http: Client,
     config: UpstreamConfig,
+    /// oci-clients for clients' own credentials, by a hash of scheme and credentials.
+    per_client: Mutex<HashMap<[u8; 32], (Client, Instant)>>,
+    /// Plain HTTP requests oci-client has no call for: `/v2/` pings and `WWW-Authenticate`.
+    probe: reqwest::Client,
+}
+
+fn oci_client(protocol: ClientProtocol) -> Client {
+    Client::new(ClientConfig { protocol, platform_resolver: None, ..Default::default() })
 }
 
 impl Upstream {
     pub fn new(config: UpstreamConfig) -> Self {
-        let client = |protocol| Client::new(ClientConfig { protocol, platform_resolver: None, ..Default::default() });
-        Self { https: client(ClientProtocol::Https), http: client(ClientProtocol::Http), config }
+        let probe = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(15))
+            .build()
+            .unwrap_or_default();
+        Self {
+            https: oci_client(ClientProtocol::Https),
+            http: oci_client(ClientProtocol::Http),
+            config,
+            per_client: Mutex::default(),
+            probe,
+        }
+    }
+
+    /// True when credentials are configured for `registry`: its content is served to anyone
+    /// the shim serves, under the operator's account.
+    pub fn has_credentials(&self, registry: &str) -> bool {
+        self.config.credentials.contains_key(registry)
     }
 
     pub fn default_registry(&self) -> Option<&str> {
@@ -134,19 +173,80 @@ impl Upstream {
         loopback || self.config.insecure_registries.iter().any(|r| r == registry)
     }
 
-    fn client(&self, reference: &Reference) -> &Client {
-        if self.is_plain_http(reference.registry()) {
-            &self.http
-        } else {
-            &self.https
+    /// The oci-client and credentials one call uses: the client's own credentials when it
+    /// sent any (with an oci-client of their own), else the registry's configured ones, else
+    /// anonymous access.
+    fn access(&self, reference: &Reference, client: Option<&RegistryAuth>) -> (Client, RegistryAuth) {
+        let plain = self.is_plain_http(reference.registry());
+        match client {
+            Some(auth) if !matches!(auth, RegistryAuth::Anonymous) => {
+                (self.client_for(plain, auth, Instant::now()), auth.clone())
+            }
+            _ => {
+                let shared = if plain { &self.http } else { &self.https };
+                let auth = match self.config.credentials.get(reference.registry()) {
+                    Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
+                    None => RegistryAuth::Anonymous,
+                };
+                (shared.clone(), auth)
+            }
         }
     }
 
-    fn auth(&self, reference: &Reference) -> RegistryAuth {
-        match self.config.credentials.get(reference.registry()) {
-            Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
-            None => RegistryAuth::Anonymous,
+    fn client_for(&self, plain: bool, auth: &RegistryAuth, now: Instant) -> Client {
+        let key = credentials_key(plain, auth);
+        let mut pool = self.per_client.lock().expect("client pool lock");
+        if let Some((client, used)) = pool.get_mut(&key) {
+            *used = now;
+            return client.clone();
         }
+        if pool.len() >= CLIENT_POOL {
+            if let Some(oldest) = pool.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| *k) {
+                pool.remove(&oldest);
+            }
+        }
+        let client = oci_client(if plain { ClientProtocol::Http } else { ClientProtocol::Https });
+        pool.insert(key, (client.clone(), now));
+        client
+    }
+
+    /// `scheme://host` of a registry's API (Docker Hub's API is not at `docker.io`).
+    fn api_base(&self, registry: &str) -> String {
+        let scheme = if self.is_plain_http(registry) { "http" } else { "https" };
+        let host =
+            if registry == "docker.io" || registry == "index.docker.io" { "registry-1.docker.io" } else { registry };
+        format!("{scheme}://{host}")
+    }
+
+    /// The `WWW-Authenticate` challenge the registry answers `path` (`/v2/...`) with when asked
+    /// without credentials; `None` when it asks for none or cannot be reached.
+    pub async fn challenge(&self, registry: &str, path: &str) -> Option<String> {
+        let url = format!("{}{path}", self.api_base(registry));
+        let response = self.probe.head(&url).send().await.ok()?;
+        if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return None;
+        }
+        response.headers().get(reqwest::header::WWW_AUTHENTICATE)?.to_str().ok().map(str::to_owned)
+    }
+
+    /// Asks the registry's `/v2/` with a client's credentials (or none). `Ok(Some(challenge))`
+    /// when it refuses them, `Ok(None)` when it accepts, `Err` when it cannot be reached.
+    pub async fn ping(&self, registry: &str, client: Option<&RegistryAuth>) -> Result<Option<String>, UpstreamError> {
+        let url = format!("{}/v2/", self.api_base(registry));
+        let request = match client {
+            Some(RegistryAuth::Basic(user, password)) => self.probe.get(&url).basic_auth(user, Some(password)),
+            Some(RegistryAuth::Bearer(token)) => self.probe.get(&url).bearer_auth(token),
+            _ => self.probe.get(&url),
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| UpstreamError::Unreachable { registry: registry.to_owned(), message: e.to_string() })?;
+        if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return Ok(None);
+        }
+        let challenge = response.headers().get(reqwest::header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok());
+        Ok(Some(challenge.unwrap_or("").to_owned()))
     }
 
     fn registry_error(
@@ -157,9 +257,17 @@ impl Upstream {
 
     /// Pulls a manifest or index as raw bytes.
     pub async fn manifest(&self, reference: &Reference) -> Result<PulledManifest, UpstreamError> {
-        let auth = self.auth(reference);
-        let (bytes, digest) = self
-            .client(reference)
+        self.manifest_as(reference, None).await
+    }
+
+    /// [`Self::manifest`] with a client's own credentials, if it sent any.
+    pub async fn manifest_as(
+        &self,
+        reference: &Reference,
+        client: Option<&RegistryAuth>,
+    ) -> Result<PulledManifest, UpstreamError> {
+        let (oci, auth) = self.access(reference, client);
+        let (bytes, digest) = oci
             .pull_manifest_raw(reference, &auth, MANIFEST_MEDIA_TYPES)
             .await
             .map_err(Self::registry_error(reference))?;
@@ -201,8 +309,43 @@ impl Upstream {
         size: Option<u64>,
         offset: u64,
     ) -> Result<BlobStream, UpstreamError> {
-        let auth = self.auth(reference);
-        let client = self.client(reference);
+        self.blob_from_as(reference, digest, size, offset, None).await
+    }
+
+    /// Whether the registry lets these credentials (a client's, or the configured ones) read
+    /// the blob in `reference`'s repository: a `HEAD`, no body. `Ok(false)`: it has no such blob.
+    pub async fn blob_readable(
+        &self,
+        reference: &Reference,
+        digest: &BlobDigest,
+        client: Option<&RegistryAuth>,
+    ) -> Result<bool, UpstreamError> {
+        let (oci, auth) = self.access(reference, client);
+        oci.auth(reference, &auth, oci_client::RegistryOperation::Pull)
+            .await
+            .map_err(Self::registry_error(reference))?;
+        oci.blob_exists(reference, &digest.to_string()).await.map_err(|e| {
+            use oci_client::errors::OciDistributionError as E;
+            let e = match e {
+                E::RequestError(r) if r.status() == Some(reqwest::StatusCode::UNAUTHORIZED) => {
+                    E::UnauthorizedError { url: r.url().map(|u| u.path().to_owned()).unwrap_or_default() }
+                }
+                other => other,
+            };
+            Self::registry_error(reference)(e)
+        })
+    }
+
+    /// [`Self::blob_from`] with a client's own credentials, if it sent any.
+    pub async fn blob_from_as(
+        &self,
+        reference: &Reference,
+        digest: &BlobDigest,
+        size: Option<u64>,
+        offset: u64,
+        client: Option<&RegistryAuth>,
+    ) -> Result<BlobStream, UpstreamError> {
+        let (client, auth) = self.access(reference, client);
         client
             .auth(reference, &auth, oci_client::RegistryOperation::Pull)
             .await
@@ -227,9 +370,70 @@ impl Upstream {
     }
 }
 
+/// A pool key for a client's credentials: their hash, never the credentials themselves.
+fn credentials_key(plain_http: bool, auth: &RegistryAuth) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(if plain_http { &b"http\0"[..] } else { &b"https\0"[..] });
+    match auth {
+        RegistryAuth::Anonymous => h.update(b"anonymous"),
+        RegistryAuth::Basic(user, password) => {
+            h.update(b"basic\0");
+            h.update((user.len() as u64).to_be_bytes());
+            h.update(user.as_bytes());
+            h.update(password.as_bytes());
+        }
+        RegistryAuth::Bearer(token) => {
+            h.update(b"bearer\0");
+            h.update(token.as_bytes());
+        }
+    }
+    h.finalize().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clients_credentials_decide_over_configured_ones_and_get_their_own_oci_client() {
+        let mut credentials = HashMap::new();
+        credentials.insert("127.0.0.1:5000".to_owned(), Credentials { username: "op".into(), password: "pw".into() });
+        let up = Upstream::new(UpstreamConfig { credentials, ..Default::default() });
+        let configured = Upstream::parse_reference("127.0.0.1:5000/app:1").unwrap();
+        let open = Upstream::parse_reference("127.0.0.1:6000/app:1").unwrap();
+        let alice = RegistryAuth::Basic("alice".into(), "a".into());
+        assert!(matches!(up.access(&configured, None).1, RegistryAuth::Basic(u, _) if u == "op"));
+        assert!(
+            matches!(up.access(&configured, Some(&RegistryAuth::Anonymous)).1, RegistryAuth::Basic(u, _) if u == "op")
+        );
+        assert!(matches!(up.access(&configured, Some(&alice)).1, RegistryAuth::Basic(u, _) if u == "alice"));
+        assert!(matches!(up.access(&open, None).1, RegistryAuth::Anonymous));
+        assert!(matches!(up.access(&open, Some(&RegistryAuth::Bearer("t".into()))).1, RegistryAuth::Bearer(_)));
+        // One oci-client per credentials (and scheme), reused, never the shared one.
+        up.access(&open, Some(&alice));
+        up.access(&configured, Some(&alice));
+        up.access(&open, Some(&RegistryAuth::Basic("alice".into(), "b".into())));
+        assert_eq!(up.per_client.lock().unwrap().len(), 3);
+        assert!(up.has_credentials("127.0.0.1:5000") && !up.has_credentials("127.0.0.1:6000"));
+    }
+
+    #[test]
+    fn the_client_pool_is_bounded_and_drops_the_least_recently_used() {
+        let up = Upstream::new(UpstreamConfig::default());
+        let start = Instant::now();
+        for i in 0..CLIENT_POOL + 5 {
+            let at = start + std::time::Duration::from_millis(i as u64);
+            up.client_for(true, &RegistryAuth::Bearer(format!("token-{i}")), at);
+        }
+        let pool = up.per_client.lock().unwrap();
+        assert_eq!(pool.len(), CLIENT_POOL);
+        assert!(!pool.contains_key(&credentials_key(true, &RegistryAuth::Bearer("token-0".into()))));
+        assert!(pool.contains_key(&credentials_key(true, &RegistryAuth::Bearer(format!("token-{}", CLIENT_POOL + 4)))));
+        // A user name cannot run into its password.
+        let a = credentials_key(true, &RegistryAuth::Basic("ab".into(), "c".into()));
+        assert_ne!(a, credentials_key(true, &RegistryAuth::Basic("a".into(), "bc".into())));
+        assert_ne!(a, credentials_key(false, &RegistryAuth::Basic("ab".into(), "c".into())));
+    }
 
     #[test]
     fn references_parse_the_docker_way() {

@@ -11,9 +11,12 @@
 //! [`BlobUsage::take_accesses`]'s caller; eviction reads the newer of the two.
 
 use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::body::{Body, Bytes, HttpBody};
 use shoal_torrents::BlobDigest;
 use tokio::sync::Notify;
 
@@ -104,6 +107,39 @@ impl Drop for Lease {
                 state.leases.remove(&self.digest);
             }
         }
+    }
+}
+
+/// A response body that keeps its blob leased until it is finished or dropped (a file served
+/// from the store: the seeder's webseed, the shim's cache hits).
+pub struct LeasedBody {
+    body: Body,
+    _lease: Lease,
+}
+
+impl LeasedBody {
+    pub fn new(body: Body, lease: Lease) -> Self {
+        Self { body, _lease: lease }
+    }
+}
+
+impl HttpBody for LeasedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 

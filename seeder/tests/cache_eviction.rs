@@ -89,7 +89,7 @@ async fn crash_states_are_repaired_at_start_and_eviction_clears_session_store_an
 
     // 600,000 stored; limit 600,000 * (0.95, 0.85): above 570,000, down to 510,000.
     let limit = StoreLimit::new(600_000, 0.95, 0.85).unwrap();
-    let cache = StoreCache::new(Arc::clone(&mirror), Arc::clone(&seeding), Arc::clone(&metrics), Some(limit));
+    let cache = StoreCache::new(mirror.cached_store(), Some(Arc::clone(&seeding)), metrics.cache(), Some(limit));
 
     // Leased, `old` is skipped: `mid` (the next least recently used) goes instead.
     let lease = mirror.usage().lease(old.digest).await;

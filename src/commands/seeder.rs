@@ -37,6 +37,11 @@ impl ConfigFile {
     }
 }
 
+/// A store limit from `--max-store-bytes` and its watermarks (seeder and shim alike).
+pub fn store_limit(max_bytes: Option<u64>, high: f64, low: f64) -> anyhow::Result<Option<StoreLimit>> {
+    max_bytes.map(|max| StoreLimit::new(max, high, low)).transpose().context("invalid --max-store-bytes or watermarks")
+}
+
 pub fn run(args: SeederArgs) -> anyhow::Result<()> {
     init_logging();
     let file = ConfigFile::load(args.config.as_deref())?;
@@ -65,11 +70,7 @@ pub fn run(args: SeederArgs) -> anyhow::Result<()> {
         },
         images: [args.images, file.images].concat(),
         platforms: [args.platforms, file.platforms].concat(),
-        store_limit: args
-            .max_store_bytes
-            .map(|max| StoreLimit::new(max, args.store_high_watermark, args.store_low_watermark))
-            .transpose()
-            .context("invalid --max-store-bytes or watermarks")?,
+        store_limit: store_limit(args.max_store_bytes, args.store_high_watermark, args.store_low_watermark)?,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {

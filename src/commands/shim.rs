@@ -10,7 +10,7 @@ use shoal_registry_shim::{BoundShim, ShimConfig};
 use shoal_seeder::seeding::SeedingConfig;
 use shoal_seeder::upstream::{Credentials, UpstreamConfig};
 
-use super::seeder::{init_logging, shutdown_signal};
+use super::seeder::{init_logging, shutdown_signal, store_limit};
 use crate::cli::ShimArgs;
 
 pub fn run(args: ShimArgs) -> anyhow::Result<()> {
@@ -45,6 +45,7 @@ pub fn run(args: ShimArgs) -> anyhow::Result<()> {
             default_registry: Some(args.upstream),
         },
         swarm,
+        store_limit: store_limit(args.max_store_bytes, args.store_high_watermark, args.store_low_watermark)?,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {

@@ -17,7 +17,7 @@ use shoal_seeder::SeederConfig;
 use shoal_tracker::TrackerConfig;
 use tokio::sync::{oneshot, watch};
 
-use super::seeder::{init_logging, shutdown_signal, ConfigFile};
+use super::seeder::{init_logging, shutdown_signal, store_limit, ConfigFile};
 use crate::cli::UpArgs;
 use crate::magnets::OutputFormat;
 
@@ -55,11 +55,11 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         upstream: upstream.clone(),
         images: Vec::new(),
         platforms: [args.platforms.clone(), file.platforms].concat(),
-        store_limit: args
-            .max_store_bytes
-            .map(|max| StoreLimit::new(max, StoreLimit::DEFAULT_HIGH_WATERMARK, StoreLimit::DEFAULT_LOW_WATERMARK))
-            .transpose()
-            .context("invalid --max-store-bytes")?,
+        store_limit: store_limit(
+            args.max_store_bytes,
+            StoreLimit::DEFAULT_HIGH_WATERMARK,
+            StoreLimit::DEFAULT_LOW_WATERMARK,
+        )?,
     };
     // The shim reaches the seeder on loopback whatever the public host is.
     let seeder_local = format!("http://127.0.0.1:{}", args.seeder_listen.port());
@@ -83,6 +83,11 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             torrent_timeout: Duration::from_millis(args.timing.torrent_timeout_ms),
             peer_request_window: args.timing.peer_request_window,
         }),
+        store_limit: store_limit(
+            args.shim_max_store_bytes,
+            args.shim_store_high_watermark,
+            args.shim_store_low_watermark,
+        )?,
     };
     let tracker = TrackerConfig { listen: args.tracker_listen, ..TrackerConfig::default() };
 
