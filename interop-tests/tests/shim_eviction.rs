@@ -206,6 +206,7 @@ async fn an_evicted_blob_leaves_the_shims_librqbit_session_before_its_file_goes(
         seeding: seeding(&trackers),
         stall_timeout: Duration::from_secs(20),
         torrent_timeout: Duration::from_secs(20),
+        peer_request_window: shoal_registry_shim::swarm::DEFAULT_PEER_REQUEST_WINDOW,
     };
     let shim = start_with(&data, port, Some(swarm)).await;
     for layer in [l1, l2, l3] {
