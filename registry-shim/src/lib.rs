@@ -3,7 +3,8 @@
 //! Layers: [`route`] (paths -> typed requests, names and references validated), [`media`]
 //! (Accept negotiation), [`manifests`] (pure cache: digests, tag TTLs, stale answers), [`auth`]
 //! (a client's `Authorization` for its own upstream calls), [`blobs`] (verified cache hits;
-//! misses streamed while stored and verified, single-flight; swarm, webseed, upstream), [`cache`]
+//! misses streamed while stored and verified, single-flight), `feed` (a miss's bytes from the
+//! swarm, then webseeds, then upstream), [`cache`]
 //! (the store's index and LRU eviction), [`private`] (blobs fetched with a client's credentials),
 //! `http` (the axum edge and OCI error envelopes) and [`service`] (config and binding). Upstream
 //! access, the content-addressed store and the cache policy are the seeder's
@@ -14,6 +15,7 @@ pub mod auth;
 pub mod blobs;
 pub mod cache;
 mod error;
+mod feed;
 mod http;
 pub mod manifests;
 pub mod media;
