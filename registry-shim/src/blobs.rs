@@ -435,7 +435,8 @@ fn adopt_landed(
     let lost = || StoreError::Source { digest, message: "the download's file was lost".into() };
     let landed = file.blocking_recv().map_err(|_| lost())?;
     let path = landed.file.path().to_owned();
-    let hashed = match swarm_table(digest, size, table).filter(|_| landed.all_from_swarm) {
+    let from_swarm = if landed.all_from_swarm { swarm_table(digest, size, table) } else { None };
+    let hashed = match from_swarm {
         Some(hashed) => hashed,
         None => {
             // Bytes from HTTP were never checked against the torrent's SHA-1s: take the piece

@@ -82,8 +82,10 @@ impl Drop for AbortOnDrop {
 }
 
 /// Concurrent swarm streams. librqbit's session has 8 blocking permits (its default
-/// `runtime_worker_threads`) shared by open streams and disk writes: as many open streams as
-/// permits deadlocks the session, so streams get at most half of them.
+/// `runtime_worker_threads`): each open stream holds one, and its other blocking work (checking
+/// files when a torrent starts, flushing bitfields) waits for one. As many open streams as
+/// permits deadlocks the session, so streams get at most half of them. (Chunk writes took a
+/// permit too before the vendored patch; they now run inline.)
 const MAX_STREAMS: usize = 4;
 
 pub struct Swarm {
