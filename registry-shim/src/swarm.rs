@@ -53,7 +53,8 @@ pub struct SwarmConfig {
 /// loopback needs a deep window (a 1 GiB cold blob: 12.1 s at 8, 7.9 s at 32, 5.4-5.9 s at 64);
 /// in the swarm lab a deep window towards the origin reserves pieces there that other hosts
 /// would soon hold, which cost more with in-order picking (8 was best then) than it does with
-/// the random-first picker of vendor/librqbit (N=16: 2.5-2.7x ideal at both 32 and 64).
+/// the rarest-first picker of vendor/librqbit (N=16: 1.9-2.2x ideal at 16, 2.1-2.3x at 64,
+/// within the lab's run-to-run spread).
 pub const DEFAULT_PEER_REQUEST_WINDOW: usize = 64;
 
 /// A blob's torrent as the seeder served it.
