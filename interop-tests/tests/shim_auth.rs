@@ -18,6 +18,14 @@ const PASSWORD: &str = "s3cret-Pa55word";
 fn private_registry(
     dir: &Path,
 ) -> (shoal_interop_tests::ChildGuard, u16, Vec<shoal_interop_tests::registry::LayoutBlob>, String) {
+    private_registry_with(dir, &[400_000, 30_000])
+}
+
+/// `private_registry` with layers of the given sizes.
+fn private_registry_with(
+    dir: &Path,
+    layer_sizes: &[usize],
+) -> (shoal_interop_tests::ChildGuard, u16, Vec<shoal_interop_tests::registry::LayoutBlob>, String) {
     let out = run_ok(Command::new(require_tool("htpasswd")).args(["-Bbn", USER, PASSWORD]));
     let registry_dir = dir.join("registry");
     std::fs::create_dir_all(&registry_dir).unwrap();
@@ -26,7 +34,7 @@ fn private_registry(
     let auth = format!("auth:\n  htpasswd:\n    realm: shoal-test\n    path: {}\n", htpasswd_file.display());
     let (registry, port) = start_registry(&registry_dir, &auth);
     let layout = dir.join("layout");
-    let (blobs, manifest_digest) = write_oci_layout(&layout, "v1", &[400_000, 30_000], 21);
+    let (blobs, manifest_digest) = write_oci_layout(&layout, "v1", layer_sizes, 21);
     run_ok(
         Command::new(require_tool("skopeo"))
             .args(["copy", "-q", "--dest-tls-verify=false", "--dest-creds", &format!("{USER}:{PASSWORD}")])
@@ -123,4 +131,34 @@ async fn credentials_pass_through_the_shim_and_private_blobs_stay_private() {
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr).to_lowercase();
     assert!(stderr.contains("unauthorized") || stderr.contains("authentication required"), "{stderr}");
+}
+
+/// Concurrent pulls of one blob share one download; when an anonymous client leads it and is
+/// refused, a client with credentials that joined it must not inherit that failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_credentials_is_not_failed_by_an_anonymous_one_on_the_same_blob() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_registry, port, blobs, _) = private_registry_with(tmp.path(), &[200_000; 8]);
+    let shim = start_shim(&tmp.path().join("shim"), &format!("127.0.0.1:{port}"), None, &[]).await;
+    let creds = format!("{USER}:{PASSWORD}");
+    for layer in &blobs[1..] {
+        let url = format!("http://{}/v2/private/app/blobs/{}", shim.addr, layer.digest);
+        // Three anonymous requests and one with credentials, all at once, for a blob the shim lacks.
+        let anonymous: Vec<_> = (0..3)
+            .map(|_| {
+                let url = url.clone();
+                std::thread::spawn(move || curl(&url, &[]).0)
+            })
+            .collect();
+        let with_creds = {
+            let (url, creds) = (url.clone(), creds.clone());
+            std::thread::spawn(move || curl(&url, &["-u", &creds]))
+        };
+        let (status, body, _) = with_creds.join().unwrap();
+        assert_eq!(status, 200, "{}: {}", layer.digest, String::from_utf8_lossy(&body));
+        assert_eq!(body, std::fs::read(&layer.path).unwrap(), "{}", layer.digest);
+        for request in anonymous {
+            assert_eq!(request.join().unwrap(), 401, "{}", layer.digest);
+        }
+    }
 }

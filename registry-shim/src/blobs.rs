@@ -162,6 +162,22 @@ impl BlobFetcher {
         digest: &BlobDigest,
         stream: bool,
     ) -> Result<BlobBody, RegistryError> {
+        self.attempt(origin, digest, stream, true).await
+    }
+
+    /// `get`. A client that joined a download which then failed tries again (`may_retry`): the
+    /// leader may have failed for reasons of its own (no credentials, while this client has
+    /// them), and this client's answer should be about its own request. It may join another
+    /// client's download again, but every failed leader has answered its own client for good,
+    /// so the tries end: at the latest this client leads one itself. A leader waiting for its
+    /// own download (`lead` without a stream) does not retry.
+    async fn attempt(
+        self: &Arc<Self>,
+        origin: &BlobOrigin,
+        digest: &BlobDigest,
+        stream: bool,
+        may_retry: bool,
+    ) -> Result<BlobBody, RegistryError> {
         if let Some(hit) = self.hit(origin, digest).await? {
             self.metrics.cache(true);
             return Ok(hit);
@@ -191,6 +207,10 @@ impl BlobFetcher {
         match outcome.expect("waited for Some") {
             // Through `hit`: a blob another client fetched with its credentials is checked.
             Ok(()) => self.hit(origin, digest).await?.ok_or_else(|| RegistryError::BlobUnknown(digest.to_string())),
+            Err(message) if may_retry => {
+                tracing::info!(%digest, error = %message, "the download this request joined failed; trying on its own");
+                Box::pin(self.attempt(origin, digest, stream, true)).await
+            }
             Err(message) => Err(RegistryError::Unavailable(message)),
         }
     }
@@ -260,7 +280,8 @@ impl BlobFetcher {
             Ok(BlobBody::Streaming { size, chunks: body_rx })
         } else {
             drop(body_rx);
-            Box::pin(self.get(origin, &digest, false)).await
+            // Its own download: a failure is the answer, not a reason to start another.
+            Box::pin(self.attempt(origin, &digest, false, false)).await
         }
     }
 
