@@ -66,8 +66,8 @@ where
     pub peer_has_piece: P,
     /// Returns true if the piece can be stolen (e.g., not locked for writing).
     pub can_steal: S,
-    /// Shoal patch: how many live peers that are not seeds have each piece, indexed by piece
-    /// (empty: unknown).
+    /// Shoal patch: how many live peers that are not seeds, and have sent us data, have each
+    /// piece, indexed by piece (empty: unknown).
     pub availability: &'a [u16],
     /// Shoal patch: the requesting peer has every piece (the origin, or a finished host).
     pub peer_is_seed: bool,

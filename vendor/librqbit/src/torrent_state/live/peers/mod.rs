@@ -55,8 +55,9 @@ impl PeerStates {
             }
         }
     }
-    /// Shoal patch: how many live peers that are not seeds have each piece, for rarest-first
-    /// picking (seeds add the same to every piece, so leaving them out keeps the order). Counted
+    /// Shoal patch: how many live peers that are not seeds, and have sent us data, have each
+    /// piece, for rarest-first picking (seeds add the same to every piece, so leaving them out
+    /// keeps the order). Counted
     /// from the peers' bitfields, so it cannot drift from them, at most every 100 ms: a
     /// requester asks on every HAVE it hears, and counting each time cost a host more CPU
     /// than its transfers. Slightly stale counts only make a pick slightly less rare.
@@ -77,8 +78,18 @@ impl PeerStates {
     fn count_availability(&self, total_pieces: usize) -> Vec<u16> {
         let mut counts = vec![0u16; total_pieces];
         for entry in self.states.iter() {
-            if let Some(live) = entry.value().get_live() {
-                if live.seeder {
+            let peer = entry.value();
+            // Only peers that have sent us something count as holders: a peer that chokes us
+            // (qBittorrent unchokes four at a time) holds pieces we cannot get from it, and
+            // counting it would keep us from asking a seed for them.
+            let has_sent_us_data = peer
+                .stats
+                .counters
+                .fetched_chunks
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0;
+            if let Some(live) = peer.get_live() {
+                if live.seeder || !has_sent_us_data {
                     continue;
                 }
                 for piece in live.bitfield.iter_ones() {
