@@ -1424,7 +1424,8 @@ impl PeerHandler {
         Ok(())
     }
 
-    /// Acquire a piece for this peer: try steal (10x) → reserve → steal (3x).
+    /// Acquire a piece for this peer: reserve (stream pieces, then the rarest) → in the
+    /// endgame, steal (3x) (Shoal patch; see `PieceTracker::acquire_piece`).
     ///
     /// Returns the piece index to download, or None if no pieces are available.
     fn acquire_next_piece(&self) -> crate::Result<Option<ValidPieceIndex>> {
@@ -1708,7 +1709,7 @@ impl PeerHandler {
             update_interest(self, true)?;
             aframe!(self.wait_for_request_slot()).await;
 
-            // Acquire a piece using the strategy: try steal (10x) → reserve → steal (3x).
+            // Acquire a piece: reserve → steal (3x) in the endgame (Shoal patch).
             let new_piece_notify = self.state.new_pieces_notify.notified();
             // Shoal patch: also wake when this peer announces a new piece (HAVE). Without it a
             // requester whose peer had nothing we needed slept up to 5 s while that peer

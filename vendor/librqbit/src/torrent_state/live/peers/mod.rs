@@ -57,10 +57,9 @@ impl PeerStates {
     }
     /// Shoal patch: how many live peers that are not seeds, and have sent us data, have each
     /// piece, for rarest-first picking (seeds add the same to every piece, so leaving them out
-    /// keeps the order). Counted
-    /// from the peers' bitfields, so it cannot drift from them, at most every 100 ms: a
-    /// requester asks on every HAVE it hears, and counting each time cost a host more CPU
-    /// than its transfers. Slightly stale counts only make a pick slightly less rare.
+    /// keeps the order). Counted from the peers' bitfields, so it cannot drift from them, at
+    /// most every 100 ms: every pick asks, and counting each time cost a host more CPU than its
+    /// transfers. Slightly stale counts only make a pick slightly less rare.
     /// The caller must hold no entry of `states`.
     pub fn piece_availability(&self, total_pieces: usize) -> Arc<[u16]> {
         const FRESH_FOR: std::time::Duration = std::time::Duration::from_millis(100);
