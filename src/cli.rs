@@ -56,6 +56,10 @@ pub struct UpArgs {
     /// The seeder's BitTorrent (TCP) listen address.
     #[arg(long, env = "SHOAL_BT_LISTEN", default_value = "0.0.0.0:6881")]
     pub bt_listen: std::net::SocketAddr,
+    /// The seeder shows every peer all pieces at once instead of super-seeding (see `shoal
+    /// seeder --help`).
+    #[arg(long, env = "SHOAL_NO_SUPER_SEED")]
+    pub no_super_seed: bool,
     /// The shim's BitTorrent (TCP) listen address, for blobs it fetched and seeds onward.
     #[arg(long, env = "SHOAL_SHIM_BT_LISTEN", default_value = "0.0.0.0:6882")]
     pub shim_bt_listen: std::net::SocketAddr,
@@ -184,6 +188,11 @@ pub struct SeederArgs {
     /// Enable local service discovery (off by default).
     #[arg(long, env = "SHOAL_SEEDER_LSD")]
     pub lsd: bool,
+    /// Show every peer all pieces at once instead of super-seeding (BEP 16: each peer is shown
+    /// a few pieces, the ones fewest peers hold, so hosts that start together make the seeder
+    /// send each piece about once).
+    #[arg(long, env = "SHOAL_SEEDER_NO_SUPER_SEED")]
+    pub no_super_seed: bool,
     /// Image to mirror at start (repeat or comma-separate), named the docker way.
     #[arg(long = "image", env = "SHOAL_SEEDER_IMAGES", value_delimiter = ',')]
     pub images: Vec<String>,

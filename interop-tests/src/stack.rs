@@ -24,6 +24,7 @@ pub fn seeding(trackers: &[String]) -> SeedingConfig {
         dht: false,
         local_service_discovery: false,
         disable_upload: false,
+        super_seed: false,
     }
 }
 
@@ -63,9 +64,10 @@ impl Seeder {
     }
 }
 
-/// Starts `shoal seeder` with `registry` as its default upstream.
+/// Starts `shoal seeder` with `registry` as its default upstream, super-seeding as
+/// `shoal seeder` does by default.
 pub async fn start_seeder(data: &Path, registry: &str, trackers: &[String]) -> Seeder {
-    start_seeder_with(data, registry, seeding(trackers)).await
+    start_seeder_with(data, registry, SeedingConfig { super_seed: true, ..seeding(trackers) }).await
 }
 
 /// Starts `shoal seeder` with the given BitTorrent settings (e.g. `disable_upload`).

@@ -67,6 +67,7 @@ async fn start(dir: &Path, blobs: usize) -> (Duration, Duration) {
         dht: false,
         local_service_discovery: false,
         disable_upload: false,
+        super_seed: false,
     };
     let seeding = Seeding::start(store.blobs_dir(), &dir.join("bittorrent"), &config).await.unwrap();
     let (count, _) = seed_stored_blobs(&mirror, &seeding).await.unwrap();

@@ -69,6 +69,9 @@ pub struct SeedingConfig {
     pub local_service_discovery: bool,
     /// Download only, upload nothing (tests of a swarm without its origin; a leech-only host).
     pub disable_upload: bool,
+    /// Super-seed complete torrents (BEP 16, see `librqbit::SessionOptions::super_seed`): for
+    /// an origin many hosts download from at once; a host that seeds onward leaves it off.
+    pub super_seed: bool,
 }
 
 /// The librqbit session seeding the store.
@@ -110,6 +113,7 @@ impl Seeding {
             trackers: HashSet::new(),
             ipv4_only: config.listen.is_ipv4(),
             disable_upload: config.disable_upload,
+            super_seed: config.super_seed,
             ..Default::default()
         };
         let session = Session::new_with_opts(state_dir.join("unused-output"), options)

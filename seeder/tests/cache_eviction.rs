@@ -41,6 +41,7 @@ fn seeding_config() -> SeedingConfig {
         dht: false,
         local_service_discovery: false,
         disable_upload: false,
+        super_seed: false,
     }
 }
 

@@ -62,6 +62,7 @@ pub fn run(args: SeederArgs) -> anyhow::Result<()> {
             dht: args.dht,
             local_service_discovery: args.lsd,
             disable_upload: false,
+            super_seed: !args.no_super_seed,
         },
         upstream: UpstreamConfig {
             insecure_registries: [args.insecure_registries, file.insecure_registries].concat(),

@@ -29,6 +29,7 @@ pub fn run(args: ShimArgs) -> anyhow::Result<()> {
             dht: false,
             local_service_discovery: false,
             disable_upload: false,
+            super_seed: false,
         },
         stall_timeout: Duration::from_millis(args.timing.stall_timeout_ms),
         torrent_timeout: Duration::from_millis(args.timing.torrent_timeout_ms),

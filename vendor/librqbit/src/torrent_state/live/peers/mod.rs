@@ -75,9 +75,7 @@ impl PeerStates {
     }
 
     fn count_availability(&self, total_pieces: usize) -> Vec<u16> {
-        let mut counts = vec![0u16; total_pieces];
-        for entry in self.states.iter() {
-            let peer = entry.value();
+        self.count_holders(total_pieces, |peer, live| {
             // Only peers that have sent us something count as holders: a peer that chokes us
             // (qBittorrent unchokes four at a time) holds pieces we cannot get from it, and
             // counting it would keep us from asking a seed for them.
@@ -87,14 +85,33 @@ impl PeerStates {
                 .fetched_chunks
                 .load(std::sync::atomic::Ordering::Relaxed)
                 > 0;
-            if let Some(live) = peer.get_live() {
-                if live.seeder || !has_sent_us_data {
-                    continue;
-                }
-                for piece in live.bitfield.iter_ones() {
-                    if let Some(count) = counts.get_mut(piece) {
-                        *count = count.saturating_add(1);
-                    }
+            !live.seeder && has_sent_us_data
+        })
+    }
+
+    /// Shoal patch: how many live peers hold each piece, by their bitfields, for a
+    /// super-seeding origin (see `super_seed.rs`). The caller must hold no entry of `states`.
+    pub fn holders(&self, total_pieces: usize) -> Vec<u16> {
+        self.count_holders(total_pieces, |_, _| true)
+    }
+
+    fn count_holders(
+        &self,
+        total_pieces: usize,
+        counts_peer: impl Fn(&Peer, &LivePeerState) -> bool,
+    ) -> Vec<u16> {
+        let mut counts = vec![0u16; total_pieces];
+        for entry in self.states.iter() {
+            let peer = entry.value();
+            let Some(live) = peer.get_live() else {
+                continue;
+            };
+            if !counts_peer(peer, live) {
+                continue;
+            }
+            for piece in live.bitfield.iter_ones() {
+                if let Some(count) = counts.get_mut(piece) {
+                    *count = count.saturating_add(1);
                 }
             }
         }

@@ -1,0 +1,247 @@
+//! Shoal patch: which pieces a super-seeding origin shows each peer (after BEP 16).
+//!
+//! Hosts that start one blob together cannot see which pieces the origin is already sending to
+//! the others, so with a full bitfield they ask it for the same pieces and the origin's link
+//! carries about two copies of the blob. A super-seeding origin instead shows each peer only a
+//! few pieces, the ones fewest peers hold or have been shown, so each piece leaves the origin
+//! about once and the hosts trade the rest among themselves.
+//!
+//! A peer counts as holding a shown piece once it has asked for the piece's last chunk
+//! ("given"), not only once it sends a HAVE: librqbit sends no HAVE to a peer whose bitfield
+//! already has the piece, and the origin showed it, so a librqbit host never tells the origin.
+//!
+//! This is the pure core: no I/O, no clock. The live torrent feeds it the peers' bitfields and
+//! requests, and sends the HAVEs it returns.
+
+use std::collections::HashMap;
+
+use crate::type_aliases::{BF, PeerHandle};
+
+/// What the origin has shown each connected peer and the peer does not hold yet.
+#[derive(Debug)]
+pub(crate) struct SuperSeed {
+    /// Per piece: to how many connected peers it is shown and not yet held by them.
+    shown: Vec<u16>,
+    /// Per peer: the pieces shown to it that it does not hold yet.
+    per_peer: HashMap<PeerHandle, Vec<usize>>,
+    /// Per piece: to how many connected peers it was given and not announced by them (so
+    /// their bitfields do not count it yet).
+    given: Vec<u16>,
+    /// Per peer: the pieces it was given and has not announced.
+    given_to: HashMap<PeerHandle, Vec<usize>>,
+    /// How many unheld pieces a peer is shown at once: enough to keep a lone downloader's
+    /// request pipeline full between its HAVE and our next offer.
+    per_peer_limit: usize,
+}
+
+impl SuperSeed {
+    /// Bytes a peer is shown ahead (a librqbit peer keeps 1 MiB of requests in flight).
+    const SHOWN_BYTES: u64 = 2 * 1024 * 1024;
+
+    pub fn new(total_pieces: usize, piece_length: u32) -> Self {
+        let per_peer_limit = Self::SHOWN_BYTES.div_ceil(u64::from(piece_length.max(1))).max(2);
+        Self {
+            shown: vec![0; total_pieces],
+            per_peer: HashMap::new(),
+            given: vec![0; total_pieces],
+            given_to: HashMap::new(),
+            per_peer_limit: usize::try_from(per_peer_limit).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Brings what `peer` is shown up to date with what it holds (`peer_has`, empty if its
+    /// bitfield has not come yet) and returns the pieces to show it now (send as HAVE, or in
+    /// the first bitfield). `holders[i]` is how many connected peers hold piece `i`.
+    ///
+    /// Picks the pieces with the fewest holders plus showings, lowest index first: a lone
+    /// downloader is then shown the blob in order (its stream reads in order), and hosts that
+    /// start together are each shown different pieces.
+    pub fn refill(&mut self, peer: PeerHandle, peer_has: &BF, holders: &[u16]) -> Vec<usize> {
+        let announced = |piece: usize| peer_has.get(piece).is_some_and(|b| *b);
+        // A given piece the peer announces is counted by `holders` from now on.
+        let given = &mut self.given;
+        let given_to = self.given_to.entry(peer).or_default();
+        given_to.retain(|&piece| {
+            let keep = !announced(piece);
+            if !keep {
+                given[piece] = given[piece].saturating_sub(1);
+            }
+            keep
+        });
+        let has = |piece: usize| announced(piece) || given_to.contains(&piece);
+        let shown = &mut self.shown;
+        let pending = self.per_peer.entry(peer).or_default();
+        pending.retain(|&piece| {
+            let keep = !has(piece);
+            if !keep {
+                shown[piece] = shown[piece].saturating_sub(1);
+            }
+            keep
+        });
+        let wanted = self.per_peer_limit.saturating_sub(pending.len());
+        if wanted == 0 {
+            return Vec::new();
+        }
+        let mut candidates: Vec<(u32, usize)> = (0..shown.len())
+            .filter(|&piece| !has(piece) && !pending.contains(&piece))
+            .map(|piece| {
+                let holders = holders.get(piece).copied().unwrap_or(0);
+                (u32::from(holders) + u32::from(shown[piece]) + u32::from(given[piece]), piece)
+            })
+            .collect();
+        let wanted = wanted.min(candidates.len());
+        if wanted == 0 {
+            return Vec::new();
+        }
+        candidates.select_nth_unstable(wanted - 1);
+        let mut picked: Vec<usize> = candidates[..wanted].iter().map(|&(_, p)| p).collect();
+        picked.sort_unstable();
+        for &piece in &picked {
+            shown[piece] = shown[piece].saturating_add(1);
+        }
+        pending.extend_from_slice(&picked);
+        picked
+    }
+
+    /// Records that `peer` asked for the last chunk of `piece`: if the piece was shown to it,
+    /// it counts as the peer's from now on, and the peer should be shown another (returns
+    /// true).
+    pub fn give(&mut self, peer: PeerHandle, piece: usize) -> bool {
+        let Some(pending) = self.per_peer.get_mut(&peer) else {
+            return false;
+        };
+        let Some(at) = pending.iter().position(|&p| p == piece) else {
+            return false;
+        };
+        pending.swap_remove(at);
+        self.shown[piece] = self.shown[piece].saturating_sub(1);
+        self.given[piece] = self.given[piece].saturating_add(1);
+        self.given_to.entry(peer).or_default().push(piece);
+        true
+    }
+
+    /// Forgets a peer that left: its pieces count as shown to nobody, and what it was given
+    /// leaves with it.
+    pub fn forget(&mut self, peer: PeerHandle) {
+        for piece in self.per_peer.remove(&peer).unwrap_or_default() {
+            self.shown[piece] = self.shown[piece].saturating_sub(1);
+        }
+        for piece in self.given_to.remove(&peer).unwrap_or_default() {
+            self.given[piece] = self.given[piece].saturating_sub(1);
+        }
+    }
+
+    /// Whether `piece` is shown to `peer` and the peer did not hold it yet.
+    pub fn is_shown(&self, peer: PeerHandle, piece: usize) -> bool {
+        self.per_peer.get(&peer).is_some_and(|p| p.contains(&piece))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(n: u16) -> PeerHandle {
+        std::net::SocketAddr::from(([127, 0, 0, 1], n))
+    }
+
+    fn bitfield(total: usize, held: &[usize]) -> BF {
+        let mut bf = BF::from_boxed_slice(vec![0u8; total.div_ceil(8)].into_boxed_slice());
+        for &p in held {
+            bf.set(p, true);
+        }
+        bf
+    }
+
+    const KIB: u32 = 1024;
+
+    #[test]
+    fn a_lone_peer_is_shown_the_blob_in_order_as_it_completes_pieces() {
+        let mut seed = SuperSeed::new(32, 256 * KIB);
+        let none = vec![0u16; 32];
+        assert_eq!(seed.refill(peer(1), &bitfield(32, &[]), &none), (0..8).collect::<Vec<_>>());
+        assert!(seed.refill(peer(1), &bitfield(32, &[]), &none).is_empty());
+        let mut holders = none.clone();
+        holders[0] = 1;
+        holders[1] = 1;
+        assert_eq!(seed.refill(peer(1), &bitfield(32, &[0, 1]), &holders), vec![8, 9]);
+    }
+
+    #[test]
+    fn peers_that_start_together_are_shown_different_pieces() {
+        let mut seed = SuperSeed::new(64, 256 * KIB);
+        let none = vec![0u16; 64];
+        let empty = bitfield(64, &[]);
+        let mut seen = std::collections::HashSet::new();
+        for n in 1..=8 {
+            for piece in seed.refill(peer(n), &empty, &none) {
+                assert!(seen.insert(piece), "piece {piece} shown twice");
+            }
+        }
+        assert_eq!(seen.len(), 64);
+        // Everything is shown once now; a ninth peer gets pieces shown once, never one it holds.
+        let shown = seed.refill(peer(9), &bitfield(64, &[0, 1, 2]), &none);
+        assert_eq!(shown.len(), 8);
+        assert!(shown.iter().all(|p| *p > 2));
+    }
+
+    #[test]
+    fn pieces_held_by_other_peers_come_after_pieces_no_one_holds() {
+        let mut seed = SuperSeed::new(16, 1024 * KIB);
+        let mut holders = vec![0u16; 16];
+        for h in holders.iter_mut().take(12) {
+            *h = 3;
+        }
+        let shown = seed.refill(peer(1), &bitfield(16, &[]), &holders);
+        assert_eq!(shown, vec![12, 13]);
+    }
+
+    #[test]
+    fn a_peer_that_leaves_frees_its_pieces_for_others() {
+        let mut seed = SuperSeed::new(4, 1024 * KIB);
+        let none = vec![0u16; 4];
+        let empty = bitfield(4, &[]);
+        assert_eq!(seed.refill(peer(1), &empty, &none), vec![0, 1]);
+        assert_eq!(seed.refill(peer(2), &empty, &none), vec![2, 3]);
+        seed.forget(peer(1));
+        assert!(!seed.is_shown(peer(1), 0));
+        assert_eq!(seed.refill(peer(3), &empty, &none), vec![0, 1]);
+    }
+
+    #[test]
+    fn a_piece_given_counts_as_held_by_the_peer_that_never_announces_it() {
+        let mut seed = SuperSeed::new(32, 256 * KIB);
+        let none = vec![0u16; 32];
+        let empty = bitfield(32, &[]);
+        assert_eq!(seed.refill(peer(1), &empty, &none), (0..8).collect::<Vec<_>>());
+        assert!(seed.give(peer(1), 0));
+        assert!(!seed.give(peer(1), 0), "given once");
+        assert!(!seed.give(peer(2), 1), "never shown to peer 2");
+        // Peer 1 is shown a ninth piece, never piece 0 again though it did not announce it.
+        assert_eq!(seed.refill(peer(1), &empty, &none), vec![8]);
+        // Piece 0 now ranks like a held piece: a second peer is shown pieces no one has first.
+        let second = seed.refill(peer(2), &empty, &none);
+        assert_eq!(second, (9..17).collect::<Vec<_>>());
+        // Once peer 1 announces piece 0 it is counted by the bitfields, not twice.
+        let mut holders = none.clone();
+        holders[0] = 1;
+        assert!(seed.refill(peer(1), &bitfield(32, &[0]), &holders).is_empty());
+        assert_eq!(seed.given[0], 0);
+        seed.forget(peer(1));
+        assert!(seed.given.iter().all(|g| *g == 0));
+    }
+
+    #[test]
+    fn a_peer_with_every_piece_is_shown_nothing() {
+        let mut seed = SuperSeed::new(4, 1024 * KIB);
+        assert!(seed.refill(peer(1), &bitfield(4, &[0, 1, 2, 3]), &[1, 1, 1, 1]).is_empty());
+    }
+
+    #[test]
+    fn the_last_pieces_a_peer_lacks_are_shown_to_it() {
+        let mut seed = SuperSeed::new(8, 1024 * KIB);
+        let holders = vec![5u16; 8];
+        let shown = seed.refill(peer(1), &bitfield(8, &[0, 1, 2, 3, 4, 5, 7]), &holders);
+        assert_eq!(shown, vec![6]);
+    }
+}
