@@ -106,7 +106,8 @@ pub struct UpArgs {
 /// The shim's timing knobs, shared by `shoal shim` and `shoal up` (same flags, same env twins).
 #[derive(Args, Debug)]
 pub struct ShimTiming {
-    /// Milliseconds without a new byte from the swarm before the rest comes over HTTP.
+    /// Milliseconds in which the swarm delivers neither the next bytes of the stream nor any
+    /// other verified piece, before the rest comes over HTTP.
     #[arg(long, env = "SHOAL_SHIM_STALL_TIMEOUT_MS", default_value_t = 3000)]
     pub stall_timeout_ms: u64,
     /// Milliseconds to wait for the seeder's torrent before streaming from upstream instead.

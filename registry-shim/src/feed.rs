@@ -181,6 +181,7 @@ impl Feed {
     async fn feed_from_swarm(&mut self, download: Download, offset: &mut u64) -> Fed {
         let mut stream = download.stream;
         let stall = self.swarm.stall_timeout();
+        let mut progress = (download.progress)();
         while *offset < self.size {
             let mut buf = bytes::BytesMut::with_capacity(256 * 1024);
             match tokio::time::timeout(stall, stream.read_buf(&mut buf)).await {
@@ -193,6 +194,13 @@ impl Feed {
                 Ok(Err(e)) => {
                     tracing::warn!(digest = %self.digest, offset = *offset, error = %e, "swarm stream failed; falling back to HTTP");
                     return Fed::Short;
+                }
+                // The stream waits for the piece at `offset`; while other pieces keep
+                // arriving, the swarm is working (hosts that start together all want the same
+                // next piece from the one host that has it yet) and HTTP would only add load.
+                Err(_) if (download.progress)() > progress => {
+                    progress = (download.progress)();
+                    tracing::debug!(digest = %self.digest, offset = *offset, ?stall, "stream waits on one piece; the swarm still delivers others");
                 }
                 Err(_) => {
                     tracing::info!(digest = %self.digest, offset = *offset, ?stall, "swarm stalled; fetching the rest over HTTP");

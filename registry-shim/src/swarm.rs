@@ -40,7 +40,8 @@ pub struct SwarmConfig {
     /// The seeder's HTTP base (`http://host:port`), asked for each missing blob's torrent.
     pub seeder_url: Option<String>,
     pub seeding: SeedingConfig,
-    /// With no new byte from the swarm for this long, the rest comes over HTTP.
+    /// With neither the stream's next bytes nor any other verified piece from the swarm for
+    /// this long, the rest comes over HTTP.
     pub stall_timeout: Duration,
     /// How long to wait for the seeder's torrent before going to upstream directly (a blob the
     /// seeder does not hold yet takes it a whole mirror; the client should not wait for that).
@@ -69,6 +70,9 @@ pub struct Download {
     /// librqbit's stream over the file: yields bytes only of pieces whose SHA-1 matched. It
     /// holds one of the session's blocking permits until dropped (see `runtime_worker_threads`).
     pub stream: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>,
+    /// Bytes of verified pieces the download holds, wherever in the blob: the stream waits
+    /// for the next piece in order, and a swarm still delivering other pieces has not stalled.
+    pub progress: Box<dyn Fn() -> u64 + Send + Sync>,
     /// One of the shim's stream slots, released with the stream.
     pub _slot: tokio::sync::OwnedSemaphorePermit,
 }
@@ -205,7 +209,8 @@ impl Swarm {
         };
         let id = handle.id();
         let stream = handle.clone().stream(0).await.map_err(|e| format!("{e:#}"))?;
-        Ok(Download { id, stream: Box::pin(stream), _slot: slot })
+        let progress = Box::new(move || handle.stats().progress_bytes);
+        Ok(Download { id, stream: Box::pin(stream), progress, _slot: slot })
     }
 
     /// Where librqbit writes a download's file.
