@@ -1681,7 +1681,12 @@ impl PeerHandler {
             .peers
             .with_live(self.addr, |live| live.bitfield.clone())
             .unwrap_or_default();
-        Some(super_seed.lock().refill(self.addr, &peer_has, &holders))
+        let others_downloading = self.state.peers.others_downloading(self.addr);
+        Some(
+            super_seed
+                .lock()
+                .refill(self.addr, &peer_has, &holders, others_downloading),
+        )
     }
 
     /// Shoal patch: sends a HAVE for each piece `super_seed_refill` says to show now.

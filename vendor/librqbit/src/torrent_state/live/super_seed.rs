@@ -29,6 +29,10 @@ pub(crate) struct SuperSeed {
     given: Vec<u16>,
     /// Per peer: the pieces it was given and has not announced.
     given_to: HashMap<PeerHandle, Vec<usize>>,
+    /// Peers shown every piece: they connected while no other peer was downloading, and with
+    /// one downloader there is nothing to share out (showing a lone docker pull a few pieces
+    /// at a time made it 1.5x slower).
+    shown_all: std::collections::HashSet<PeerHandle>,
     /// How many unheld pieces a peer is shown at once: enough to keep a lone downloader's
     /// request pipeline full between its HAVE and our next offer.
     per_peer_limit: usize,
@@ -45,6 +49,7 @@ impl SuperSeed {
             per_peer: HashMap::new(),
             given: vec![0; total_pieces],
             given_to: HashMap::new(),
+            shown_all: std::collections::HashSet::new(),
             per_peer_limit: usize::try_from(per_peer_limit).unwrap_or(usize::MAX),
         }
     }
@@ -53,11 +58,25 @@ impl SuperSeed {
     /// bitfield has not come yet) and returns the pieces to show it now (send as HAVE, or in
     /// the first bitfield). `holders[i]` is how many connected peers hold piece `i`.
     ///
-    /// Picks the pieces with the fewest holders plus showings, lowest index first: a lone
-    /// downloader is then shown the blob in order (its stream reads in order), and hosts that
-    /// start together are each shown different pieces.
-    pub fn refill(&mut self, peer: PeerHandle, peer_has: &BF, holders: &[u16]) -> Vec<usize> {
+    /// Picks the pieces with the fewest holders plus showings, lowest index first, so hosts
+    /// that start together are each shown different pieces (and in about the order their
+    /// streams read). A peer seen first while `others_downloading` is false is shown every
+    /// piece at once, and from then on nothing more is needed.
+    pub fn refill(
+        &mut self,
+        peer: PeerHandle,
+        peer_has: &BF,
+        holders: &[u16],
+        others_downloading: bool,
+    ) -> Vec<usize> {
         let announced = |piece: usize| peer_has.get(piece).is_some_and(|b| *b);
+        if self.shown_all.contains(&peer) {
+            return Vec::new();
+        }
+        if !others_downloading && !self.per_peer.contains_key(&peer) {
+            self.shown_all.insert(peer);
+            return (0..self.shown.len()).filter(|&p| !announced(p)).collect();
+        }
         // A given piece the peer announces is counted by `holders` from now on.
         let given = &mut self.given;
         let given_to = self.given_to.entry(peer).or_default();
@@ -129,6 +148,7 @@ impl SuperSeed {
         for piece in self.given_to.remove(&peer).unwrap_or_default() {
             self.given[piece] = self.given[piece].saturating_sub(1);
         }
+        self.shown_all.remove(&peer);
     }
 
     /// Whether `piece` is shown to `peer` and the peer did not hold it yet.
@@ -159,12 +179,12 @@ mod tests {
     fn a_lone_peer_is_shown_the_blob_in_order_as_it_completes_pieces() {
         let mut seed = SuperSeed::new(32, 256 * KIB);
         let none = vec![0u16; 32];
-        assert_eq!(seed.refill(peer(1), &bitfield(32, &[]), &none), (0..8).collect::<Vec<_>>());
-        assert!(seed.refill(peer(1), &bitfield(32, &[]), &none).is_empty());
+        assert_eq!(seed.refill(peer(1), &bitfield(32, &[]), &none, true), (0..8).collect::<Vec<_>>());
+        assert!(seed.refill(peer(1), &bitfield(32, &[]), &none, true).is_empty());
         let mut holders = none.clone();
         holders[0] = 1;
         holders[1] = 1;
-        assert_eq!(seed.refill(peer(1), &bitfield(32, &[0, 1]), &holders), vec![8, 9]);
+        assert_eq!(seed.refill(peer(1), &bitfield(32, &[0, 1]), &holders, true), vec![8, 9]);
     }
 
     #[test]
@@ -174,13 +194,13 @@ mod tests {
         let empty = bitfield(64, &[]);
         let mut seen = std::collections::HashSet::new();
         for n in 1..=8 {
-            for piece in seed.refill(peer(n), &empty, &none) {
+            for piece in seed.refill(peer(n), &empty, &none, true) {
                 assert!(seen.insert(piece), "piece {piece} shown twice");
             }
         }
         assert_eq!(seen.len(), 64);
         // Everything is shown once now; a ninth peer gets pieces shown once, never one it holds.
-        let shown = seed.refill(peer(9), &bitfield(64, &[0, 1, 2]), &none);
+        let shown = seed.refill(peer(9), &bitfield(64, &[0, 1, 2]), &none, true);
         assert_eq!(shown.len(), 8);
         assert!(shown.iter().all(|p| *p > 2));
     }
@@ -192,7 +212,7 @@ mod tests {
         for h in holders.iter_mut().take(12) {
             *h = 3;
         }
-        let shown = seed.refill(peer(1), &bitfield(16, &[]), &holders);
+        let shown = seed.refill(peer(1), &bitfield(16, &[]), &holders, true);
         assert_eq!(shown, vec![12, 13]);
     }
 
@@ -201,11 +221,11 @@ mod tests {
         let mut seed = SuperSeed::new(4, 1024 * KIB);
         let none = vec![0u16; 4];
         let empty = bitfield(4, &[]);
-        assert_eq!(seed.refill(peer(1), &empty, &none), vec![0, 1]);
-        assert_eq!(seed.refill(peer(2), &empty, &none), vec![2, 3]);
+        assert_eq!(seed.refill(peer(1), &empty, &none, true), vec![0, 1]);
+        assert_eq!(seed.refill(peer(2), &empty, &none, true), vec![2, 3]);
         seed.forget(peer(1));
         assert!(!seed.is_shown(peer(1), 0));
-        assert_eq!(seed.refill(peer(3), &empty, &none), vec![0, 1]);
+        assert_eq!(seed.refill(peer(3), &empty, &none, true), vec![0, 1]);
     }
 
     #[test]
@@ -213,35 +233,51 @@ mod tests {
         let mut seed = SuperSeed::new(32, 256 * KIB);
         let none = vec![0u16; 32];
         let empty = bitfield(32, &[]);
-        assert_eq!(seed.refill(peer(1), &empty, &none), (0..8).collect::<Vec<_>>());
+        assert_eq!(seed.refill(peer(1), &empty, &none, true), (0..8).collect::<Vec<_>>());
         assert!(seed.give(peer(1), 0));
         assert!(!seed.give(peer(1), 0), "given once");
         assert!(!seed.give(peer(2), 1), "never shown to peer 2");
         // Peer 1 is shown a ninth piece, never piece 0 again though it did not announce it.
-        assert_eq!(seed.refill(peer(1), &empty, &none), vec![8]);
+        assert_eq!(seed.refill(peer(1), &empty, &none, true), vec![8]);
         // Piece 0 now ranks like a held piece: a second peer is shown pieces no one has first.
-        let second = seed.refill(peer(2), &empty, &none);
+        let second = seed.refill(peer(2), &empty, &none, true);
         assert_eq!(second, (9..17).collect::<Vec<_>>());
         // Once peer 1 announces piece 0 it is counted by the bitfields, not twice.
         let mut holders = none.clone();
         holders[0] = 1;
-        assert!(seed.refill(peer(1), &bitfield(32, &[0]), &holders).is_empty());
+        assert!(seed.refill(peer(1), &bitfield(32, &[0]), &holders, true).is_empty());
         assert_eq!(seed.given[0], 0);
         seed.forget(peer(1));
         assert!(seed.given.iter().all(|g| *g == 0));
     }
 
     #[test]
+    fn a_lone_downloader_is_shown_everything_and_later_peers_are_super_seeded() {
+        let mut seed = SuperSeed::new(32, 256 * KIB);
+        let none = vec![0u16; 32];
+        let shown = seed.refill(peer(1), &bitfield(32, &[3]), &none, false);
+        assert_eq!(shown.len(), 31);
+        assert!(!shown.contains(&3));
+        assert!(seed.refill(peer(1), &bitfield(32, &[3]), &none, true).is_empty());
+        assert!(!seed.give(peer(1), 0));
+        assert_eq!(seed.refill(peer(2), &bitfield(32, &[]), &none, true).len(), 8);
+        // A peer already super-seeded stays so when the others leave.
+        assert!(seed.refill(peer(2), &bitfield(32, &[]), &none, false).is_empty());
+        seed.forget(peer(1));
+        assert!(seed.shown_all.is_empty());
+    }
+
+    #[test]
     fn a_peer_with_every_piece_is_shown_nothing() {
         let mut seed = SuperSeed::new(4, 1024 * KIB);
-        assert!(seed.refill(peer(1), &bitfield(4, &[0, 1, 2, 3]), &[1, 1, 1, 1]).is_empty());
+        assert!(seed.refill(peer(1), &bitfield(4, &[0, 1, 2, 3]), &[1, 1, 1, 1], true).is_empty());
     }
 
     #[test]
     fn the_last_pieces_a_peer_lacks_are_shown_to_it() {
         let mut seed = SuperSeed::new(8, 1024 * KIB);
         let holders = vec![5u16; 8];
-        let shown = seed.refill(peer(1), &bitfield(8, &[0, 1, 2, 3, 4, 5, 7]), &holders);
+        let shown = seed.refill(peer(1), &bitfield(8, &[0, 1, 2, 3, 4, 5, 7]), &holders, true);
         assert_eq!(shown, vec![6]);
     }
 }
