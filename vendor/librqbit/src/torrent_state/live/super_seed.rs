@@ -62,13 +62,7 @@ impl SuperSeed {
     /// that start together are each shown different pieces (and in about the order their
     /// streams read). A peer seen first while `others_downloading` is false is shown every
     /// piece at once, and from then on nothing more is needed.
-    pub fn refill(
-        &mut self,
-        peer: PeerHandle,
-        peer_has: &BF,
-        holders: &[u16],
-        others_downloading: bool,
-    ) -> Vec<usize> {
+    pub fn refill(&mut self, peer: PeerHandle, peer_has: &BF, holders: &[u16], others_downloading: bool) -> Vec<usize> {
         let announced = |piece: usize| peer_has.get(piece).is_some_and(|b| *b);
         if self.shown_all.contains(&peer) {
             return Vec::new();
@@ -176,7 +170,7 @@ mod tests {
     const KIB: u32 = 1024;
 
     #[test]
-    fn a_lone_peer_is_shown_the_blob_in_order_as_it_completes_pieces() {
+    fn a_peer_is_shown_the_blob_in_order_as_it_completes_pieces() {
         let mut seed = SuperSeed::new(32, 256 * KIB);
         let none = vec![0u16; 32];
         assert_eq!(seed.refill(peer(1), &bitfield(32, &[]), &none, true), (0..8).collect::<Vec<_>>());
