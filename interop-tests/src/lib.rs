@@ -113,11 +113,11 @@ pub const ARIA2C_NO_DISCOVERY: [&str; 4] =
     ["--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false"];
 
 /// aria2c downloading `what` (a .torrent path or a magnet) into `dir` with DHT, LSD and PeX off,
-/// no seeding afterwards, bounded to 120 s; panics with aria2c's log when it fails.
-pub fn aria2c_download(dir: &Path, what: &std::ffi::OsStr) {
+/// no seeding afterwards, bounded to 120 s, plus `extra` flags; and the path of its log.
+pub fn aria2c_command(dir: &Path, what: &std::ffi::OsStr, extra: &[&str]) -> (Command, PathBuf) {
     let log = dir.with_extension("aria2.log");
-    let out = Command::new("timeout")
-        .arg("120")
+    let mut cmd = Command::new("timeout");
+    cmd.arg("120")
         .arg(require_tool("aria2c"))
         .arg("-d")
         .arg(dir)
@@ -131,12 +131,16 @@ pub fn aria2c_download(dir: &Path, what: &std::ffi::OsStr) {
             "--allow-overwrite=true",
             "--log-level=info",
         ])
+        .args(extra)
         .arg(format!("--log={}", log.display()))
         .arg(format!("--listen-port={}", free_port()))
         .arg(format!("--dht-listen-port={}", free_port()))
-        .arg(what)
-        .output()
-        .unwrap();
+        .arg(what);
+    (cmd, log)
+}
+
+/// Panics with aria2c's output and log unless it succeeded.
+pub fn assert_aria2c_succeeded(what: &std::ffi::OsStr, out: &std::process::Output, log: &Path) {
     assert!(
         out.status.success(),
         "aria2c {} failed ({}):\n{}\n{}\nlog:\n{}",
@@ -144,8 +148,15 @@ pub fn aria2c_download(dir: &Path, what: &std::ffi::OsStr) {
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
-        std::fs::read_to_string(&log).unwrap_or_default()
+        std::fs::read_to_string(log).unwrap_or_default()
     );
+}
+
+/// Runs `aria2c_command(dir, what, &[])` and panics with aria2c's log when it fails.
+pub fn aria2c_download(dir: &Path, what: &std::ffi::OsStr) {
+    let (mut cmd, log) = aria2c_command(dir, what, &[]);
+    let out = cmd.output().unwrap();
+    assert_aria2c_succeeded(what, &out, &log);
 }
 
 /// `cmd` without the variables cargo sets for a test binary (`CARGO_PKG_*`, `CARGO_MANIFEST_DIR`,

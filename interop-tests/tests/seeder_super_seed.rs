@@ -9,7 +9,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use shoal_interop_tests::registry::{skopeo_push, start_registry, write_oci_layout};
-use shoal_interop_tests::{free_port, require_tool, sha256_file, spawn_seeder, ARIA2C_NO_DISCOVERY};
+use shoal_interop_tests::{
+    aria2c_command, assert_aria2c_succeeded, free_port, require_tool, sha256_file, spawn_seeder,
+};
 use shoal_torrents::{hash_reader, BlobTorrent, Distribution};
 
 /// Connects to a BitTorrent peer, handshakes for `info_hash` and returns the bitfield it sends
@@ -95,24 +97,7 @@ fn stock_clients_download_from_a_super_seeding_seeder() {
     let downloads: Vec<_> = (0..3)
         .map(|i| {
             let dir = tmp.path().join(format!("dl-{i}"));
-            let log = tmp.path().join(format!("dl-{i}.aria2.log"));
-            let mut cmd = Command::new(require_tool("timeout"));
-            cmd.arg("120")
-                .arg(require_tool("aria2c"))
-                .arg("-d")
-                .arg(&dir)
-                .args(ARIA2C_NO_DISCOVERY)
-                .args([
-                    "--seed-time=0",
-                    "--max-download-limit=2M",
-                    "--bt-stop-timeout=90",
-                    "--summary-interval=0",
-                    "--console-log-level=warn",
-                    "--log-level=info",
-                ])
-                .arg(format!("--log={}", log.display()))
-                .arg(format!("--listen-port={}", free_port()))
-                .arg(&file);
+            let (mut cmd, log) = aria2c_command(&dir, file.as_os_str(), &["--max-download-limit=2M"]);
             (dir, log, std::thread::spawn(move || cmd.output().unwrap()))
         })
         .collect();
@@ -130,14 +115,7 @@ fn stock_clients_download_from_a_super_seeding_seeder() {
     assert!(partial > 0 && partial <= pieces / 4, "shown {partial} of {pieces} pieces");
 
     for (dir, log, download) in downloads {
-        let out = download.join().unwrap();
-        assert!(
-            out.status.success(),
-            "aria2c failed ({}):\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+        assert_aria2c_succeeded(file.as_os_str(), &download.join().unwrap(), &log);
         let got = dir.join(torrent.name.as_str());
         assert_eq!(sha256_file(&got), layer.digest, "aria2c's download matches the digest");
     }
