@@ -110,8 +110,9 @@ pub struct ShimTiming {
     /// other verified piece, before the rest comes over HTTP.
     #[arg(long, env = "SHOAL_SHIM_STALL_TIMEOUT_MS", default_value_t = 3000)]
     pub stall_timeout_ms: u64,
-    /// Milliseconds to wait for the seeder's torrent before streaming from upstream instead.
-    #[arg(long, env = "SHOAL_SHIM_TORRENT_TIMEOUT_MS", default_value_t = 500)]
+    /// Milliseconds to wait for the seeder's answer about a blob's torrent before streaming
+    /// from upstream instead (a seeder that must fetch the blob first says so at once).
+    #[arg(long, env = "SHOAL_SHIM_TORRENT_TIMEOUT_MS", default_value_t = 3000)]
     pub torrent_timeout_ms: u64,
     /// Seconds a tag is trusted before it is resolved upstream again.
     #[arg(long, env = "SHOAL_SHIM_TAG_TTL_SECS", default_value_t = 30)]

@@ -449,7 +449,7 @@ def main():
                     help="another shoal binary, run as scenario shoal-baseline (before/after a change)")
     ap.add_argument("--stall-timeout-ms", type=int, default=int(os.environ.get("SHOAL_LAB_STALL_TIMEOUT_MS", 3000)),
                     help="shim: ms in which the swarm delivers no piece before the rest comes over HTTP")
-    ap.add_argument("--torrent-timeout-ms", type=int, default=int(os.environ.get("SHOAL_LAB_TORRENT_TIMEOUT_MS", 500)),
+    ap.add_argument("--torrent-timeout-ms", type=int, default=int(os.environ.get("SHOAL_LAB_TORRENT_TIMEOUT_MS", 3000)),
                     help="shim: ms to wait for the seeder's torrent")
     ap.add_argument("--tracker-interval", type=int, default=int(os.environ.get("SHOAL_LAB_TRACKER_INTERVAL", 300)),
                     help="shoal tracker: seconds between a client's announces")

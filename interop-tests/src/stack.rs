@@ -54,6 +54,25 @@ pub struct Seeder {
 }
 
 impl Seeder {
+    /// Has the seeder mirror `image` (`registry/repo:tag`) and waits until it has: a shim asks
+    /// the seeder for a torrent without waiting for a mirror, so a test that wants the blobs to
+    /// come over the swarm has them mirrored first.
+    pub async fn mirror(&self, image: &str) {
+        let url = format!("{}/v1/images", self.url);
+        let body = serde_json::json!({ "image": image }).to_string();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(crate::require_tool("curl"))
+                .args(["-sS", "-f", "--max-time", "60", "-X", "POST", "-H", "content-type: application/json", "-d"])
+                .arg(body)
+                .arg(url)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(out.status.success(), "the seeder did not mirror {image}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// Shuts it down (BitTorrent session, API, index) and waits until it has let go of its
     /// data directory.
     pub async fn stop(mut self) {

@@ -325,3 +325,37 @@ fn seeder_mirrors_what_the_registry_notifies_it_of() {
         assert_eq!(sha256_file(&stored), b.digest);
     }
 }
+
+#[test]
+fn a_blob_asked_for_without_waiting_is_answered_202_and_fetched_meanwhile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    let (blobs, _) = write_oci_layout(&layout, "v3", &[1 << 20], 3);
+    let (_registry, rport) = start_registry(&tmp.path().join("registry"), "");
+    skopeo_push(&layout, "v3", rport, "nowait");
+    let seeder = start_seeder(
+        &tmp.path().join("seeder"),
+        &[
+            "--bt-listen".into(),
+            format!("127.0.0.1:{}", free_port()),
+            "--upstream".into(),
+            format!("127.0.0.1:{rport}"),
+        ],
+    );
+    let base = seeder.base.clone();
+    let layer = &blobs[1];
+    let url = format!("{base}/v1/blobs/{}/torrent?repo=nowait&wait=false", layer.digest);
+    let (status, body) = curl(&url, &[]);
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    // Bad input is still refused at once, and starts nothing.
+    assert_eq!(curl(&format!("{base}/v1/blobs/{}/torrent?repo=../x&wait=false", layer.digest), &[]).0, 400);
+    wait_until("the blob to be fetched meanwhile", Duration::from_secs(30), || curl(&url, &[]).0 == 200);
+    let (_, torrent) = curl(&url, &[]);
+    assert_eq!(
+        ParsedTorrent::parse(&torrent).unwrap().name.as_deref(),
+        Some(format!("sha256-{}", layer.digest.trim_start_matches("sha256:")).as_str())
+    );
+    assert_eq!(metric(&base, "shoal_seeder_upstream_fetches_total"), 1.0, "one fetch for all the asking");
+    let stored = tmp.path().join("seeder/blobs/sha256").join(layer.digest.trim_start_matches("sha256:"));
+    assert_eq!(sha256_file(&stored), layer.digest);
+}

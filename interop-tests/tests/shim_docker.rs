@@ -26,6 +26,7 @@ async fn docker_and_containerd_pull_through_the_shim() {
 
     let trackers = vec![start_tracker().await];
     let seeder = start_seeder(&tmp.path().join("seeder"), &registry, &trackers).await;
+    seeder.mirror(&format!("{registry}/team/app:v1")).await;
     let shim = start_shim(&tmp.path().join("shim"), &registry, Some(&seeder.url), &trackers).await;
     let daemon_dir = tmp.path().join("docker");
     let daemon = tokio::task::spawn_blocking(move || DockerDaemon::start(&daemon_dir)).await.unwrap();

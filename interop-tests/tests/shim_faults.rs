@@ -47,6 +47,7 @@ async fn a_peer_serving_corrupted_pieces_never_gets_bad_bytes_to_the_client() {
     let mut no_upload = seeding(&trackers);
     no_upload.disable_upload = true;
     let seeder = start_seeder_with(&tmp.path().join("seeder"), &registry, no_upload).await;
+    seeder.mirror(&format!("{registry}/bad/peer:v1")).await;
 
     // The corrupted copy, under the profile's name, and the profile's .torrent for aria2c.
     let hashed = hash_reader(std::fs::File::open(&layer.path).unwrap(), layer.size, &mut |_| {}).unwrap();

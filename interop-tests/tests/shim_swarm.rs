@@ -27,6 +27,7 @@ async fn blobs_arrive_from_the_swarm_verified() {
 
     let trackers = vec![start_tracker().await];
     let seeder = start_seeder(&tmp.path().join("seeder"), &registry, &trackers).await;
+    seeder.mirror(&format!("{registry}/swarm/app:v1")).await;
     let shim = start_shim(&tmp.path().join("shim"), &registry, Some(&seeder.url), &trackers).await;
 
     let out = tmp.path().join("pulled");

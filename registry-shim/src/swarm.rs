@@ -43,8 +43,9 @@ pub struct SwarmConfig {
     /// With neither the stream's next bytes nor any other verified piece from the swarm for
     /// this long, the rest comes over HTTP.
     pub stall_timeout: Duration,
-    /// How long to wait for the seeder's torrent before going to upstream directly (a blob the
-    /// seeder does not hold yet takes it a whole mirror; the client should not wait for that).
+    /// How long to wait for the seeder's answer before going to upstream directly. A seeder
+    /// that must fetch the blob answers 202 at once (the client should not wait for a whole
+    /// mirror); a seeder that holds it may be slow when many hosts ask together.
     pub torrent_timeout: Duration,
     /// 16 KiB chunk requests kept outstanding per peer ([`DEFAULT_PEER_REQUEST_WINDOW`]).
     pub peer_request_window: usize,
@@ -135,14 +136,24 @@ impl Swarm {
         &self.http
     }
 
-    /// Asks the seeder for the blob's torrent (it fetches the blob from upstream first if it
-    /// must). `None` when there is no seeder, it fails, or it is slower than the timeout.
+    /// Asks the seeder for the blob's torrent without waiting for a fetch: a seeder that must
+    /// fetch the blob first answers 202 at once and fetches it meanwhile. `None` when there is
+    /// no seeder, it fails, it is fetching the blob, or it does not answer within the timeout
+    /// (a seeder that holds the blob can be slow to answer when many hosts ask at once, so the
+    /// timeout is not what tells a fetch in progress).
     pub async fn torrent(&self, origin: &BlobOrigin, digest: &BlobDigest) -> Option<BlobTorrentFile> {
         let base = self.config.seeder_url.as_deref()?;
         let url = format!("{}/v1/blobs/{digest}/torrent", base.trim_end_matches('/'));
-        let request =
-            self.http.get(&url).query(&[("repo", origin.repository.as_str()), ("ns", origin.registry.as_str())]);
+        let request = self.http.get(&url).query(&[
+            ("repo", origin.repository.as_str()),
+            ("ns", origin.registry.as_str()),
+            ("wait", "false"),
+        ]);
         let response = match tokio::time::timeout(self.config.torrent_timeout, request.send()).await {
+            Ok(Ok(r)) if r.status() == reqwest::StatusCode::ACCEPTED => {
+                tracing::info!(%digest, "seeder is fetching this blob; streaming from upstream meanwhile");
+                return None;
+            }
             Ok(Ok(r)) if r.status().is_success() => r,
             Ok(Ok(r)) => {
                 tracing::warn!(%digest, status = %r.status(), "seeder has no torrent; going upstream");
@@ -153,7 +164,7 @@ impl Swarm {
                 return None;
             }
             Err(_) => {
-                tracing::info!(%digest, "seeder is still mirroring this blob; streaming from upstream meanwhile");
+                tracing::warn!(%digest, timeout = ?self.config.torrent_timeout, "seeder did not answer in time; going upstream");
                 return None;
             }
         };

@@ -113,6 +113,16 @@ fn root(e: &MirrorError) -> &MirrorError {
 struct BlobQuery {
     repo: Option<String>,
     ns: Option<String>,
+    /// `false`: a blob that must be fetched first is answered at once with 202 while the fetch
+    /// goes on (a shim then streams from upstream meanwhile, and a slow answer means a loaded
+    /// seeder, not a mirror in progress).
+    wait: Option<bool>,
+}
+
+/// Where a blob's bytes are: stored here, or to be fetched from an upstream reference.
+enum Located {
+    Stored(HashedBlob),
+    Upstream(oci_client::Reference),
 }
 
 impl ApiState {
@@ -125,8 +135,16 @@ impl ApiState {
     }
 
     async fn find_or_fetch(&self, digest: BlobDigest, query: &BlobQuery) -> Result<HashedBlob, ApiError> {
+        match self.locate(digest, query)? {
+            Located::Stored(h) => Ok(h),
+            Located::Upstream(reference) => Ok(self.mirror.ensure_blob(&reference, digest, None).await?),
+        }
+    }
+
+    /// The stored blob, or the upstream reference to fetch it from (checked, not fetched).
+    fn locate(&self, digest: BlobDigest, query: &BlobQuery) -> Result<Located, ApiError> {
         if let Some(h) = self.mirror.stored_blob(&digest)? {
-            return Ok(h);
+            return Ok(Located::Stored(h));
         }
         let evicted_from = match query.repo {
             Some(_) => None,
@@ -151,7 +169,7 @@ impl ApiState {
             tracing::debug!(%repo, "no ns and no default registry: resolving on Docker Hub");
         }
         let reference = self.mirror.upstream().blob_reference(ns, repo, &digest).map_err(MirrorError::from)?;
-        Ok(self.mirror.ensure_blob(&reference, digest, None).await?)
+        Ok(Located::Upstream(reference))
     }
 
     fn torrent_url(&self, digest: &BlobDigest) -> String {
@@ -171,6 +189,20 @@ async fn blob_torrent(
     Query(query): Query<BlobQuery>,
 ) -> Result<Response, ApiError> {
     let digest = requests::blob_digest(&digest)?;
+    if query.wait == Some(false) {
+        if let Located::Upstream(reference) = state.locate(digest, &query)? {
+            let mirror = Arc::clone(&state.mirror);
+            tokio::spawn(async move {
+                if let Err(e) = mirror.ensure_blob(&reference, digest, None).await {
+                    tracing::warn!(%digest, error = %e, "fetching a blob asked for without waiting failed");
+                }
+            });
+            let body = format!("blob {digest} is being fetched from upstream; ask again for its torrent\n");
+            return Ok(
+                (StatusCode::ACCEPTED, [(header::RETRY_AFTER, HeaderValue::from_static("1"))], body).into_response()
+            );
+        }
+    }
     let hashed = state.blob(digest, &query).await?;
     let bytes = BlobTorrent::from_hashed(&hashed).torrent_bytes(&state.distribution);
     let disposition = format!("attachment; filename=\"{}.torrent\"", digest.torrent_name());
