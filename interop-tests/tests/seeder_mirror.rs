@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use shoal_interop_tests::registry::{skopeo_push, start_registry, write_oci_layout};
+use shoal_interop_tests::registry::{skopeo_push, start_registry, write_oci_layout, LayoutBlob};
 use shoal_interop_tests::{
     aria2c_download, free_port, require_tool, run_ok, sha256_file, shoal_binary, spawn_seeder, wait_until, ChildGuard,
 };
@@ -182,15 +182,21 @@ fn seeder_mirrors_a_pushed_image_and_every_blob_downloads_three_ways() {
     drop(seeder.child);
 }
 
-#[test]
-fn seeder_fetches_a_blob_on_demand_once_for_concurrent_requests() {
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = tmp.path().join("layout");
-    let (blobs, _) = write_oci_layout(&layout, "v2", &[2 << 20], 2);
-    let (_registry, rport) = start_registry(&tmp.path().join("registry"), "");
-    skopeo_push(&layout, "v2", rport, "ondemand");
+/// A registry holding a one-layer image `repo:tag` (layer of `size` bytes), and a seeder whose
+/// default upstream it is and which has mirrored nothing yet.
+fn seeder_with_upstream_image(
+    dir: &Path,
+    tag: &str,
+    seed: u64,
+    size: usize,
+    repo: &str,
+) -> (Vec<LayoutBlob>, ChildGuard, Seeder) {
+    let layout = dir.join("layout");
+    let (blobs, _) = write_oci_layout(&layout, tag, &[size], seed);
+    let (registry, rport) = start_registry(&dir.join("registry"), "");
+    skopeo_push(&layout, tag, rport, repo);
     let seeder = start_seeder(
-        &tmp.path().join("seeder"),
+        &dir.join("seeder"),
         &[
             "--bt-listen".into(),
             format!("127.0.0.1:{}", free_port()),
@@ -198,6 +204,13 @@ fn seeder_fetches_a_blob_on_demand_once_for_concurrent_requests() {
             format!("127.0.0.1:{rport}"),
         ],
     );
+    (blobs, registry, seeder)
+}
+
+#[test]
+fn seeder_fetches_a_blob_on_demand_once_for_concurrent_requests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (blobs, _registry, seeder) = seeder_with_upstream_image(tmp.path(), "v2", 2, 2 << 20, "ondemand");
     let base = seeder.base.clone();
     let layer = &blobs[1];
     let url = format!("{base}/v1/blobs/{}/torrent?repo=ondemand", layer.digest);
@@ -329,19 +342,7 @@ fn seeder_mirrors_what_the_registry_notifies_it_of() {
 #[test]
 fn a_blob_asked_for_without_waiting_is_answered_202_and_fetched_meanwhile() {
     let tmp = tempfile::tempdir().unwrap();
-    let layout = tmp.path().join("layout");
-    let (blobs, _) = write_oci_layout(&layout, "v3", &[1 << 20], 3);
-    let (_registry, rport) = start_registry(&tmp.path().join("registry"), "");
-    skopeo_push(&layout, "v3", rport, "nowait");
-    let seeder = start_seeder(
-        &tmp.path().join("seeder"),
-        &[
-            "--bt-listen".into(),
-            format!("127.0.0.1:{}", free_port()),
-            "--upstream".into(),
-            format!("127.0.0.1:{rport}"),
-        ],
-    );
+    let (blobs, _registry, seeder) = seeder_with_upstream_image(tmp.path(), "v3", 3, 1 << 20, "nowait");
     let base = seeder.base.clone();
     let layer = &blobs[1];
     let url = format!("{base}/v1/blobs/{}/torrent?repo=nowait&wait=false", layer.digest);
