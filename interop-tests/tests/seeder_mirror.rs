@@ -346,10 +346,11 @@ fn a_blob_asked_for_without_waiting_is_answered_202_and_fetched_meanwhile() {
     let base = seeder.base.clone();
     let layer = &blobs[1];
     let url = format!("{base}/v1/blobs/{}/torrent?repo=nowait&wait=false", layer.digest);
+    // Bad input is still refused at once, and starts nothing (asked first: once the blob is
+    // stored, any request gets its torrent).
+    assert_eq!(curl(&format!("{base}/v1/blobs/{}/torrent?repo=../x&wait=false", layer.digest), &[]).0, 400);
     let (status, body) = curl(&url, &[]);
     assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
-    // Bad input is still refused at once, and starts nothing.
-    assert_eq!(curl(&format!("{base}/v1/blobs/{}/torrent?repo=../x&wait=false", layer.digest), &[]).0, 400);
     wait_until("the blob to be fetched meanwhile", Duration::from_secs(30), || curl(&url, &[]).0 == 200);
     let (_, torrent) = curl(&url, &[]);
     assert_eq!(

@@ -195,14 +195,17 @@ impl Feed {
                     tracing::warn!(digest = %self.digest, offset = *offset, error = %e, "swarm stream failed; falling back to HTTP");
                     return Fed::Short;
                 }
-                // The stream waits for the piece at `offset`; while other pieces keep
-                // arriving, the swarm is working (hosts that start together all want the same
-                // next piece from the one host that has it yet) and HTTP would only add load.
-                Err(_) if (download.progress)() > progress => {
-                    progress = (download.progress)();
-                    tracing::debug!(digest = %self.digest, offset = *offset, ?stall, "stream waits on one piece; the swarm still delivers others");
-                }
                 Err(_) => {
+                    // The stream waits for the piece at `offset`; while other pieces keep
+                    // arriving, the swarm is working (hosts that start together all want the
+                    // same next piece from the one host that has it yet) and HTTP would only
+                    // add load.
+                    let now = (download.progress)();
+                    if now > progress {
+                        progress = now;
+                        tracing::debug!(digest = %self.digest, offset = *offset, ?stall, "stream waits on one piece; the swarm still delivers others");
+                        continue;
+                    }
                     tracing::info!(digest = %self.digest, offset = *offset, ?stall, "swarm stalled; fetching the rest over HTTP");
                     return Fed::Short;
                 }

@@ -189,21 +189,27 @@ async fn blob_torrent(
     Query(query): Query<BlobQuery>,
 ) -> Result<Response, ApiError> {
     let digest = requests::blob_digest(&digest)?;
-    if query.wait == Some(false) {
-        if let Located::Upstream(reference) = state.locate(digest, &query)? {
-            let mirror = Arc::clone(&state.mirror);
-            tokio::spawn(async move {
-                if let Err(e) = mirror.ensure_blob(&reference, digest, None).await {
-                    tracing::warn!(%digest, error = %e, "fetching a blob asked for without waiting failed");
-                }
-            });
-            let body = format!("blob {digest} is being fetched from upstream; ask again for its torrent\n");
-            return Ok(
-                (StatusCode::ACCEPTED, [(header::RETRY_AFTER, HeaderValue::from_static("1"))], body).into_response()
-            );
+    let hashed = if query.wait == Some(false) {
+        match state.locate(digest, &query)? {
+            Located::Stored(hashed) => {
+                state.mirror.usage().touch(digest, now_ms());
+                hashed
+            }
+            Located::Upstream(reference) => {
+                let mirror = Arc::clone(&state.mirror);
+                tokio::spawn(async move {
+                    if let Err(e) = mirror.ensure_blob(&reference, digest, None).await {
+                        tracing::warn!(%digest, error = %e, "fetching a blob asked for without waiting failed");
+                    }
+                });
+                let body = format!("blob {digest} is being fetched from upstream; ask again for its torrent\n");
+                let retry = [(header::RETRY_AFTER, HeaderValue::from_static("1"))];
+                return Ok((StatusCode::ACCEPTED, retry, body).into_response());
+            }
         }
-    }
-    let hashed = state.blob(digest, &query).await?;
+    } else {
+        state.blob(digest, &query).await?
+    };
     let bytes = BlobTorrent::from_hashed(&hashed).torrent_bytes(&state.distribution);
     let disposition = format!("attachment; filename=\"{}.torrent\"", digest.torrent_name());
     Ok((

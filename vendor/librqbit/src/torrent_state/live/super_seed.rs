@@ -74,23 +74,11 @@ impl SuperSeed {
         // A given piece the peer announces is counted by `holders` from now on.
         let given = &mut self.given;
         let given_to = self.given_to.entry(peer).or_default();
-        given_to.retain(|&piece| {
-            let keep = !announced(piece);
-            if !keep {
-                given[piece] = given[piece].saturating_sub(1);
-            }
-            keep
-        });
+        drop_where(given_to, given, announced);
         let has = |piece: usize| announced(piece) || given_to.contains(&piece);
         let shown = &mut self.shown;
         let pending = self.per_peer.entry(peer).or_default();
-        pending.retain(|&piece| {
-            let keep = !has(piece);
-            if !keep {
-                shown[piece] = shown[piece].saturating_sub(1);
-            }
-            keep
-        });
+        drop_where(pending, shown, has);
         let wanted = self.per_peer_limit.saturating_sub(pending.len());
         if wanted == 0 {
             return Vec::new();
@@ -149,6 +137,17 @@ impl SuperSeed {
     pub fn is_shown(&self, peer: PeerHandle, piece: usize) -> bool {
         self.per_peer.get(&peer).is_some_and(|p| p.contains(&piece))
     }
+}
+
+/// Removes the pieces `held` says from `list`, uncounting each in `counts`.
+fn drop_where(list: &mut Vec<usize>, counts: &mut [u16], held: impl Fn(usize) -> bool) {
+    list.retain(|&piece| {
+        let keep = !held(piece);
+        if !keep {
+            counts[piece] = counts[piece].saturating_sub(1);
+        }
+        keep
+    });
 }
 
 #[cfg(test)]
