@@ -1574,9 +1574,13 @@ impl PeerHandler {
         // `super_seed.rs`), so show it another one.
         if let Some(super_seed) = &self.state.super_seed
             && chunk_info.chunk_index + 1 == self.state.lengths.chunks_per_piece(piece_index)
-            && super_seed.lock().give(self.addr, piece_index.get_usize())
         {
-            self.super_seed_show_more();
+            // `RUST_LOG=shoal_super_seed=trace` logs every copy of a piece that leaves.
+            let was_shown = super_seed.lock().give(self.addr, piece_index.get_usize());
+            trace!(target: "shoal_super_seed", peer = %self.addr, piece = piece_index.get(), was_shown, "last chunk asked");
+            if was_shown {
+                self.super_seed_show_more();
+            }
         }
 
         self.state
@@ -1813,8 +1817,11 @@ impl PeerHandler {
                         }
                     };
                     match aframe!(tokio::time::timeout(
-                        // Half of default rw timeout not to race with it.
-                        Duration::from_secs(5),
+                        // Shoal patch: was 5 s (half the rw timeout). In the endgame nothing
+                        // wakes an idle requester when a piece in flight at a slow peer becomes
+                        // worth stealing, so a host missing its last piece sat out 5 s; a lab
+                        // host finished at 1.96x ideal against 1.45x for the rest.
+                        Duration::from_millis(500),
                         woken
                     ))
                     .await

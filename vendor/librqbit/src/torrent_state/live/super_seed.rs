@@ -4,7 +4,10 @@
 //! the others, so with a full bitfield they ask it for the same pieces and the origin's link
 //! carries about two copies of the blob. A super-seeding origin instead shows each peer only a
 //! few pieces, the ones fewest peers hold or have been shown, so each piece leaves the origin
-//! about once and the hosts trade the rest among themselves.
+//! about once and the hosts trade the rest among themselves. Until every piece has left the
+//! origin once, a peer is shown only pieces that have not (none, if all those are shown to
+//! others already): a second copy then would slow down how fast new pieces enter the swarm,
+//! which is what limits the whole swarm (the lab's origin sent 1.27 copies before, 1.04 after).
 //!
 //! A peer counts as holding a shown piece once it has asked for the piece's last chunk
 //! ("given"), not only once it sends a HAVE: librqbit sends no HAVE to a peer whose bitfield
@@ -33,14 +36,17 @@ pub(crate) struct SuperSeed {
     /// one downloader there is nothing to share out (showing a lone docker pull a few pieces
     /// at a time made it 1.5x slower).
     shown_all: std::collections::HashSet<PeerHandle>,
-    /// How many unheld pieces a peer is shown at once: enough to keep a lone downloader's
-    /// request pipeline full between its HAVE and our next offer.
+    /// How many unheld pieces a peer is shown at once (`SHOWN_BYTES`).
     per_peer_limit: usize,
 }
 
 impl SuperSeed {
-    /// Bytes a peer is shown ahead (a librqbit peer keeps 1 MiB of requests in flight).
-    const SHOWN_BYTES: u64 = 2 * 1024 * 1024;
+    /// Bytes a peer is shown ahead (at least 2 pieces). Few, so the origin sends few pieces at
+    /// once and each reaches its host soon, ready to trade: with 2 MiB the origin's link
+    /// carried a slice of every host's 2 MiB at the same time, and the last new pieces arrived
+    /// together at the very end (swarm lab N=16, 50 mbit: p50 1.34-1.36x ideal against
+    /// 1.27-1.29x with 256 KiB; docs/benchmarks.md).
+    const SHOWN_BYTES: u64 = 256 * 1024;
 
     pub fn new(total_pieces: usize, piece_length: u32) -> Self {
         let per_peer_limit = Self::SHOWN_BYTES.div_ceil(u64::from(piece_length.max(1))).max(2);
@@ -58,9 +64,10 @@ impl SuperSeed {
     /// bitfield has not come yet) and returns the pieces to show it now (send as HAVE, or in
     /// the first bitfield). `holders[i]` is how many connected peers hold piece `i`.
     ///
-    /// Picks the pieces with the fewest holders plus showings, lowest index first, so hosts
-    /// that start together are each shown different pieces (and in about the order their
-    /// streams read). A peer seen first while `others_downloading` is false is shown every
+    /// Picks pieces no one holds or is shown, lowest index first, so hosts that start together
+    /// are each shown different pieces (and in about the order their streams read). Once
+    /// every piece has left the origin, picks those with the fewest holders, then those shown
+    /// to others too. A peer seen first while `others_downloading` is false is shown every
     /// piece at once, and from then on nothing more is needed.
     pub fn refill(&mut self, peer: PeerHandle, peer_has: &BF, holders: &[u16], others_downloading: bool) -> Vec<usize> {
         let announced = |piece: usize| peer_has.get(piece).is_some_and(|b| *b);
@@ -75,19 +82,35 @@ impl SuperSeed {
         let given = &mut self.given;
         let given_to = self.given_to.entry(peer).or_default();
         drop_where(given_to, given, announced);
-        let has = |piece: usize| announced(piece) || given_to.contains(&piece);
+        let mut has: Vec<bool> = (0..self.shown.len()).map(announced).collect();
+        for &piece in given_to.iter() {
+            has[piece] = true;
+        }
         let shown = &mut self.shown;
         let pending = self.per_peer.entry(peer).or_default();
-        drop_where(pending, shown, has);
+        drop_where(pending, shown, |piece| has[piece]);
         let wanted = self.per_peer_limit.saturating_sub(pending.len());
         if wanted == 0 {
             return Vec::new();
         }
-        let mut candidates: Vec<(u32, usize)> = (0..shown.len())
-            .filter(|&piece| !has(piece) && !pending.contains(&piece))
-            .map(|piece| {
-                let holders = holders.get(piece).copied().unwrap_or(0);
-                (u32::from(holders) + u32::from(shown[piece]) + u32::from(given[piece]), piece)
+        for &piece in pending.iter() {
+            has[piece] = true;
+        }
+        let held = |piece: usize| u32::from(holders.get(piece).copied().unwrap_or(0)) + u32::from(given[piece]);
+        // Until every piece has left the origin once, only pieces that have not are shown: a
+        // piece some host holds or is shown already would be sent twice, and the origin's link
+        // is what limits how fast new pieces enter the swarm.
+        let first_pass_done = (0..shown.len()).all(|piece| held(piece) > 0);
+        let mut candidates: Vec<(u8, u32, usize)> = (0..shown.len())
+            .filter(|&piece| !has[piece])
+            .filter_map(|piece| {
+                let (held, showings) = (held(piece), u32::from(shown[piece]));
+                match (held, showings) {
+                    (0, 0) => Some((0, 0, piece)),
+                    _ if !first_pass_done => None,
+                    (_, 0) => Some((1, held, piece)),
+                    _ => Some((2, held + showings, piece)),
+                }
             })
             .collect();
         let wanted = wanted.min(candidates.len());
@@ -95,7 +118,7 @@ impl SuperSeed {
             return Vec::new();
         }
         candidates.select_nth_unstable(wanted - 1);
-        let mut picked: Vec<usize> = candidates[..wanted].iter().map(|&(_, p)| p).collect();
+        let mut picked: Vec<usize> = candidates[..wanted].iter().map(|&(_, _, p)| p).collect();
         picked.sort_unstable();
         for &piece in &picked {
             shown[piece] = shown[piece].saturating_add(1);
@@ -104,10 +127,16 @@ impl SuperSeed {
         picked
     }
 
-    /// Records that `peer` asked for the last chunk of `piece`: if the piece was shown to it,
-    /// it counts as the peer's from now on, and the peer should be shown another (returns
-    /// true).
+    /// Records that `peer` asked for the last chunk of `piece`: the piece counts as the peer's
+    /// from now on (also for a peer shown every piece, so no one else is shown it), and if it
+    /// was one the peer was shown, the peer should be shown another (returns true).
     pub fn give(&mut self, peer: PeerHandle, piece: usize) -> bool {
+        let given_to = self.given_to.entry(peer).or_default();
+        if piece >= self.given.len() || given_to.contains(&piece) {
+            return false;
+        }
+        given_to.push(piece);
+        self.given[piece] = self.given[piece].saturating_add(1);
         let Some(pending) = self.per_peer.get_mut(&peer) else {
             return false;
         };
@@ -116,8 +145,6 @@ impl SuperSeed {
         };
         pending.swap_remove(at);
         self.shown[piece] = self.shown[piece].saturating_sub(1);
-        self.given[piece] = self.given[piece].saturating_add(1);
-        self.given_to.entry(peer).or_default().push(piece);
         true
     }
 
@@ -170,7 +197,7 @@ mod tests {
 
     #[test]
     fn a_peer_is_shown_the_blob_in_order_as_it_completes_pieces() {
-        let mut seed = SuperSeed::new(32, 256 * KIB);
+        let mut seed = SuperSeed::new(32, 32 * KIB);
         let none = vec![0u16; 32];
         assert_eq!(seed.refill(peer(1), &bitfield(32, &[]), &none, true), (0..8).collect::<Vec<_>>());
         assert!(seed.refill(peer(1), &bitfield(32, &[]), &none, true).is_empty());
@@ -182,7 +209,7 @@ mod tests {
 
     #[test]
     fn peers_that_start_together_are_shown_different_pieces() {
-        let mut seed = SuperSeed::new(64, 256 * KIB);
+        let mut seed = SuperSeed::new(64, 32 * KIB);
         let none = vec![0u16; 64];
         let empty = bitfield(64, &[]);
         let mut seen = std::collections::HashSet::new();
@@ -192,10 +219,38 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), 64);
-        // Everything is shown once now; a ninth peer gets pieces shown once, never one it holds.
-        let shown = seed.refill(peer(9), &bitfield(64, &[0, 1, 2]), &none, true);
+        // Everything is shown once now: a ninth peer is shown nothing until every piece has
+        // left the origin once, since any piece would be sent twice.
+        let ninth = bitfield(64, &[0, 1, 2]);
+        assert!(seed.refill(peer(9), &ninth, &none, true).is_empty());
+        for n in 1..=8u16 {
+            for piece in (usize::from(n) - 1) * 8..usize::from(n) * 8 {
+                seed.give(peer(n), piece);
+            }
+        }
+        // Then it is shown pieces that have left once, never one it holds.
+        let shown = seed.refill(peer(9), &ninth, &none, true);
         assert_eq!(shown.len(), 8);
         assert!(shown.iter().all(|p| *p > 2));
+    }
+
+    #[test]
+    fn a_piece_is_not_shown_twice_while_some_piece_has_not_left_once() {
+        let mut seed = SuperSeed::new(16, 1024 * KIB);
+        let none = vec![0u16; 16];
+        let empty = bitfield(16, &[]);
+        assert_eq!(seed.refill(peer(1), &empty, &none, true), vec![0, 1]);
+        // Pieces 2..15 are held by a host; piece 0 and 1 are still only shown to peer 1.
+        let mut holders = vec![1u16; 16];
+        holders[0] = 0;
+        holders[1] = 0;
+        assert!(seed.refill(peer(2), &empty, &holders, true).is_empty());
+        // Once peer 1 has asked for piece 0, only piece 1 has not left: still nothing.
+        assert!(seed.give(peer(1), 0));
+        assert!(seed.refill(peer(2), &empty, &holders, true).is_empty());
+        // Once it has asked for both, peer 2 is shown the least held pieces.
+        assert!(seed.give(peer(1), 1));
+        assert_eq!(seed.refill(peer(2), &empty, &holders, true), vec![0, 1]);
     }
 
     #[test]
@@ -223,12 +278,13 @@ mod tests {
 
     #[test]
     fn a_piece_given_counts_as_held_by_the_peer_that_never_announces_it() {
-        let mut seed = SuperSeed::new(32, 256 * KIB);
+        let mut seed = SuperSeed::new(32, 32 * KIB);
         let none = vec![0u16; 32];
         let empty = bitfield(32, &[]);
         assert_eq!(seed.refill(peer(1), &empty, &none, true), (0..8).collect::<Vec<_>>());
         assert!(seed.give(peer(1), 0));
         assert!(!seed.give(peer(1), 0), "given once");
+        // Peer 2 asks for piece 1 it was never shown: it counts as peer 2's, no more shown.
         assert!(!seed.give(peer(2), 1), "never shown to peer 2");
         // Peer 1 is shown a ninth piece, never piece 0 again though it did not announce it.
         assert_eq!(seed.refill(peer(1), &empty, &none, true), vec![8]);
@@ -241,12 +297,13 @@ mod tests {
         assert!(seed.refill(peer(1), &bitfield(32, &[0]), &holders, true).is_empty());
         assert_eq!(seed.given[0], 0);
         seed.forget(peer(1));
+        seed.forget(peer(2));
         assert!(seed.given.iter().all(|g| *g == 0));
     }
 
     #[test]
     fn a_lone_downloader_is_shown_everything_and_later_peers_are_super_seeded() {
-        let mut seed = SuperSeed::new(32, 256 * KIB);
+        let mut seed = SuperSeed::new(32, 32 * KIB);
         let none = vec![0u16; 32];
         let shown = seed.refill(peer(1), &bitfield(32, &[3]), &none, false);
         assert_eq!(shown.len(), 31);
