@@ -146,6 +146,48 @@ def wait_port(host, port, timeout=20, ip=None):
     raise RuntimeError(f"nothing listens on {ip}:{port} in {host.ns} after {timeout}s")
 
 
+class LinkMeter:
+    """With --rates-out: samples every lab link's byte counters (`ip -s link` in the bridge
+    namespace) every 250 ms during a scenario and appends them to that file as JSON lines, for
+    `bench/swarm/rates.py` (per-second link use of the origin and the hosts)."""
+
+    def __init__(self, path, scenario):
+        self.path, self.scenario, self._stop = path, scenario, threading.Event()
+
+    def _sample(self):
+        out = subprocess.run(["ip", "-n", BRIDGE_NS, "-j", "-s", "link", "show"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True).stdout
+        links = {}
+        for link in json.loads(out or "[]"):
+            stats = link.get("stats64") or link.get("stats") or {}
+            if link.get("ifname", "").startswith("v"):
+                # The bridge side's tx is what the host receives; its rx, what the host sends.
+                links[link["ifname"]] = [stats.get("tx", {}).get("bytes", 0), stats.get("rx", {}).get("bytes", 0)]
+        return links
+
+    def __enter__(self):
+        if not self.path:
+            return self
+        self.out = open(self.path, "a")
+
+        def loop():
+            while True:
+                row = {"scenario": self.scenario, "t": round(time.monotonic(), 3), "links": self._sample()}
+                self.out.write(json.dumps(row) + "\n")
+                if self._stop.wait(0.25):
+                    break
+
+        self.thread = threading.Thread(target=loop, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.path:
+            self._stop.set()
+            self.thread.join()
+            self.out.close()
+
+
 class CpuMeter:
     """Samples /proc/stat: mean and peak busy fraction of all cores over a scenario. With a lab,
     also the CPU time of the lab's own processes (servers and clients, threads included), so
@@ -277,7 +319,7 @@ def summarize(name, times, ideal, cpu, lab=None, hosts=()):
 def scenario_direct(lab, registry, hosts, blob, repo, digest, ideal, args):
     url = f"http://{registry.ip}:5000/v2/{repo}/blobs/{digest}"
     cmd = lambda h, i: ["curl", "-sSf", "-o", "/dev/null", "--max-time", str(int(ideal * 40 + 60)), url]
-    with CpuMeter(lab) as cpu:
+    with CpuMeter(lab) as cpu, LinkMeter(args.rates_out, "direct"):
         times = run_clients(lab, hosts, cmd, ideal * 40 + 60, args.stagger)
     return summarize("direct", times, ideal, cpu, lab, hosts)
 
@@ -296,7 +338,7 @@ def scenario_aria2(lab, origin, hosts, blob, torrent_path, info_hash, ideal, arg
     wait_port(origin, 6881)
     cmd = lambda h, i: ["aria2c", "--seed-time=0", "--listen-port=6881", f"--dir={lab.workdir}/dl-{i}"] + common + [
         torrent_path]
-    with CpuMeter(lab) as cpu:
+    with CpuMeter(lab) as cpu, LinkMeter(args.rates_out, "aria2"):
         times = run_clients(lab, hosts, cmd, ideal * 40 + 60, args.stagger)
     return summarize("aria2", times, ideal, cpu, lab, hosts)
 
@@ -372,7 +414,7 @@ def scenario_shoal(lab, origin, registry, hosts, blob, digest, size, ideal, args
             f'{base}/blobs/{digest}) && test "$n" = {size}')
     cmd = lambda h, i: ["sh", "-c", pull]
     seeder_before = scrape(origin, f"http://{origin.ip}:8080/metrics")
-    with CpuMeter(lab) as cpu:
+    with CpuMeter(lab) as cpu, LinkMeter(args.rates_out, name):
         times = run_clients(lab, hosts, cmd, ideal * 40 + 60, args.stagger)
     result = summarize(name, times, ideal, cpu, lab, hosts)
     # Where the bytes came from, summed over the shims, in blob sizes.
@@ -458,6 +500,8 @@ def main():
     ap.add_argument("--keep-logs", default=os.environ.get("SHOAL_LAB_KEEP_LOGS"),
                     help="copy every process's log here (per scenario) before the run's files go")
     ap.add_argument("--label", default=os.environ.get("SHOAL_LAB_LABEL", ""), help="free text kept in --json-out")
+    ap.add_argument("--rates-out", default=os.environ.get("SHOAL_LAB_RATES_OUT"),
+                    help="append every link's byte counters, 4 times a second, to this file (bench/swarm/rates.py)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("lab.py: needs root (ip netns, tc)")
