@@ -55,12 +55,21 @@ pub fn free_port() -> u16 {
 }
 
 /// Polls `ready` every 20 ms until it holds; panics with `what` after `timeout`.
-pub fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, timeout: Duration, ready: impl FnMut() -> bool) {
+    assert!(poll_until(timeout, ready), "timed out after {timeout:?} waiting for {what}");
+}
+
+/// Polls `ready` every 20 ms until it holds (true) or `timeout` has passed (false), for a
+/// caller that says more than [`wait_until`] when it fails.
+pub fn poll_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while !ready() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+    true
 }
 
 /// Waits until something accepts TCP connections at `addr`.

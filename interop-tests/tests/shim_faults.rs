@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use shoal_interop_tests::registry::{curl, skopeo_push, start_registry, write_oci_layout};
 use shoal_interop_tests::stack::{seeding, start_seeder_with, start_tracker};
-use shoal_interop_tests::{free_port, require_tool, sha256_file, shoal_binary, wait_until, ChildGuard};
+use shoal_interop_tests::{free_port, poll_until, require_tool, sha256_file, shoal_binary, wait_until, ChildGuard};
 use shoal_registry_shim::swarm::{Source, SwarmConfig};
 use shoal_registry_shim::{BoundShim, ShimConfig};
 use shoal_torrents::{hash_reader, BlobTorrent, Distribution};
@@ -93,17 +93,10 @@ async fn a_peer_serving_corrupted_pieces_never_gets_bad_bytes_to_the_client() {
     let info_hash: String = torrent.info_hash().as_bytes().iter().map(|b| format!("%{b:02X}")).collect();
     let scrape = format!("{}?info_hash={info_hash}", trackers[0].replace("/announce", "/scrape"));
     let announced = tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
+        poll_until(Duration::from_secs(30), || {
             let (_, body, _) = curl(&scrape, &[]);
-            if String::from_utf8_lossy(&body).contains("8:completei1e") {
-                return true;
-            }
-            if std::time::Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            String::from_utf8_lossy(&body).contains("8:completei1e")
+        })
     })
     .await
     .unwrap();
