@@ -224,6 +224,10 @@ log "seeder pre-mirrored both images in $(since "$t0") s (shoal magnets)"
 
 # --- 1 and 2: docker pull, direct / cold through the shim / warm through the shim -----------
 DIRECT=() COLD=() WARM=() LOADS=() COLD_SPLIT=()
+# A fresh dockerd's first pull runs 2-3 s slower than the next ones, whichever registry it
+# comes from: one uncounted direct pull first, so rep 1 measures what the others do.
+docker_empty
+log "warm-up direct pull (not counted): $(docker_pull "$REG/bench/pull:1")s"
 for rep in $(seq "$REPS"); do
     docker_empty
     LOADS+=("$(load)")

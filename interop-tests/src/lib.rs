@@ -72,6 +72,25 @@ pub fn poll_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
     true
 }
 
+/// Waits (without blocking a runtime thread an in-process server needs) until `ready`, for up
+/// to 20 s; panics with `what` after that.
+pub async fn eventually(what: &str, ready: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The file of a blob in the store under `data` (a shim's or a seeder's data dir), once it is
+/// there: a shim hands its client the last byte as soon as the blob has matched its digest,
+/// and syncs and renames the file into the store just after.
+pub async fn stored_blob(data: &Path, digest: &str) -> PathBuf {
+    let path = data.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    eventually(&format!("{digest} in the store"), || path.is_file()).await;
+    path
+}
+
 /// Waits until something accepts TCP connections at `addr`.
 pub fn wait_for_tcp(addr: SocketAddr, timeout: Duration) {
     wait_until(&format!("a listener on {addr}"), timeout, || {

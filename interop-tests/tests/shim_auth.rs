@@ -8,7 +8,7 @@ use std::process::Command;
 
 use shoal_interop_tests::registry::{curl, skopeo_pull_with, start_registry, write_oci_layout};
 use shoal_interop_tests::stack::start_shim;
-use shoal_interop_tests::{require_tool, run_ok, sha256_file};
+use shoal_interop_tests::{require_tool, run_ok, sha256_file, stored_blob};
 
 const USER: &str = "shoal";
 const PASSWORD: &str = "s3cret-Pa55word";
@@ -94,7 +94,7 @@ async fn credentials_pass_through_the_shim_and_private_blobs_stay_private() {
     let (status, body, _) = curl(&blob_url, &["-u", &creds]);
     assert_eq!(status, 200);
     assert_eq!(body, std::fs::read(&layer.path).unwrap());
-    let stored = tmp.path().join("shim/blobs/sha256").join(layer.digest.trim_start_matches("sha256:"));
+    let stored = stored_blob(&tmp.path().join("shim"), &layer.digest).await;
     assert_eq!(sha256_file(&stored), layer.digest, "the blob is cached");
 
     // Cached now, yet still not served to a client without credentials (nor a wrong one),

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use shoal_interop_tests::registry::{curl, skopeo_push, start_registry, write_oci_layout, LayoutBlob};
-use shoal_interop_tests::sha256_file;
 use shoal_interop_tests::stack::{seeding, start_seeder, start_tracker};
+use shoal_interop_tests::{eventually, sha256_file, stored_blob};
 use shoal_registry_shim::swarm::SwarmConfig;
 use shoal_registry_shim::{BoundShim, ShimConfig};
 use shoal_seeder::eviction::StoreLimit;
@@ -80,15 +80,6 @@ async fn wait_for_index_lock(e: &shoal_registry_shim::ShimError) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-/// Waits (without blocking a runtime thread the shim needs) until `ready`, for up to 20 s.
-async fn eventually(what: &str, ready: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !ready() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// A registry holding `team/app:v1`, an image of four layers a little over [`LAYER`] bytes
 /// each; returns its guard, port and blobs (config first). Lengths differ so that the layers do
 /// (write_blob's seeds 2n and 2n+1 give the same bytes).
@@ -146,7 +137,7 @@ async fn the_shim_evicts_least_recently_used_blobs_and_keeps_its_index_across_re
 
     // An evicted blob pulls again, from upstream, byte for byte (and fits: no eviction).
     pull(shim.addr, l2).await;
-    assert_eq!(sha256_file(&stored_path(&data, &l2.digest)), l2.digest);
+    assert_eq!(sha256_file(&stored_blob(&data, &l2.digest).await), l2.digest);
     let again = sum(&[l1, l2, l4]);
     eventually("l2 indexed again", || shim.metrics.bytes_stored.get() as u64 == again).await;
     assert_eq!(shim.metrics.evicted_blobs.get(), 2);

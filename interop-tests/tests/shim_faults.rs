@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use shoal_interop_tests::registry::{curl, skopeo_push, start_registry, write_oci_layout};
 use shoal_interop_tests::stack::{seeding, start_seeder_with, start_tracker};
-use shoal_interop_tests::{free_port, poll_until, require_tool, sha256_file, shoal_binary, wait_until, ChildGuard};
+use shoal_interop_tests::{
+    free_port, poll_until, require_tool, sha256_file, shoal_binary, stored_blob, wait_until, ChildGuard,
+};
 use shoal_registry_shim::swarm::{Source, SwarmConfig};
 use shoal_registry_shim::{BoundShim, ShimConfig};
 use shoal_torrents::{hash_reader, BlobTorrent, Distribution};
@@ -145,7 +147,7 @@ async fn a_peer_serving_corrupted_pieces_never_gets_bad_bytes_to_the_client() {
     assert!(peers < layer.size, "every piece came from peers although half were corrupt: {}", metrics.render());
     assert!(peers + http + metrics.bytes(Source::Upstream).get() >= layer.size, "{}", metrics.render());
     // And the store holds the verified blob under its digest.
-    let stored = tmp.path().join("shim/blobs/sha256").join(layer.digest.trim_start_matches("sha256:"));
+    let stored = stored_blob(&tmp.path().join("shim"), &layer.digest).await;
     assert_eq!(sha256_file(&stored), layer.digest);
     seeder.stop().await;
 }

@@ -128,8 +128,21 @@ impl BlobStore {
         size: u64,
         chunks: impl Iterator<Item = Chunk>,
     ) -> Result<HashedBlob, StoreError> {
+        self.ingest_notifying(expected, size, chunks, || {})
+    }
+
+    /// [`BlobStore::ingest`], calling `on_verified` as soon as the bytes have hashed to
+    /// `expected`, before the file is synced and renamed: a client streaming the same bytes
+    /// can have its last chunk then, without waiting for the disk.
+    pub fn ingest_notifying(
+        &self,
+        expected: BlobDigest,
+        size: u64,
+        chunks: impl Iterator<Item = Chunk>,
+        on_verified: impl FnOnce(),
+    ) -> Result<HashedBlob, StoreError> {
         let tmp_path = self.temp_path(&expected);
-        let result = self.ingest_to(&tmp_path, expected, size, chunks);
+        let result = self.ingest_to(&tmp_path, expected, size, chunks, on_verified);
         if result.is_err() {
             let _ = fs::remove_file(&tmp_path);
         }
@@ -166,6 +179,7 @@ impl BlobStore {
         expected: BlobDigest,
         size: u64,
         chunks: impl Iterator<Item = Chunk>,
+        on_verified: impl FnOnce(),
     ) -> Result<HashedBlob, StoreError> {
         let file = File::create(tmp_path).map_err(io_at(tmp_path))?;
         let mut tee = TeeReader { chunks, current: Bytes::new(), file, failure: None, delivered: 0, size };
@@ -181,6 +195,7 @@ impl BlobStore {
             tracing::error!(%expected, actual = %hashed.digest, "upstream bytes do not match the digest; discarded");
             return Err(StoreError::DigestMismatch { expected, actual: hashed.digest });
         }
+        on_verified();
         tee.file.sync_data().map_err(io_at(tmp_path))?;
         drop(tee);
         let dest = self.path(&expected);
@@ -279,6 +294,28 @@ mod tests {
         assert!(err.to_string().contains("does not match"));
         assert!(store.stored_size(&claimed).is_none());
         assert!(tmp_is_empty(dir.path()));
+    }
+
+    #[test]
+    fn on_verified_runs_only_for_bytes_that_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let d = digest_of(b"hello");
+        let mut told = false;
+        store.ingest_notifying(d, 5, feed(vec![Ok(Bytes::from_static(b"hello"))]), || told = true).unwrap();
+        assert!(told);
+        let other = digest_of(b"other");
+        let mut told = false;
+        let err =
+            store.ingest_notifying(other, 5, feed(vec![Ok(Bytes::from_static(b"jello"))]), || told = true).unwrap_err();
+        assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err}");
+        assert!(!told, "a mismatch must never let a client have its last chunk");
+        let mut told = false;
+        let err = store
+            .ingest_notifying(other, 5, feed(vec![Ok(Bytes::from_static(b"oth")), Err("reset".into())]), || told = true)
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Source { .. }), "{err}");
+        assert!(!told);
     }
 
     #[test]
