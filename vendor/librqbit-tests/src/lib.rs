@@ -13,3 +13,7 @@ mod type_aliases {
 #[allow(dead_code)]
 #[path = "../../librqbit/src/torrent_state/live/super_seed.rs"]
 mod super_seed;
+
+#[allow(dead_code)]
+#[path = "../../librqbit/src/torrent_state/live/rate_window.rs"]
+mod rate_window;

@@ -42,6 +42,8 @@
 pub mod peer;
 pub mod peers;
 pub mod stats;
+// Shoal patch: per-peer request windows from the peer's measured rate.
+mod rate_window;
 mod super_seed;
 
 use std::{
@@ -1023,13 +1025,17 @@ const DEFAULT_PEER_REQUEST_WINDOW: usize = 128;
 struct PeerFlowControl {
     i_am_choked: bool,
     request_window: usize,
+    // Shoal patch: the window follows the peer's rate (`rate_window.rs`), up to the maximum.
+    rate_window: rate_window::RateWindow,
 }
 
 impl PeerFlowControl {
     fn new(max_request_window: usize) -> Self {
+        let rate_window = rate_window::RateWindow::new(max_request_window);
         Self {
             i_am_choked: true,
-            request_window: max_request_window,
+            request_window: rate_window.window(),
+            rate_window,
         }
     }
 }
@@ -1201,9 +1207,10 @@ impl PeerConnectionHandler for &'_ PeerHandler {
         if let Some(reqq) = hs.reqq.and_then(|reqq| usize::try_from(reqq).ok())
             && reqq > 0
         {
-            let request_window = reqq.min(self.state.max_request_window());
+            let cap = reqq.min(self.state.max_request_window());
             let mut flow = self.lock_flow_control("update request window");
-            if flow.request_window != request_window {
+            // Shoal patch: reqq caps the rate-sized window instead of setting it.
+            if let Some(request_window) = flow.rate_window.set_cap(cap) {
                 debug!(
                     reqq,
                     request_window, "updated peer request window from extended handshake"
@@ -1954,6 +1961,21 @@ impl PeerHandler {
 
         if !should_process {
             return Ok(());
+        }
+
+        // Shoal patch: resize this peer's request window to its measured rate.
+        let resized = {
+            let mut flow = self.lock_flow_control("rate window");
+            let resized = flow
+                .rate_window
+                .on_chunk(Instant::now(), piece.len() as u64);
+            if let Some(window) = resized {
+                flow.request_window = window;
+            }
+            resized
+        };
+        if resized.is_some() {
+            self.notify_request_slots_changed();
         }
 
         // This one is used to calculate download speed.
