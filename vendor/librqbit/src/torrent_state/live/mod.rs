@@ -1696,7 +1696,7 @@ impl PeerHandler {
         Some(
             super_seed
                 .lock()
-                .refill(self.addr, &peer_has, &holders, others_downloading),
+                .refill(self.addr, &peer_has, &holders, others_downloading, Instant::now()),
         )
     }
 

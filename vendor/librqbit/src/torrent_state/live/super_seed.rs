@@ -17,6 +17,7 @@
 //! requests, and sends the HAVEs it returns.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use crate::type_aliases::{BF, PeerHandle};
 
@@ -32,10 +33,13 @@ pub(crate) struct SuperSeed {
     given: Vec<u16>,
     /// Per peer: the pieces it was given and has not announced.
     given_to: HashMap<PeerHandle, Vec<usize>>,
-    /// Peers shown every piece: they connected while no other peer was downloading, and with
-    /// one downloader there is nothing to share out (showing a lone docker pull a few pieces
-    /// at a time made it 1.5x slower).
+    /// Peers shown every piece: they have been the only downloader for [`Self::LONE_AFTER`],
+    /// and with one downloader there is nothing to share out (showing a lone docker pull a
+    /// few pieces at a time made it 1.5x slower).
     shown_all: std::collections::HashSet<PeerHandle>,
+    /// Peers that connected while no other peer was downloading, and since when: super-seeded
+    /// until they have been alone for [`Self::LONE_AFTER`].
+    lone_since: HashMap<PeerHandle, Instant>,
     /// How many unheld pieces a peer is shown at once (`SHOWN_BYTES`).
     per_peer_limit: usize,
 }
@@ -48,6 +52,13 @@ impl SuperSeed {
     /// 1.27-1.29x with 256 KiB; docs/benchmarks.md).
     const SHOWN_BYTES: u64 = 256 * 1024;
 
+    /// How long a peer must be the only downloader before it is shown every piece. Hosts of a
+    /// burst connect within tens of milliseconds of each other, and the first one used to be
+    /// shown everything at once: its stream then asked the origin for the pieces the origin
+    /// was just sending to the others (the lab's origin sent 25 pieces twice, 0.6 s of its
+    /// link). A lone pull loses no more than this at super-seeding's pace.
+    const LONE_AFTER: Duration = Duration::from_millis(200);
+
     pub fn new(total_pieces: usize, piece_length: u32) -> Self {
         let per_peer_limit = Self::SHOWN_BYTES.div_ceil(u64::from(piece_length.max(1))).max(2);
         Self {
@@ -56,6 +67,7 @@ impl SuperSeed {
             given: vec![0; total_pieces],
             given_to: HashMap::new(),
             shown_all: std::collections::HashSet::new(),
+            lone_since: HashMap::new(),
             per_peer_limit: usize::try_from(per_peer_limit).unwrap_or(usize::MAX),
         }
     }
@@ -67,16 +79,38 @@ impl SuperSeed {
     /// Picks pieces no one holds or is shown, lowest index first, so hosts that start together
     /// are each shown different pieces (and in about the order their streams read). Once
     /// every piece has left the origin, picks those with the fewest holders, then those shown
-    /// to others too. A peer seen first while `others_downloading` is false is shown every
-    /// piece at once, and from then on nothing more is needed.
-    pub fn refill(&mut self, peer: PeerHandle, peer_has: &BF, holders: &[u16], others_downloading: bool) -> Vec<usize> {
+    /// to others too. A peer seen first while `others_downloading` is false, and still the
+    /// only downloader [`Self::LONE_AFTER`] later (`now` is the time of this call), is shown
+    /// every piece at once, and from then on nothing more is needed.
+    pub fn refill(
+        &mut self,
+        peer: PeerHandle,
+        peer_has: &BF,
+        holders: &[u16],
+        others_downloading: bool,
+        now: Instant,
+    ) -> Vec<usize> {
         let announced = |piece: usize| peer_has.get(piece).is_some_and(|b| *b);
         if self.shown_all.contains(&peer) {
             return Vec::new();
         }
-        if !others_downloading && !self.per_peer.contains_key(&peer) {
+        if others_downloading {
+            self.lone_since.remove(&peer);
+        } else if !self.per_peer.contains_key(&peer) {
+            self.lone_since.insert(peer, now);
+        } else if self
+            .lone_since
+            .get(&peer)
+            .is_some_and(|since| now.saturating_duration_since(*since) >= Self::LONE_AFTER)
+        {
+            self.lone_since.remove(&peer);
             self.shown_all.insert(peer);
-            return (0..self.shown.len()).filter(|&p| !announced(p)).collect();
+            let pending = self.per_peer.remove(&peer).unwrap_or_default();
+            for &piece in &pending {
+                self.shown[piece] = self.shown[piece].saturating_sub(1);
+            }
+            // The pieces it was shown already went out as HAVEs.
+            return (0..self.shown.len()).filter(|&p| !announced(p) && !pending.contains(&p)).collect();
         }
         // A given piece the peer announces is counted by `holders` from now on.
         let given = &mut self.given;
@@ -158,6 +192,7 @@ impl SuperSeed {
             self.given[piece] = self.given[piece].saturating_sub(1);
         }
         self.shown_all.remove(&peer);
+        self.lone_since.remove(&peer);
     }
 
     /// Whether `piece` is shown to `peer` and the peer did not hold it yet.
@@ -195,16 +230,22 @@ mod tests {
 
     const KIB: u32 = 1024;
 
+    /// One instant for the tests that do not care about time.
+    fn t0() -> Instant {
+        static T0: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *T0.get_or_init(Instant::now)
+    }
+
     #[test]
     fn a_peer_is_shown_the_blob_in_order_as_it_completes_pieces() {
         let mut seed = SuperSeed::new(32, 32 * KIB);
         let none = vec![0u16; 32];
-        assert_eq!(seed.refill(peer(1), &bitfield(32, &[]), &none, true), (0..8).collect::<Vec<_>>());
-        assert!(seed.refill(peer(1), &bitfield(32, &[]), &none, true).is_empty());
+        assert_eq!(seed.refill(peer(1), &bitfield(32, &[]), &none, true, t0()), (0..8).collect::<Vec<_>>());
+        assert!(seed.refill(peer(1), &bitfield(32, &[]), &none, true, t0()).is_empty());
         let mut holders = none.clone();
         holders[0] = 1;
         holders[1] = 1;
-        assert_eq!(seed.refill(peer(1), &bitfield(32, &[0, 1]), &holders, true), vec![8, 9]);
+        assert_eq!(seed.refill(peer(1), &bitfield(32, &[0, 1]), &holders, true, t0()), vec![8, 9]);
     }
 
     #[test]
@@ -214,7 +255,7 @@ mod tests {
         let empty = bitfield(64, &[]);
         let mut seen = std::collections::HashSet::new();
         for n in 1..=8 {
-            for piece in seed.refill(peer(n), &empty, &none, true) {
+            for piece in seed.refill(peer(n), &empty, &none, true, t0()) {
                 assert!(seen.insert(piece), "piece {piece} shown twice");
             }
         }
@@ -222,14 +263,14 @@ mod tests {
         // Everything is shown once now: a ninth peer is shown nothing until every piece has
         // left the origin once, since any piece would be sent twice.
         let ninth = bitfield(64, &[0, 1, 2]);
-        assert!(seed.refill(peer(9), &ninth, &none, true).is_empty());
+        assert!(seed.refill(peer(9), &ninth, &none, true, t0()).is_empty());
         for n in 1..=8u16 {
             for piece in (usize::from(n) - 1) * 8..usize::from(n) * 8 {
                 seed.give(peer(n), piece);
             }
         }
         // Then it is shown pieces that have left once, never one it holds.
-        let shown = seed.refill(peer(9), &ninth, &none, true);
+        let shown = seed.refill(peer(9), &ninth, &none, true, t0());
         assert_eq!(shown.len(), 8);
         assert!(shown.iter().all(|p| *p > 2));
     }
@@ -239,18 +280,18 @@ mod tests {
         let mut seed = SuperSeed::new(16, 1024 * KIB);
         let none = vec![0u16; 16];
         let empty = bitfield(16, &[]);
-        assert_eq!(seed.refill(peer(1), &empty, &none, true), vec![0, 1]);
+        assert_eq!(seed.refill(peer(1), &empty, &none, true, t0()), vec![0, 1]);
         // Pieces 2..15 are held by a host; piece 0 and 1 are still only shown to peer 1.
         let mut holders = vec![1u16; 16];
         holders[0] = 0;
         holders[1] = 0;
-        assert!(seed.refill(peer(2), &empty, &holders, true).is_empty());
+        assert!(seed.refill(peer(2), &empty, &holders, true, t0()).is_empty());
         // Once peer 1 has asked for piece 0, only piece 1 has not left: still nothing.
         assert!(seed.give(peer(1), 0));
-        assert!(seed.refill(peer(2), &empty, &holders, true).is_empty());
+        assert!(seed.refill(peer(2), &empty, &holders, true, t0()).is_empty());
         // Once it has asked for both, peer 2 is shown the least held pieces.
         assert!(seed.give(peer(1), 1));
-        assert_eq!(seed.refill(peer(2), &empty, &holders, true), vec![0, 1]);
+        assert_eq!(seed.refill(peer(2), &empty, &holders, true, t0()), vec![0, 1]);
     }
 
     #[test]
@@ -260,7 +301,7 @@ mod tests {
         for h in holders.iter_mut().take(12) {
             *h = 3;
         }
-        let shown = seed.refill(peer(1), &bitfield(16, &[]), &holders, true);
+        let shown = seed.refill(peer(1), &bitfield(16, &[]), &holders, true, t0());
         assert_eq!(shown, vec![12, 13]);
     }
 
@@ -269,11 +310,11 @@ mod tests {
         let mut seed = SuperSeed::new(4, 1024 * KIB);
         let none = vec![0u16; 4];
         let empty = bitfield(4, &[]);
-        assert_eq!(seed.refill(peer(1), &empty, &none, true), vec![0, 1]);
-        assert_eq!(seed.refill(peer(2), &empty, &none, true), vec![2, 3]);
+        assert_eq!(seed.refill(peer(1), &empty, &none, true, t0()), vec![0, 1]);
+        assert_eq!(seed.refill(peer(2), &empty, &none, true, t0()), vec![2, 3]);
         seed.forget(peer(1));
         assert!(!seed.is_shown(peer(1), 0));
-        assert_eq!(seed.refill(peer(3), &empty, &none, true), vec![0, 1]);
+        assert_eq!(seed.refill(peer(3), &empty, &none, true, t0()), vec![0, 1]);
     }
 
     #[test]
@@ -281,20 +322,20 @@ mod tests {
         let mut seed = SuperSeed::new(32, 32 * KIB);
         let none = vec![0u16; 32];
         let empty = bitfield(32, &[]);
-        assert_eq!(seed.refill(peer(1), &empty, &none, true), (0..8).collect::<Vec<_>>());
+        assert_eq!(seed.refill(peer(1), &empty, &none, true, t0()), (0..8).collect::<Vec<_>>());
         assert!(seed.give(peer(1), 0));
         assert!(!seed.give(peer(1), 0), "given once");
         // Peer 2 asks for piece 1 it was never shown: it counts as peer 2's, no more shown.
         assert!(!seed.give(peer(2), 1), "never shown to peer 2");
         // Peer 1 is shown a ninth piece, never piece 0 again though it did not announce it.
-        assert_eq!(seed.refill(peer(1), &empty, &none, true), vec![8]);
+        assert_eq!(seed.refill(peer(1), &empty, &none, true, t0()), vec![8]);
         // Piece 0 now ranks like a held piece: a second peer is shown pieces no one has first.
-        let second = seed.refill(peer(2), &empty, &none, true);
+        let second = seed.refill(peer(2), &empty, &none, true, t0());
         assert_eq!(second, (9..17).collect::<Vec<_>>());
         // Once peer 1 announces piece 0 it is counted by the bitfields, not twice.
         let mut holders = none.clone();
         holders[0] = 1;
-        assert!(seed.refill(peer(1), &bitfield(32, &[0]), &holders, true).is_empty());
+        assert!(seed.refill(peer(1), &bitfield(32, &[0]), &holders, true, t0()).is_empty());
         assert_eq!(seed.given[0], 0);
         seed.forget(peer(1));
         seed.forget(peer(2));
@@ -305,29 +346,54 @@ mod tests {
     fn a_lone_downloader_is_shown_everything_and_later_peers_are_super_seeded() {
         let mut seed = SuperSeed::new(32, 32 * KIB);
         let none = vec![0u16; 32];
-        let shown = seed.refill(peer(1), &bitfield(32, &[3]), &none, false);
-        assert_eq!(shown.len(), 31);
-        assert!(!shown.contains(&3));
-        assert!(seed.refill(peer(1), &bitfield(32, &[3]), &none, true).is_empty());
-        assert!(!seed.give(peer(1), 0));
-        assert_eq!(seed.refill(peer(2), &bitfield(32, &[]), &none, true).len(), 8);
+        let has3 = bitfield(32, &[3]);
+        // Alone, it is super-seeded at first, like any peer...
+        assert_eq!(seed.refill(peer(1), &has3, &none, false, t0()), (0..9).filter(|&p| p != 3).collect::<Vec<_>>());
+        assert!(seed.give(peer(1), 0));
+        assert!(seed.refill(peer(1), &has3, &none, false, t0() + Duration::from_millis(100)).len() <= 1);
+        // ...and shown the rest once it has been alone for LONE_AFTER.
+        let rest = seed.refill(peer(1), &has3, &none, false, t0() + SuperSeed::LONE_AFTER);
+        assert!(!rest.is_empty() && rest.iter().all(|&p| p >= 8 || p == 0), "{rest:?}");
+        assert!(seed.shown.iter().all(|&n| n == 0), "a peer shown everything is not counted as shown");
+        assert!(seed.refill(peer(1), &has3, &none, true, t0()).is_empty());
+        assert!(!seed.give(peer(1), 9));
+        assert_eq!(seed.refill(peer(2), &bitfield(32, &[]), &none, true, t0()).len(), 8);
         // A peer already super-seeded stays so when the others leave.
-        assert!(seed.refill(peer(2), &bitfield(32, &[]), &none, false).is_empty());
+        assert!(seed.refill(peer(2), &bitfield(32, &[]), &none, false, t0() + Duration::from_secs(9)).is_empty());
         seed.forget(peer(1));
         assert!(seed.shown_all.is_empty());
     }
 
     #[test]
+    fn a_peer_joined_within_lone_after_keeps_the_first_super_seeded() {
+        let mut seed = SuperSeed::new(32, 32 * KIB);
+        let none = vec![0u16; 32];
+        let empty = bitfield(32, &[]);
+        assert_eq!(seed.refill(peer(1), &empty, &none, false, t0()), (0..8).collect::<Vec<_>>());
+        // A second host of the burst arrives 20 ms later: both are super-seeded from then on.
+        assert_eq!(
+            seed.refill(peer(2), &empty, &none, true, t0() + Duration::from_millis(20)),
+            (8..16).collect::<Vec<_>>()
+        );
+        assert!(seed.give(peer(1), 0));
+        let later = t0() + Duration::from_secs(1);
+        assert_eq!(seed.refill(peer(1), &empty, &none, true, later), vec![16]);
+        // Even if it is alone again later (the other finished), it is not shown everything.
+        assert!(seed.give(peer(1), 1));
+        assert_eq!(seed.refill(peer(1), &empty, &none, false, later + SuperSeed::LONE_AFTER), vec![17]);
+    }
+
+    #[test]
     fn a_peer_with_every_piece_is_shown_nothing() {
         let mut seed = SuperSeed::new(4, 1024 * KIB);
-        assert!(seed.refill(peer(1), &bitfield(4, &[0, 1, 2, 3]), &[1, 1, 1, 1], true).is_empty());
+        assert!(seed.refill(peer(1), &bitfield(4, &[0, 1, 2, 3]), &[1, 1, 1, 1], true, t0()).is_empty());
     }
 
     #[test]
     fn the_last_pieces_a_peer_lacks_are_shown_to_it() {
         let mut seed = SuperSeed::new(8, 1024 * KIB);
         let holders = vec![5u16; 8];
-        let shown = seed.refill(peer(1), &bitfield(8, &[0, 1, 2, 3, 4, 5, 7]), &holders, true);
+        let shown = seed.refill(peer(1), &bitfield(8, &[0, 1, 2, 3, 4, 5, 7]), &holders, true, t0());
         assert_eq!(shown, vec![6]);
     }
 }
