@@ -117,7 +117,8 @@ pub struct ShimTiming {
     /// Seconds a tag is trusted before it is resolved upstream again.
     #[arg(long, env = "SHOAL_SHIM_TAG_TTL_SECS", default_value_t = 30)]
     pub tag_ttl_secs: u64,
-    /// 16 KiB chunk requests the shim keeps outstanding per peer.
+    /// Most 16 KiB chunk requests the shim keeps outstanding at one peer (each peer's window
+    /// follows its rate, 300 ms of it, at least 8, up to this).
     #[arg(long, env = "SHOAL_SHIM_PEER_REQUEST_WINDOW", default_value_t = shoal_registry_shim::swarm::DEFAULT_PEER_REQUEST_WINDOW)]
     pub peer_request_window: usize,
 }

@@ -47,16 +47,17 @@ pub struct SwarmConfig {
     /// that must fetch the blob answers 202 at once (the client should not wait for a whole
     /// mirror); a seeder that holds it may be slow when many hosts ask together.
     pub torrent_timeout: Duration,
-    /// 16 KiB chunk requests kept outstanding per peer ([`DEFAULT_PEER_REQUEST_WINDOW`]).
+    /// At most this many 16 KiB chunk requests kept outstanding per peer
+    /// ([`DEFAULT_PEER_REQUEST_WINDOW`]); within it, each peer's window covers 300 ms of its
+    /// measured rate (vendor/librqbit, patch 5).
     pub peer_request_window: usize,
 }
 
-/// Chunk requests kept outstanding per peer by default (librqbit's own: 128). One seeder on
-/// loopback needs a deep window (a 1 GiB cold blob: 12.1 s at 8, 7.9 s at 32, 5.4-5.9 s at 64);
-/// in the swarm lab a deep window towards the origin reserves pieces there that other hosts
-/// would soon hold, which cost more with in-order picking (8 was best then) than it does with
-/// the rarest-first picker of vendor/librqbit (N=16: 1.9-2.2x ideal at 16, 2.1-2.3x at 64,
-/// within the lab's run-to-run spread).
+/// The most chunk requests kept outstanding at one peer by default (librqbit's own: 128). One
+/// seeder on loopback needs a deep window (a 1 GiB cold blob: 12.1 s at 8, 7.9 s at 32,
+/// 5.4-5.9 s at 64); in the swarm lab a deep window at every peer commits a host to pieces
+/// seconds ahead (N=16, 50 mbit: 1.35x ideal at a fixed 64, 1.2x at a fixed 8). So each peer's
+/// window follows its rate (300 ms of it, at least 8), up to this.
 pub const DEFAULT_PEER_REQUEST_WINDOW: usize = 64;
 
 /// A blob's torrent as the seeder served it.
