@@ -161,7 +161,7 @@ mod tests {
         assert_eq!(w.set_cap(20), Some(20));
         feed(&mut w, t, 300_000_000, 0.3);
         assert_eq!(w.window(), 20);
-        let mut tiny = RateWindow::new(2);
+        let tiny = RateWindow::new(2);
         assert_eq!(tiny.window(), 2, "a cap under the smallest window wins");
     }
 }
