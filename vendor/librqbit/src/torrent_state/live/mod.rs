@@ -1024,18 +1024,16 @@ const DEFAULT_PEER_REQUEST_WINDOW: usize = 128;
 
 struct PeerFlowControl {
     i_am_choked: bool,
-    request_window: usize,
-    // Shoal patch: the window follows the peer's rate (`rate_window.rs`), up to the maximum.
+    // Shoal patch: the request window follows the peer's rate (`rate_window.rs`), up to the
+    // maximum.
     rate_window: rate_window::RateWindow,
 }
 
 impl PeerFlowControl {
     fn new(max_request_window: usize) -> Self {
-        let rate_window = rate_window::RateWindow::new(max_request_window);
         Self {
             i_am_choked: true,
-            request_window: rate_window.window(),
-            rate_window,
+            rate_window: rate_window::RateWindow::new(max_request_window),
         }
     }
 }
@@ -1215,7 +1213,6 @@ impl PeerConnectionHandler for &'_ PeerHandler {
                     reqq,
                     request_window, "updated peer request window from extended handshake"
                 );
-                flow.request_window = request_window;
                 self.notify_request_slots_changed();
             }
         }
@@ -1964,16 +1961,10 @@ impl PeerHandler {
         }
 
         // Shoal patch: resize this peer's request window to its measured rate.
-        let resized = {
-            let mut flow = self.lock_flow_control("rate window");
-            let resized = flow
-                .rate_window
-                .on_chunk(Instant::now(), piece.len() as u64);
-            if let Some(window) = resized {
-                flow.request_window = window;
-            }
-            resized
-        };
+        let resized = self
+            .lock_flow_control("rate window")
+            .rate_window
+            .on_chunk(Instant::now(), piece.len() as u64);
         if resized.is_some() {
             self.notify_request_slots_changed();
         }
@@ -2226,7 +2217,7 @@ impl PeerHandler {
     fn can_send_request(&self) -> bool {
         let (i_am_choked, request_window) = {
             let flow = self.lock_flow_control("can_send_request");
-            (flow.i_am_choked, flow.request_window)
+            (flow.i_am_choked, flow.rate_window.window())
         };
 
         if i_am_choked {
