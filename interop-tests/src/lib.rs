@@ -82,11 +82,17 @@ pub async fn eventually(what: &str, ready: impl Fn() -> bool) {
     }
 }
 
-/// The file of a blob in the store under `data` (a shim's or a seeder's data dir), once it is
-/// there: a shim hands its client the last byte as soon as the blob has matched its digest,
-/// and syncs and renames the file into the store just after.
+/// Where the store under `data` (a shim's or a seeder's data dir) keeps a blob, whether or not
+/// it is there.
+pub fn blob_path(data: &Path, digest: &str) -> PathBuf {
+    data.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))
+}
+
+/// The file of a blob in the store under `data`, once it is there: a shim hands its client the
+/// last byte as soon as the blob has matched its digest, and syncs and renames the file into
+/// the store just after.
 pub async fn stored_blob(data: &Path, digest: &str) -> PathBuf {
-    let path = data.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    let path = blob_path(data, digest);
     eventually(&format!("{digest} in the store"), || path.is_file()).await;
     path
 }

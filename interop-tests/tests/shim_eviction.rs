@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use shoal_interop_tests::registry::{curl, skopeo_push, start_registry, write_oci_layout, LayoutBlob};
 use shoal_interop_tests::stack::{seeding, start_seeder, start_tracker};
-use shoal_interop_tests::{eventually, sha256_file, stored_blob};
+use shoal_interop_tests::{blob_path, eventually, sha256_file, stored_blob};
 use shoal_registry_shim::swarm::SwarmConfig;
 use shoal_registry_shim::{BoundShim, ShimConfig};
 use shoal_seeder::eviction::StoreLimit;
@@ -22,12 +22,8 @@ use shoal_torrents::{BlobHasher, BlobTorrent};
 const MAX: u64 = 1_000_000;
 const LAYER: usize = 300_000;
 
-fn stored_path(data: &Path, digest: &str) -> PathBuf {
-    data.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))
-}
-
 fn is_stored(data: &Path, blob: &LayoutBlob) -> bool {
-    stored_path(data, &blob.digest).exists()
+    blob_path(data, &blob.digest).exists()
 }
 
 fn metric(text: &str, name: &str) -> u64 {
@@ -145,8 +141,8 @@ async fn the_shim_evicts_least_recently_used_blobs_and_keeps_its_index_across_re
     // Restart. Meanwhile l1's file vanishes and l3's appears without a record.
     shim.task.abort();
     let _ = shim.task.await;
-    std::fs::remove_file(stored_path(&data, &l1.digest)).unwrap();
-    std::fs::copy(&l3.path, stored_path(&data, &l3.digest)).unwrap();
+    std::fs::remove_file(blob_path(&data, &l1.digest)).unwrap();
+    std::fs::copy(&l3.path, blob_path(&data, &l3.digest)).unwrap();
     let shim = start(&data, port).await;
     let text = shim.metrics.render();
     assert_eq!(metric(&text, "shoal_shim_blobs"), 3, "{text}");

@@ -105,10 +105,7 @@ impl SuperSeed {
         {
             self.lone_since.remove(&peer);
             self.shown_all.insert(peer);
-            let pending = self.per_peer.remove(&peer).unwrap_or_default();
-            for &piece in &pending {
-                self.shown[piece] = self.shown[piece].saturating_sub(1);
-            }
+            let pending = self.unshow(peer);
             // The pieces it was shown already went out as HAVEs.
             return (0..self.shown.len()).filter(|&p| !announced(p) && !pending.contains(&p)).collect();
         }
@@ -185,14 +182,21 @@ impl SuperSeed {
     /// Forgets a peer that left: its pieces count as shown to nobody, and what it was given
     /// leaves with it.
     pub fn forget(&mut self, peer: PeerHandle) {
-        for piece in self.per_peer.remove(&peer).unwrap_or_default() {
-            self.shown[piece] = self.shown[piece].saturating_sub(1);
-        }
+        self.unshow(peer);
         for piece in self.given_to.remove(&peer).unwrap_or_default() {
             self.given[piece] = self.given[piece].saturating_sub(1);
         }
         self.shown_all.remove(&peer);
         self.lone_since.remove(&peer);
+    }
+
+    /// Stops counting the pieces shown to `peer` as shown; returns them.
+    fn unshow(&mut self, peer: PeerHandle) -> Vec<usize> {
+        let pending = self.per_peer.remove(&peer).unwrap_or_default();
+        for &piece in &pending {
+            self.shown[piece] = self.shown[piece].saturating_sub(1);
+        }
+        pending
     }
 
     /// Whether `piece` is shown to `peer` and the peer did not hold it yet.
