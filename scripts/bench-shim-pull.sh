@@ -12,8 +12,11 @@
 # its temporary files removed on exit.
 #
 # Usage: scripts/bench-shim-pull.sh [--smoke] [--reps N] [--cache DIR] [--no-record]
-#        [--storage-driver overlay2|vfs] [--keep-logs DIR]
+#        [--storage-driver overlay2|vfs] [--keep-logs DIR] [--pull-only [--baseline-shoal BIN]]
 #   --smoke   ~30 MiB image, 64 MiB TTFB blob, 1 repetition, no docs row: a CI check (< 1 min)
+#   --pull-only  parts 1 and 2 only (no TTFB probes, no docs rows): for A/B runs of a change
+#   --baseline-shoal BIN  with --pull-only: each rep also pulls cold and warm through BIN's seeder
+#             and shim, right after this binary's, and prints both against the same direct pulls
 #   --cache   where the generated OCI layouts are kept between runs
 #             [default: /var/tmp/shoal-bench-shim-cache]
 #   SHOAL_BIN=path uses an existing binary instead of `cargo build --release --bin shoal`.
@@ -21,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO_ROOT=$PWD
 
-SMOKE=0 REPS=3 CACHE=/var/tmp/shoal-bench-shim-cache RECORD=1 DRIVER="" KEEP_LOGS=""
+SMOKE=0 REPS=3 CACHE=/var/tmp/shoal-bench-shim-cache RECORD=1 DRIVER="" KEEP_LOGS="" PULL_ONLY=0 BASELINE=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) SMOKE=1 ;;
@@ -30,11 +33,15 @@ while [ $# -gt 0 ]; do
         --no-record) RECORD=0 ;;
         --storage-driver) DRIVER=$2; shift ;;
         --keep-logs) KEEP_LOGS=$2; shift ;;
+        --pull-only) PULL_ONLY=1 RECORD=0 ;;
+        --baseline-shoal) BASELINE=$2; shift ;;
         -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
 done
+[ -z "$BASELINE" ] || [ "$PULL_ONLY" = 1 ] || { echo "--baseline-shoal needs --pull-only" >&2; exit 2; }
+[ -z "$BASELINE" ] || [ -x "$BASELINE" ] || { echo "--baseline-shoal $BASELINE: not an executable" >&2; exit 2; }
 if [ "$SMOKE" = 1 ]; then
     PULL_MIB=10,10,10 TTFB_MIB=64 REPS=1 RECORD=0
 else
@@ -81,6 +88,11 @@ trap 'exit 130' INT TERM
 cp "$SHOAL_BIN" "$W/shoal"
 BIN_NOTE="shoal binary built $(date -r "$SHOAL_BIN" '+%H:%M'), tree at $(git rev-parse --short HEAD)"
 SHOAL_BIN=$W/shoal
+if [ -n "$BASELINE" ]; then
+    cp "$BASELINE" "$W/baseline"
+    BIN_NOTE="$BIN_NOTE; baseline $BASELINE built $(date -r "$BASELINE" '+%H:%M')"
+fi
+RUN_BIN=$SHOAL_BIN # the binary start_seeder and start_fresh_shim run
 
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 die() { echo "error: $*" >&2; exit 1; }
@@ -137,7 +149,8 @@ start registry docker-registry serve "$W/registry.yml"
 wait_for docker-registry 30 curl -sf --max-time 2 "http://$REG/v2/"
 t0=$(now)
 timeout 600 skopeo copy -q --preserve-digests --dest-tls-verify=false "oci:$PULL_DIR:1" "docker://$REG/bench/pull:1"
-timeout 600 skopeo copy -q --preserve-digests --dest-tls-verify=false "oci:$TTFB_DIR:1" "docker://$REG/bench/ttfb:1"
+[ "$PULL_ONLY" = 1 ] ||
+    timeout 600 skopeo copy -q --preserve-digests --dest-tls-verify=false "oci:$TTFB_DIR:1" "docker://$REG/bench/ttfb:1"
 log "pushed both images to docker-registry $REG in $(since "$t0") s"
 
 # --- our own Docker daemon -------------------------------------------------------------------
@@ -196,7 +209,7 @@ start_seeder() { # a seeder over $W/seeder (kept as it is)
     SEEDERS=$((SEEDERS + 1))
     local sp; sp=$(port)
     SEEDER=http://127.0.0.1:$sp
-    start seeder env RUST_LOG=info,librqbit=warn "$SHOAL_BIN" seeder --data-dir "$W/seeder" \
+    start seeder env RUST_LOG=info,librqbit=warn "$RUN_BIN" seeder --data-dir "$W/seeder" \
         --listen "127.0.0.1:$sp" --bt-listen "127.0.0.1:$(port)" --tracker "$TRACKER" --upstream "$REG"
     wait_for "shoal seeder" 60 curl -sf --max-time 2 "$SEEDER/healthz"
 }
@@ -207,7 +220,7 @@ start_fresh_shim() { # a shim over an empty data dir
     SHIMS=$((SHIMS + 1))
     local hp; hp=$(port)
     SHIM=127.0.0.1:$hp
-    start shim env RUST_LOG=info,librqbit=warn "$SHOAL_BIN" shim --listen "$SHIM" --data-dir "$W/shim" \
+    start shim env RUST_LOG=info,librqbit=warn "$RUN_BIN" shim --listen "$SHIM" --data-dir "$W/shim" \
         --upstream "$REG" --seeder "$SEEDER" --tracker "$TRACKER" --bt-listen "127.0.0.1:$(port)"
     wait_for "shoal shim" 60 curl -sf --max-time 2 "http://$SHIM/v2/"
 }
@@ -219,11 +232,39 @@ shim_bytes() { # shim_bytes SOURCE: blob bytes the shim has fetched from peers|w
 start_seeder
 t0=$(now)
 timeout 600 "$SHOAL_BIN" magnets "$REG/bench/pull:1" --seeder "$SEEDER" > "$W/logs/magnets-pull.txt"
-timeout 600 "$SHOAL_BIN" magnets "$REG/bench/ttfb:1" --seeder "$SEEDER" > "$W/logs/magnets-ttfb.txt"
+[ "$PULL_ONLY" = 1 ] ||
+    timeout 600 "$SHOAL_BIN" magnets "$REG/bench/ttfb:1" --seeder "$SEEDER" > "$W/logs/magnets-ttfb.txt"
 log "seeder pre-mirrored both images in $(since "$t0") s (shoal magnets)"
 
 # --- 1 and 2: docker pull, direct / cold through the shim / warm through the shim -----------
-DIRECT=() COLD=() WARM=() LOADS=() COLD_SPLIT=()
+# cold_and_warm COLD_ARRAY WARM_ARRAY [LABEL]: a cold pull through a fresh shim, then a warm one
+cold_and_warm() {
+    local -n cold=$1 warm=$2
+    local label=${3:+ ($3)} c0 s0 w0 t
+    start_fresh_shim
+    docker_empty
+    LOADS+=("$(load)")
+    c0=$(cpu shim) s0=$(cpu seeder) w0=$(written shim)
+    t=$(docker_pull "$SHIM/bench/pull:1"); cold+=("$t")
+    peers=$(shim_bytes peers) webseed=$(shim_bytes webseed) upstream=$(shim_bytes upstream)
+    log "rep $rep cold through the shim$label: ${t}s (load $(load); bytes peers $peers, webseed $webseed," \
+        "upstream $upstream; shim CPU $(calc "$(cpu shim) - $c0") s, seeder CPU" \
+        "$(calc "$(cpu seeder) - $s0") s; shim wrote $(( ($(written shim) - w0) >> 20 )) MiB)"
+    [ "$upstream" = 0 ] || die "the cold pull took $upstream bytes from upstream, not the swarm"
+    [ $((peers + webseed)) -ge "$PULL_BYTES" ] || die "the cold pull's layers did not come through the swarm"
+    [ "$peers" -gt 0 ] || die "the cold pull got nothing over BitTorrent (all from the webseed)"
+    [ "$webseed" = 0 ] || log "note: $webseed bytes came from the seeder's webseed (HTTP fallback), not BitTorrent"
+    [ -n "$label" ] || COLD_SPLIT+=("$((peers >> 20))/$((webseed >> 20))")
+
+    docker_empty
+    LOADS+=("$(load)")
+    c0=$(cpu shim)
+    t=$(docker_pull "$SHIM/bench/pull:1"); warm+=("$t")
+    [ "$(shim_bytes peers)" = "$peers" ] && [ "$(shim_bytes webseed)" = "$webseed" ] &&
+        [ "$(shim_bytes upstream)" = 0 ] || die "the warm pull fetched blob bytes again"
+    log "rep $rep warm through the shim$label: ${t}s (load $(load); shim CPU $(calc "$(cpu shim) - $c0") s)"
+}
+DIRECT=() COLD=() WARM=() COLD_B=() WARM_B=() LOADS=() COLD_SPLIT=()
 # A fresh dockerd's first pull runs 2-3 s slower than the next ones, whichever registry it
 # comes from: one uncounted direct pull first, so rep 1 measures what the others do.
 docker_empty
@@ -235,30 +276,28 @@ for rep in $(seq "$REPS"); do
     t=$(docker_pull "$REG/bench/pull:1"); DIRECT+=("$t")
     log "rep $rep direct: ${t}s (load $(load); docker-registry CPU $(calc "$(cpu registry) - $c0") s)"
 
-    start_fresh_shim
-    docker_empty
-    LOADS+=("$(load)")
-    c0=$(cpu shim) s0=$(cpu seeder) w0=$(written shim)
-    t=$(docker_pull "$SHIM/bench/pull:1"); COLD+=("$t")
-    peers=$(shim_bytes peers) webseed=$(shim_bytes webseed) upstream=$(shim_bytes upstream)
-    log "rep $rep cold through the shim: ${t}s (load $(load); bytes peers $peers, webseed $webseed," \
-        "upstream $upstream; shim CPU $(calc "$(cpu shim) - $c0") s, seeder CPU" \
-        "$(calc "$(cpu seeder) - $s0") s; shim wrote $(( ($(written shim) - w0) >> 20 )) MiB)"
-    [ "$upstream" = 0 ] || die "the cold pull took $upstream bytes from upstream, not the swarm"
-    [ $((peers + webseed)) -ge "$PULL_BYTES" ] || die "the cold pull's layers did not come through the swarm"
-    [ "$peers" -gt 0 ] || die "the cold pull got nothing over BitTorrent (all from the webseed)"
-    [ "$webseed" = 0 ] || log "note: $webseed bytes came from the seeder's webseed (HTTP fallback), not BitTorrent"
-    COLD_SPLIT+=("$((peers >> 20))/$((webseed >> 20))")
-
-    docker_empty
-    LOADS+=("$(load)")
-    c0=$(cpu shim)
-    t=$(docker_pull "$SHIM/bench/pull:1"); WARM+=("$t")
-    [ "$(shim_bytes peers)" = "$peers" ] && [ "$(shim_bytes webseed)" = "$webseed" ] &&
-        [ "$(shim_bytes upstream)" = 0 ] || die "the warm pull fetched blob bytes again"
-    log "rep $rep warm through the shim: ${t}s (load $(load); shim CPU $(calc "$(cpu shim) - $c0") s)"
+    if [ -n "$BASELINE" ]; then # each binary with its own seeder, restarted over the same data
+        RUN_BIN=$SHOAL_BIN; stop seeder; start_seeder
+    fi
+    cold_and_warm COLD WARM
+    if [ -n "$BASELINE" ]; then
+        RUN_BIN=$W/baseline; stop seeder; start_seeder
+        cold_and_warm COLD_B WARM_B baseline
+    fi
 done
 docker_empty
+if [ "$PULL_ONLY" = 1 ]; then
+    echo "pull only, median of $REPS ($BIN_NOTE): direct ${DIRECT[*]}; cold ${COLD[*]}; warm ${WARM[*]}"
+    D=$(median "${DIRECT[@]}")
+    echo "cold/direct $(awk "BEGIN { printf \"%.2f\", $(median "${COLD[@]}") / $D }")" \
+        "warm/direct $(awk "BEGIN { printf \"%.2f\", $(median "${WARM[@]}") / $D }")"
+    if [ -n "$BASELINE" ]; then
+        echo "baseline: cold ${COLD_B[*]}; warm ${WARM_B[*]}"
+        echo "baseline cold/direct $(awk "BEGIN { printf \"%.2f\", $(median "${COLD_B[@]}") / $D }")" \
+            "warm/direct $(awk "BEGIN { printf \"%.2f\", $(median "${WARM_B[@]}") / $D }")"
+    fi
+    exit 0
+fi
 
 # --- 3: time to first byte of a blob the shim lacks ------------------------------------------
 # Each probe gets a shim with an empty data dir. curl's %{time_starttransfer} is when the

@@ -274,6 +274,7 @@ async fn blob(
     match state.blobs.get(origin, digest, !ranged).await? {
         BlobBody::Cached { path, lease, .. } => {
             let served = tower_http::services::ServeFile::new(path)
+                .with_buf_chunk_size(shoal_seeder::store::SERVE_CHUNK)
                 .oneshot(request)
                 .await
                 .map_err(|e| RegistryError::Unavailable(e.to_string()))?;

@@ -18,7 +18,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use shoal_torrents::{BlobDigest, BlobTorrent, Distribution, HashedBlob};
-use tower_http::services::ServeFile;
 
 use crate::index::{ImageBlob, ImageRecord, IndexError};
 use crate::metrics::SeederMetrics;
@@ -348,7 +347,7 @@ async fn webseed(
     }
     state.mirror.usage().touch(digest, now_ms());
     let is_get = request.method() == Method::GET;
-    let response = ServeFile::new(state.mirror.store().path(&digest))
+    let response = state.mirror.store().serve(&digest)
         .try_call(request)
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reading blob {digest}: {e}")))?;

@@ -44,6 +44,11 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
 /// One chunk of a blob as it arrives from upstream, or the reason the stream broke.
 pub type Chunk = Result<Bytes, String>;
 
+/// Bytes read from a stored blob per chunk of an HTTP body. Each chunk costs a round trip to
+/// tokio's blocking pool: at tower-http's 64 KiB, serving a cached 1 GiB blob took 0.75 s of CPU
+/// (docker-registry, with sendfile: 0.3-0.45 s); at 2 MiB, tokio's largest file read, 0.4 s.
+pub const SERVE_CHUNK: usize = 2 << 20;
+
 /// The on-disk layout under one data directory.
 #[derive(Debug)]
 pub struct BlobStore {
@@ -74,6 +79,12 @@ impl BlobStore {
     /// Where a stored blob lives (whether or not it is there).
     pub fn path(&self, digest: &BlobDigest) -> PathBuf {
         self.blobs.join(digest.hex())
+    }
+
+    /// A stored blob as an HTTP body (with `Range`, `HEAD` and conditional requests), read
+    /// [`SERVE_CHUNK`] bytes at a time.
+    pub fn serve(&self, digest: &BlobDigest) -> tower_http::services::ServeFile {
+        tower_http::services::ServeFile::new(self.path(digest)).with_buf_chunk_size(SERVE_CHUNK)
     }
 
     pub fn blobs_dir(&self) -> &Path {
