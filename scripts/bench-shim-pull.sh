@@ -120,6 +120,10 @@ cpu() { # CPU seconds (user+system) used so far by a started process
     [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || { echo 0; return; }
     awk -v t="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / t }' "/proc/$pid/stat"
 }
+switches() { # context switches so far of a started process's live threads (exited ones drop out)
+    local pid=${PIDS[$1]:-}
+    cat /proc/"$pid"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { n += $2 } END { print n + 0 }'
+}
 written() { # bytes a started process has written to storage so far
     local pid=${PIDS[$1]:-}
     awk '/^write_bytes/ { print $2 }' "/proc/$pid/io" 2>/dev/null || echo 0
@@ -240,16 +244,16 @@ log "seeder pre-mirrored both images in $(since "$t0") s (shoal magnets)"
 # cold_and_warm COLD_ARRAY WARM_ARRAY [LABEL]: a cold pull through a fresh shim, then a warm one
 cold_and_warm() {
     local -n cold=$1 warm=$2
-    local label=${3:+ ($3)} c0 s0 w0 t
+    local label=${3:+ ($3)} c0 s0 w0 x0 t
     start_fresh_shim
     docker_empty
     LOADS+=("$(load)")
-    c0=$(cpu shim) s0=$(cpu seeder) w0=$(written shim)
+    c0=$(cpu shim) s0=$(cpu seeder) w0=$(written shim) x0=$(switches seeder)
     t=$(docker_pull "$SHIM/bench/pull:1"); cold+=("$t")
     peers=$(shim_bytes peers) webseed=$(shim_bytes webseed) upstream=$(shim_bytes upstream)
     log "rep $rep cold through the shim$label: ${t}s (load $(load); bytes peers $peers, webseed $webseed," \
         "upstream $upstream; shim CPU $(calc "$(cpu shim) - $c0") s, seeder CPU" \
-        "$(calc "$(cpu seeder) - $s0") s; shim wrote $(( ($(written shim) - w0) >> 20 )) MiB)"
+        "$(calc "$(cpu seeder) - $s0") s, $(( $(switches seeder) - x0 )) context switches; shim wrote $(( ($(written shim) - w0) >> 20 )) MiB)"
     [ "$upstream" = 0 ] || die "the cold pull took $upstream bytes from upstream, not the swarm"
     [ $((peers + webseed)) -ge "$PULL_BYTES" ] || die "the cold pull's layers did not come through the swarm"
     [ "$peers" -gt 0 ] || die "the cold pull got nothing over BitTorrent (all from the webseed)"

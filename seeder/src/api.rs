@@ -347,7 +347,10 @@ async fn webseed(
     }
     state.mirror.usage().touch(digest, now_ms());
     let is_get = request.method() == Method::GET;
-    let response = state.mirror.store().serve(&digest)
+    let response = state
+        .mirror
+        .store()
+        .serve(&digest)
         .try_call(request)
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reading blob {digest}: {e}")))?;

@@ -33,9 +33,6 @@ use crate::{
     type_aliases::{BoxAsyncReadVectored, BoxAsyncWrite},
 };
 
-/// Shoal patch: most bytes of queued messages sent in one write (eight piece messages).
-const WRITE_BATCH_BYTES: usize = 8 * MAX_MSG_LEN;
-
 pub trait PeerConnectionHandler {
     fn on_connected(&self, _connection_time: Duration) {}
     fn should_send_bitfield(&self) -> bool;
@@ -353,7 +350,6 @@ impl<H: PeerConnectionHandler> PeerConnection<H> {
             trace!("sent unchoke");
 
             let mut broadcast_closed = false;
-            let mut batch = vec![0u8; WRITE_BATCH_BYTES];
 
             loop {
                 let req = loop {
@@ -385,109 +381,92 @@ impl<H: PeerConnectionHandler> PeerConnection<H> {
 
                 tokio::task::yield_now().await;
 
-                // Shoal patch: requests already queued go out in the same write, up to
-                // WRITE_BATCH_BYTES. One write (and one yield) per 16 KiB piece message cost a
-                // seeder a send syscall and a wake-up of the receiving task for every chunk.
-                let mut filled = 0;
-                let mut uploaded = 0u32;
-                let mut disconnect = None;
-                let mut next = Some(req);
-                while let Some(req) = next.take() {
-                    let out = &mut batch[filled..filled + MAX_MSG_LEN];
-                    trace!("about to send: {:?}", &req);
-                    let ext_msg_ids = &|| {
-                        extended_handshake_ref
-                            .read()
-                            .as_ref()
-                            .map(|e| *e)
-                            .unwrap_or_default()
-                    };
+                let mut uploaded_add = None;
 
-                    let len = match req {
-                        WriterRequest::Message(msg) => msg.serialize(out, ext_msg_ids)?,
-                        WriterRequest::UtMetadata(utm) => {
-                            Message::Extended(ExtendedMessage::UtMetadata(utm.as_borrowed()))
-                                .serialize(out, ext_msg_ids)?
-                        }
-                        WriterRequest::UtPex(ut_pex) => {
-                            Message::Extended(ExtendedMessage::UtPex(ut_pex.as_borrowed()))
-                                .serialize(out, ext_msg_ids)?
-                        }
-                        WriterRequest::ReadChunkRequest(chunk) => {
-                            #[allow(unused_mut)]
-                            let mut skip_reading_for_e2e_tests = false;
+                trace!("about to send: {:?}", &req);
+                let ext_msg_ids = &|| {
+                    extended_handshake_ref
+                        .read()
+                        .as_ref()
+                        .map(|e| *e)
+                        .unwrap_or_default()
+                };
 
-                            #[cfg(test)]
-                            {
-                                use tracing::warn;
-                                // This is poor-mans fault injection for running e2e tests.
-                                use crate::tests::test_util::TestPeerMetadata;
-                                let tpm = TestPeerMetadata::from_peer_id(self.peer_id);
-                                use rand::RngExt;
-                                if rand::rng().random_bool(tpm.disconnect_probability()) {
-                                    return Err(Error::TestDisconnect);
-                                }
-
-                                #[allow(clippy::cast_possible_truncation)]
-                                let sleep_ms = (rand::rng().random::<f64>()
-                                    * (tpm.max_random_sleep_ms as f64))
-                                    as u64;
-                                if sleep_ms > 0 {
-                                    tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
-                                }
-
-                                if rand::rng().random_bool(tpm.bad_data_probability()) {
-                                    warn!(
-                                        "will NOT actually read the data to simulate a malicious peer that sends garbage"
-                                    );
-                                    out.fill(0);
-                                    skip_reading_for_e2e_tests = true;
-                                }
-                            }
-
-                            // this whole section is an optimization
-                            let preamble_len = serialize_piece_preamble(&chunk, &mut *out);
-                            let full_len = preamble_len + chunk.size as usize;
-                            if !skip_reading_for_e2e_tests {
-                                // Shoal patch: read the (at most 16 KiB) chunk on this worker.
-                                // block_in_place per chunk handed the runtime to another thread
-                                // for every request: most of a seeder's CPU was futex wake-ups.
-                                self.handler
-                                    .read_chunk(&chunk, &mut out[preamble_len..full_len])
-                                    .map_err(Error::ReadChunk)?;
-                            }
-
-                            uploaded += chunk.size;
-                            full_len
-                        }
-                        WriterRequest::Disconnect(res) => {
-                            trace!("disconnect requested, closing writer");
-                            disconnect = Some(res);
-                            0
-                        }
-                    };
-                    filled += len;
-                    if disconnect.is_none() && filled + MAX_MSG_LEN <= batch.len() {
-                        next = outgoing_chan.try_recv().ok();
+                let len = match req {
+                    WriterRequest::Message(msg) => msg.serialize(&mut *write_buf, ext_msg_ids)?,
+                    WriterRequest::UtMetadata(utm) => {
+                        Message::Extended(ExtendedMessage::UtMetadata(utm.as_borrowed()))
+                            .serialize(&mut *write_buf, ext_msg_ids)?
                     }
-                }
+                    WriterRequest::UtPex(ut_pex) => {
+                        Message::Extended(ExtendedMessage::UtPex(ut_pex.as_borrowed()))
+                            .serialize(&mut *write_buf, ext_msg_ids)?
+                    }
+                    WriterRequest::ReadChunkRequest(chunk) => {
+                        #[allow(unused_mut)]
+                        let mut skip_reading_for_e2e_tests = false;
 
-                if filled > 0 {
-                    with_timeout(
-                        "writing",
-                        rwtimeout,
-                        write.write_all(&batch[..filled]).map_err(Error::Write),
-                    )
-                    .await?;
-                }
+                        #[cfg(test)]
+                        {
+                            use tracing::warn;
+                            // This is poor-mans fault injection for running e2e tests.
+                            use crate::tests::test_util::TestPeerMetadata;
+                            let tpm = TestPeerMetadata::from_peer_id(self.peer_id);
+                            use rand::RngExt;
+                            if rand::rng().random_bool(tpm.disconnect_probability()) {
+                                return Err(Error::TestDisconnect);
+                            }
 
-                if uploaded > 0 {
-                    self.handler.on_uploaded_bytes(uploaded)
-                }
-                match disconnect {
-                    None => {}
-                    Some(Ok(())) => return Err(Error::Disconnect),
-                    Some(Err(e)) => return Err(Error::DisconnectWithSource(e)),
+                            #[allow(clippy::cast_possible_truncation)]
+                            let sleep_ms = (rand::rng().random::<f64>()
+                                * (tpm.max_random_sleep_ms as f64))
+                                as u64;
+                            if sleep_ms > 0 {
+                                tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
+                            }
+
+                            if rand::rng().random_bool(tpm.bad_data_probability()) {
+                                warn!(
+                                    "will NOT actually read the data to simulate a malicious peer that sends garbage"
+                                );
+                                write_buf.fill(0);
+                                skip_reading_for_e2e_tests = true;
+                            }
+                        }
+
+                        // this whole section is an optimization
+                        let preamble_len = serialize_piece_preamble(&chunk, &mut *write_buf);
+                        let full_len = preamble_len + chunk.size as usize;
+                        if !skip_reading_for_e2e_tests {
+                            // Shoal patch: read the (at most 16 KiB) chunk on this worker.
+                            // block_in_place per chunk handed the runtime to another thread
+                            // for every request: most of a seeder's CPU was futex wake-ups.
+                            self.handler
+                                .read_chunk(&chunk, &mut write_buf[preamble_len..full_len])
+                                .map_err(Error::ReadChunk)?;
+                        }
+
+                        uploaded_add = Some(chunk.size);
+                        full_len
+                    }
+                    WriterRequest::Disconnect(res) => {
+                        trace!("disconnect requested, closing writer");
+                        match res {
+                            Ok(()) => return Err(Error::Disconnect),
+                            Err(e) => return Err(Error::DisconnectWithSource(e)),
+                        }
+                    }
+                };
+
+                with_timeout(
+                    "writing",
+                    rwtimeout,
+                    write.write_all(&write_buf[..len]).map_err(Error::Write),
+                )
+                .await?;
+
+                if let Some(uploaded_add) = uploaded_add {
+                    self.handler.on_uploaded_bytes(uploaded_add)
                 }
             }
 
