@@ -273,8 +273,7 @@ async fn blob(
     let ranged = request.headers().contains_key(header::RANGE);
     match state.blobs.get(origin, digest, !ranged).await? {
         BlobBody::Cached { path, lease, .. } => {
-            let served = tower_http::services::ServeFile::new(path)
-                .with_buf_chunk_size(shoal_seeder::store::SERVE_CHUNK)
+            let served = shoal_seeder::store::serve_file(path)
                 .oneshot(request)
                 .await
                 .map_err(|e| RegistryError::Unavailable(e.to_string()))?;

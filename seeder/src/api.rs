@@ -347,10 +347,7 @@ async fn webseed(
     }
     state.mirror.usage().touch(digest, now_ms());
     let is_get = request.method() == Method::GET;
-    let response = state
-        .mirror
-        .store()
-        .serve(&digest)
+    let response = crate::store::serve_file(state.mirror.store().path(&digest))
         .try_call(request)
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reading blob {digest}: {e}")))?;

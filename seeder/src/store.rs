@@ -49,6 +49,12 @@ pub type Chunk = Result<Bytes, String>;
 /// (docker-registry, with sendfile: 0.3-0.45 s); at 2 MiB, tokio's largest file read, 0.4 s.
 pub const SERVE_CHUNK: usize = 2 << 20;
 
+/// A stored blob's file as an HTTP body (with `Range`, `HEAD` and conditional requests), read
+/// [`SERVE_CHUNK`] bytes at a time.
+pub fn serve_file(path: impl AsRef<Path>) -> tower_http::services::ServeFile {
+    tower_http::services::ServeFile::new(path).with_buf_chunk_size(SERVE_CHUNK)
+}
+
 /// The on-disk layout under one data directory.
 #[derive(Debug)]
 pub struct BlobStore {
@@ -79,12 +85,6 @@ impl BlobStore {
     /// Where a stored blob lives (whether or not it is there).
     pub fn path(&self, digest: &BlobDigest) -> PathBuf {
         self.blobs.join(digest.hex())
-    }
-
-    /// A stored blob as an HTTP body (with `Range`, `HEAD` and conditional requests), read
-    /// [`SERVE_CHUNK`] bytes at a time.
-    pub fn serve(&self, digest: &BlobDigest) -> tower_http::services::ServeFile {
-        tower_http::services::ServeFile::new(self.path(digest)).with_buf_chunk_size(SERVE_CHUNK)
     }
 
     pub fn blobs_dir(&self) -> &Path {
