@@ -87,17 +87,17 @@ pub struct UpArgs {
     pub config: Option<PathBuf>,
     /// Largest size of the seeder's blob store (500MiB, 10GiB, ...) [default: no limit]; least
     /// recently used blobs not being served go first, between the seeder's default watermarks.
-    #[arg(long, env = "SHOAL_MAX_STORE_BYTES", value_parser = shoal_seeder::eviction::parse_byte_size)]
+    #[arg(long, env = "SHOAL_MAX_STORE_BYTES", value_parser = shoal_store::eviction::parse_byte_size)]
     pub max_store_bytes: Option<u64>,
     /// Largest size of the shim's blob store (500MiB, 10GiB, ...) [default: no limit]; as
     /// `shoal shim --max-store-bytes`.
-    #[arg(long, env = "SHOAL_SHIM_MAX_STORE_BYTES", value_parser = shoal_seeder::eviction::parse_byte_size)]
+    #[arg(long, env = "SHOAL_SHIM_MAX_STORE_BYTES", value_parser = shoal_store::eviction::parse_byte_size)]
     pub shim_max_store_bytes: Option<u64>,
     /// Fraction of --shim-max-store-bytes above which the shim evicts.
-    #[arg(long, env = "SHOAL_SHIM_STORE_HIGH_WATERMARK", default_value_t = shoal_seeder::eviction::StoreLimit::DEFAULT_HIGH_WATERMARK)]
+    #[arg(long, env = "SHOAL_SHIM_STORE_HIGH_WATERMARK", default_value_t = shoal_store::eviction::StoreLimit::DEFAULT_HIGH_WATERMARK)]
     pub shim_store_high_watermark: f64,
     /// Fraction of --shim-max-store-bytes the shim's eviction brings its store down to.
-    #[arg(long, env = "SHOAL_SHIM_STORE_LOW_WATERMARK", default_value_t = shoal_seeder::eviction::StoreLimit::DEFAULT_LOW_WATERMARK)]
+    #[arg(long, env = "SHOAL_SHIM_STORE_LOW_WATERMARK", default_value_t = shoal_store::eviction::StoreLimit::DEFAULT_LOW_WATERMARK)]
     pub shim_store_low_watermark: f64,
     #[command(flatten)]
     pub timing: ShimTiming,
@@ -219,13 +219,13 @@ pub struct SeederArgs {
     pub config: Option<PathBuf>,
     /// Largest size of the blob store: bytes, or with a unit (500MiB, 10GiB, 2TB) [default: no limit].
     /// Above the high watermark least-recently-used blobs not being served are evicted.
-    #[arg(long, env = "SHOAL_SEEDER_MAX_STORE_BYTES", value_parser = shoal_seeder::eviction::parse_byte_size)]
+    #[arg(long, env = "SHOAL_SEEDER_MAX_STORE_BYTES", value_parser = shoal_store::eviction::parse_byte_size)]
     pub max_store_bytes: Option<u64>,
     /// Fraction of --max-store-bytes above which eviction starts.
-    #[arg(long, env = "SHOAL_SEEDER_STORE_HIGH_WATERMARK", default_value_t = shoal_seeder::eviction::StoreLimit::DEFAULT_HIGH_WATERMARK)]
+    #[arg(long, env = "SHOAL_SEEDER_STORE_HIGH_WATERMARK", default_value_t = shoal_store::eviction::StoreLimit::DEFAULT_HIGH_WATERMARK)]
     pub store_high_watermark: f64,
     /// Fraction of --max-store-bytes eviction brings the store down to.
-    #[arg(long, env = "SHOAL_SEEDER_STORE_LOW_WATERMARK", default_value_t = shoal_seeder::eviction::StoreLimit::DEFAULT_LOW_WATERMARK)]
+    #[arg(long, env = "SHOAL_SEEDER_STORE_LOW_WATERMARK", default_value_t = shoal_store::eviction::StoreLimit::DEFAULT_LOW_WATERMARK)]
     pub store_low_watermark: f64,
 }
 
@@ -320,13 +320,13 @@ pub struct ShimArgs {
     pub timing: ShimTiming,
     /// Largest size of the blob store: bytes, or with a unit (500MiB, 10GiB, 2TB) [default: no limit].
     /// Above the high watermark least-recently-used blobs not being served or downloaded are evicted.
-    #[arg(long, env = "SHOAL_SHIM_MAX_STORE_BYTES", value_parser = shoal_seeder::eviction::parse_byte_size)]
+    #[arg(long, env = "SHOAL_SHIM_MAX_STORE_BYTES", value_parser = shoal_store::eviction::parse_byte_size)]
     pub max_store_bytes: Option<u64>,
     /// Fraction of --max-store-bytes above which eviction starts.
-    #[arg(long, env = "SHOAL_SHIM_STORE_HIGH_WATERMARK", default_value_t = shoal_seeder::eviction::StoreLimit::DEFAULT_HIGH_WATERMARK)]
+    #[arg(long, env = "SHOAL_SHIM_STORE_HIGH_WATERMARK", default_value_t = shoal_store::eviction::StoreLimit::DEFAULT_HIGH_WATERMARK)]
     pub store_high_watermark: f64,
     /// Fraction of --max-store-bytes eviction brings the store down to.
-    #[arg(long, env = "SHOAL_SHIM_STORE_LOW_WATERMARK", default_value_t = shoal_seeder::eviction::StoreLimit::DEFAULT_LOW_WATERMARK)]
+    #[arg(long, env = "SHOAL_SHIM_STORE_LOW_WATERMARK", default_value_t = shoal_store::eviction::StoreLimit::DEFAULT_LOW_WATERMARK)]
     pub store_low_watermark: f64,
     /// Registries reached over plain HTTP besides loopback ones (repeat or comma-separate).
     #[arg(long = "insecure-registry", env = "SHOAL_SHIM_INSECURE_REGISTRIES", value_delimiter = ',')]

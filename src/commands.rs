@@ -1,9 +1,9 @@
 //! The subcommands' glue: file and terminal I/O around the crates' libraries.
 
-pub mod magnet;
-pub mod magnets;
-pub mod seeder;
-pub mod shim;
-pub mod torrent;
-pub mod tracker;
-pub mod up;
+pub(crate) mod magnet;
+pub(crate) mod magnets;
+pub(crate) mod seeder;
+pub(crate) mod shim;
+pub(crate) mod torrent;
+pub(crate) mod tracker;
+pub(crate) mod up;

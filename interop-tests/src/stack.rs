@@ -9,9 +9,9 @@ use std::time::Duration;
 use shoal_registry_shim::metrics::ShimMetrics;
 use shoal_registry_shim::swarm::SwarmConfig;
 use shoal_registry_shim::{BoundShim, ShimConfig};
-use shoal_seeder::seeding::SeedingConfig;
-use shoal_seeder::upstream::UpstreamConfig;
 use shoal_seeder::SeederConfig;
+use shoal_store::seeding::SeedingConfig;
+use shoal_upstream::UpstreamConfig;
 
 use crate::free_port;
 

@@ -13,8 +13,8 @@ use shoal_interop_tests::stack::{seeding, start_seeder, start_tracker};
 use shoal_interop_tests::{blob_path, eventually, sha256_file, stored_blob};
 use shoal_registry_shim::swarm::SwarmConfig;
 use shoal_registry_shim::{BoundShim, ShimConfig};
-use shoal_seeder::eviction::StoreLimit;
-use shoal_seeder::index::BlobIndex;
+use shoal_store::eviction::StoreLimit;
+use shoal_store::index::BlobIndex;
 use shoal_torrents::{BlobHasher, BlobTorrent};
 
 /// One layer is a little over 300,000 bytes (random data, gzip -1); three fit under the high

@@ -1,7 +1,7 @@
 //! A client's own credentials: its `Authorization` header, parsed for the upstream calls of that
 //! one request. Pure.
 //!
-//! Precedence (applied in `shoal_seeder::upstream::Upstream`): a client's credentials, when it
+//! Precedence (applied in `shoal_upstream::Upstream`): a client's credentials, when it
 //! sent any, are used for that request alone; without them the registry's configured
 //! credentials; without those, anonymous access. A header the shim cannot read (another scheme,
 //! bad base64, no `:`) counts as none. Credentials are held as oci-client's `RegistryAuth`,

@@ -21,10 +21,10 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use shoal_seeder::store::{BlobStore, StoreError};
-use shoal_seeder::upstream::Upstream;
-use shoal_seeder::usage::Lease;
+use shoal_store::blob_store::{BlobStore, StoreError};
+use shoal_store::usage::Lease;
 use shoal_torrents::{hash_reader, BlobDigest, BlobTorrent, HashedBlob, PieceLength};
+use shoal_upstream::Upstream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -508,13 +508,13 @@ pub(crate) enum Subject {
 }
 
 /// Maps an upstream failure to what the shim's client should hear.
-pub(crate) fn upstream_error(subject: Subject, what: &str, e: shoal_seeder::upstream::UpstreamError) -> RegistryError {
+pub(crate) fn upstream_error(subject: Subject, what: &str, e: shoal_upstream::UpstreamError) -> RegistryError {
     let unknown = || match subject {
         Subject::Blob => RegistryError::BlobUnknown(what.to_owned()),
         Subject::Manifest => RegistryError::ManifestUnknown(what.to_owned()),
     };
     use oci_client::errors::{OciDistributionError as E, OciErrorCode as C};
-    use shoal_seeder::upstream::UpstreamError as U;
+    use shoal_upstream::UpstreamError as U;
     match &e {
         U::Registry { source, .. } => match source {
             E::ImageManifestNotFoundError(_) => unknown(),

@@ -13,11 +13,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_seeder::cache::{CacheError, CacheMetrics, CachedStore, StoreCache};
-use shoal_seeder::eviction::StoreLimit;
-use shoal_seeder::index::BlobIndex;
-use shoal_seeder::store::BlobStore;
-use shoal_seeder::usage::{now_ms, BlobUsage, Lease};
+use shoal_store::blob_store::BlobStore;
+use shoal_store::cache::{CacheError, CacheMetrics, CachedStore, StoreCache};
+use shoal_store::eviction::StoreLimit;
+use shoal_store::index::BlobIndex;
+use shoal_store::usage::{now_ms, BlobUsage, Lease};
 use shoal_torrents::{BlobDigest, HashedBlob};
 use tokio::sync::Notify;
 

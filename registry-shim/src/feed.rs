@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use shoal_seeder::store::BlobStore;
-use shoal_seeder::upstream::Upstream;
+use shoal_store::blob_store::BlobStore;
 use shoal_torrents::BlobDigest;
+use shoal_upstream::Upstream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 

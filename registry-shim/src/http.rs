@@ -24,8 +24,8 @@ use crate::route::{ManifestRef, RepoName, Route};
 use crate::RegistryError;
 
 /// Everything a request handler needs.
-pub struct ShimState {
-    pub upstream: Arc<shoal_seeder::upstream::Upstream>,
+pub(crate) struct ShimState {
+    pub upstream: Arc<shoal_upstream::Upstream>,
     pub blobs: Arc<BlobFetcher>,
     pub manifests: std::sync::Mutex<ManifestCache>,
     pub metrics: Arc<crate::metrics::ShimMetrics>,
@@ -51,7 +51,7 @@ impl ShimState {
     }
 }
 
-pub fn router(state: Arc<ShimState>) -> Router {
+pub(crate) fn router(state: Arc<ShimState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
@@ -242,8 +242,8 @@ async fn fetch_manifest(
 ) -> Result<Manifest, RegistryError> {
     let sep = if matches!(reference, ManifestRef::Digest(_)) { "@" } else { ":" };
     let what = format!("{registry}/{name}{sep}{reference}");
-    let image = shoal_seeder::upstream::Upstream::parse_reference(&what)
-        .map_err(|_| RegistryError::NameInvalid(what.clone()))?;
+    let image =
+        shoal_upstream::Upstream::parse_reference(&what).map_err(|_| RegistryError::NameInvalid(what.clone()))?;
     let pulled =
         state.upstream.manifest_as(&image, client).await.map_err(|e| upstream_error(Subject::Manifest, &what, e))?;
     let digest = BlobDigest::from_bytes(Sha256::digest(&pulled.bytes).into());
@@ -273,12 +273,12 @@ async fn blob(
     let ranged = request.headers().contains_key(header::RANGE);
     match state.blobs.get(origin, digest, !ranged).await? {
         BlobBody::Cached { path, lease, .. } => {
-            let served = shoal_seeder::store::serve_file(path)
+            let served = shoal_store::blob_store::serve_file(path)
                 .oneshot(request)
                 .await
                 .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
             let mut response = served.map(|body| match lease {
-                Some(lease) => Body::new(shoal_seeder::usage::LeasedBody::new(Body::new(body), lease)),
+                Some(lease) => Body::new(shoal_store::usage::LeasedBody::new(Body::new(body), lease)),
                 None => Body::new(body),
             });
             if response.status().is_success() {

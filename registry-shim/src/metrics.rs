@@ -57,8 +57,8 @@ impl ShimMetrics {
             IntGauge::new("shoal_shim_bittorrent_uploaded_bytes", "Bytes uploaded to BitTorrent peers since start")
                 .expect("valid metric");
         registry.register(Box::new(bittorrent_uploaded_bytes.clone())).expect("unique metric");
-        let gauge = |name: &str, help: &str| shoal_seeder::metrics::gauge(&registry, name, help);
-        let counter = |name: &str, help: &str| shoal_seeder::metrics::counter(&registry, name, help);
+        let gauge = |name: &str, help: &str| shoal_store::metrics::gauge(&registry, name, help);
+        let counter = |name: &str, help: &str| shoal_store::metrics::counter(&registry, name, help);
         let blobs = gauge("shoal_shim_blobs", "Blobs in the shim's store");
         let bytes_stored = gauge("shoal_shim_bytes_stored", "Bytes of blobs in the shim's store");
         let evicted_blobs =
@@ -79,8 +79,8 @@ impl ShimMetrics {
     }
 
     /// What the cache policy moves.
-    pub fn cache_metrics(&self) -> shoal_seeder::cache::CacheMetrics {
-        shoal_seeder::cache::CacheMetrics {
+    pub fn cache_metrics(&self) -> shoal_store::cache::CacheMetrics {
+        shoal_store::cache::CacheMetrics {
             evicted_blobs: self.evicted_blobs.clone(),
             evicted_bytes: self.evicted_bytes.clone(),
             blobs: self.blobs.clone(),

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shoal_seeder::eviction::StoreLimit;
-use shoal_seeder::index::BlobIndex;
-use shoal_seeder::store::BlobStore;
-use shoal_seeder::upstream::{Upstream, UpstreamConfig};
+use shoal_store::blob_store::BlobStore;
+use shoal_store::eviction::StoreLimit;
+use shoal_store::index::BlobIndex;
+use shoal_upstream::{Upstream, UpstreamConfig};
 
 use crate::blobs::BlobFetcher;
 use crate::cache::ShimCache;
@@ -39,15 +39,15 @@ pub struct ShimConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {
     #[error("cannot open the data directory: {0}")]
-    Store(#[from] shoal_seeder::store::StoreError),
+    Store(#[from] shoal_store::blob_store::StoreError),
     #[error("cannot open the index: {0}")]
-    Index(#[from] shoal_seeder::index::IndexError),
+    Index(#[from] shoal_store::index::IndexError),
     #[error(transparent)]
-    Cache(#[from] shoal_seeder::cache::CacheError),
+    Cache(#[from] shoal_store::cache::CacheError),
     #[error("cannot create the data directory or its private-blob marks: {0}")]
     DataDir(std::io::Error),
     #[error(transparent)]
-    Swarm(#[from] shoal_seeder::seeding::SeedingError),
+    Swarm(#[from] shoal_store::seeding::SeedingError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,

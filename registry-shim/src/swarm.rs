@@ -21,7 +21,7 @@ use librqbit::api::TorrentIdOrHash;
 use librqbit::storage::filesystem::FilesystemStorageFactory;
 use librqbit::storage::StorageFactoryExt;
 use librqbit::{AddTorrent, AddTorrentOptions, AddTorrentResponse, PeerConnectionOptions};
-use shoal_seeder::seeding::{Seeding, SeedingConfig, SeedingError};
+use shoal_store::seeding::{Seeding, SeedingConfig, SeedingError};
 use shoal_torrents::{BlobDigest, HashedBlob, ParsedTorrent};
 
 use crate::blobs::BlobOrigin;

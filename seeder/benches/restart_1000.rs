@@ -6,20 +6,23 @@
 //! `cargo bench -p shoal-seeder --bench restart_1000` (SHOAL_BENCH_BLOBS, SHOAL_BENCH_BLOB_KIB
 //! change the count and size).
 
+// A benchmark prints its figures.
+#![allow(clippy::print_stdout)]
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use shoal_seeder::index::BlobIndex;
 use shoal_seeder::metrics::SeederMetrics;
 use shoal_seeder::mirror::{Mirror, PlatformFilter};
-use shoal_seeder::seeding::{Seeding, SeedingConfig};
 use shoal_seeder::service::seed_stored_blobs;
-use shoal_seeder::store::BlobStore;
-use shoal_seeder::upstream::{Upstream, UpstreamConfig};
+use shoal_store::blob_store::BlobStore;
+use shoal_store::index::BlobIndex;
+use shoal_store::seeding::{Seeding, SeedingConfig};
 use shoal_torrents::BlobHasher;
+use shoal_upstream::{Upstream, UpstreamConfig};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

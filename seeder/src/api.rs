@@ -19,18 +19,18 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use shoal_torrents::{BlobDigest, BlobTorrent, Distribution, HashedBlob};
 
-use crate::index::{ImageBlob, ImageRecord, IndexError};
 use crate::metrics::SeederMetrics;
 use crate::mirror::{Mirror, MirrorError};
 use crate::requests::{self, MirrorRequest, RequestError};
-use crate::seeding::Seeding;
-use crate::store::StoreError;
 use crate::ui::{self, Throughput};
-use crate::upstream::{Upstream, UpstreamError};
-use crate::usage::{now_ms, LeasedBody};
+use shoal_store::blob_store::StoreError;
+use shoal_store::index::{ImageBlob, ImageRecord, IndexError};
+use shoal_store::seeding::Seeding;
+use shoal_store::usage::{now_ms, LeasedBody};
+use shoal_upstream::{Upstream, UpstreamError};
 
 /// What every handler shares.
-pub struct ApiState {
+pub(crate) struct ApiState {
     pub mirror: Arc<Mirror>,
     pub metrics: Arc<SeederMetrics>,
     /// The BitTorrent session, read for `/v1/swarms`.
@@ -44,7 +44,7 @@ pub struct ApiState {
 }
 
 /// The router of every endpoint.
-pub fn router(state: Arc<ApiState>) -> Router {
+pub(crate) fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/v1/blobs/{digest}/torrent", get(blob_torrent))
         .route("/v1/blobs/{digest}/magnet", get(blob_magnet))
@@ -61,7 +61,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
 
 /// An error as the HTTP client sees it: a status and a JSON `{"error": ".."}` body.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
 }
@@ -347,7 +347,7 @@ async fn webseed(
     }
     state.mirror.usage().touch(digest, now_ms());
     let is_get = request.method() == Method::GET;
-    let response = crate::store::serve_file(state.mirror.store().path(&digest))
+    let response = shoal_store::blob_store::serve_file(state.mirror.store().path(&digest))
         .try_call(request)
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reading blob {digest}: {e}")))?;

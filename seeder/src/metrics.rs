@@ -1,20 +1,7 @@
 //! The seeder's Prometheus metrics, on a registry of its own (served at `/metrics`).
 
 use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, Registry, TextEncoder};
-
-/// An integer gauge registered on `registry` (names are fixed in code: a bad or taken one is a bug).
-pub fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).expect("valid metric");
-    registry.register(Box::new(g.clone())).expect("unique metric");
-    g
-}
-
-/// An integer counter registered on `registry`.
-pub fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::new(name, help).expect("valid metric");
-    registry.register(Box::new(c.clone())).expect("unique metric");
-    c
-}
+use shoal_store::metrics::{counter, gauge};
 
 /// Every metric the seeder exports.
 pub struct SeederMetrics {
@@ -33,8 +20,8 @@ pub struct SeederMetrics {
 
 impl SeederMetrics {
     /// What the cache policy moves.
-    pub fn cache(&self) -> crate::cache::CacheMetrics {
-        crate::cache::CacheMetrics {
+    pub fn cache(&self) -> shoal_store::cache::CacheMetrics {
+        shoal_store::cache::CacheMetrics {
             evicted_blobs: self.evicted_blobs.clone(),
             evicted_bytes: self.evicted_bytes.clone(),
             blobs: self.blobs.clone(),

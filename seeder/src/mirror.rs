@@ -17,12 +17,12 @@ use serde::Deserialize;
 use shoal_torrents::{BlobDigest, HashedBlob, ParseDigestError};
 use tokio::sync::{mpsc, OnceCell};
 
-use crate::cache::{CacheError, CachedStore};
-use crate::index::{BlobIndex, ImageBlob, ImageRecord, IndexError, ManifestRecord};
 use crate::metrics::SeederMetrics;
-use crate::store::{BlobStore, Chunk, StoreError};
-use crate::upstream::{PulledManifest, Upstream, UpstreamError};
-use crate::usage::BlobUsage;
+use shoal_store::blob_store::{BlobStore, Chunk, StoreError};
+use shoal_store::cache::{CacheError, CachedStore};
+use shoal_store::index::{BlobIndex, ImageBlob, ImageRecord, IndexError, ManifestRecord};
+use shoal_store::usage::BlobUsage;
+use shoal_upstream::{PulledManifest, Upstream, UpstreamError};
 
 /// Blobs of one manifest fetched at once.
 const BLOB_FETCHES_PER_MANIFEST: usize = 4;

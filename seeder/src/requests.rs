@@ -6,7 +6,7 @@ use shoal_torrents::BlobDigest;
 
 /// A request the seeder refuses before doing anything (answered with a 4xx).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RequestError {
+pub(crate) enum RequestError {
     #[error("{0:?} is not a blob digest: expected sha256:<64 lowercase hex>")]
     Digest(String),
     #[error("{0:?} is not a webseed file name: expected sha256-<64 lowercase hex>")]
@@ -20,18 +20,18 @@ pub enum RequestError {
 }
 
 /// A `sha256:<hex>` path segment.
-pub fn blob_digest(segment: &str) -> Result<BlobDigest, RequestError> {
+pub(crate) fn blob_digest(segment: &str) -> Result<BlobDigest, RequestError> {
     segment.parse().map_err(|_| RequestError::Digest(segment.to_owned()))
 }
 
 /// A webseed file name, `sha256-<hex>`: nothing else maps to a file, so no path can escape.
-pub fn webseed_name(name: &str) -> Result<BlobDigest, RequestError> {
+pub(crate) fn webseed_name(name: &str) -> Result<BlobDigest, RequestError> {
     BlobDigest::from_torrent_name(name).map_err(|_| RequestError::WebseedName(name.to_owned()))
 }
 
 /// A repository path as the Distribution spec allows it (lowercase components separated by
 /// `/`, with `.`, `_`, `__` and `-` inside components).
-pub fn repository(name: &str) -> Result<&str, RequestError> {
+pub(crate) fn repository(name: &str) -> Result<&str, RequestError> {
     let component_ok = |c: &str| {
         !c.is_empty()
             && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
@@ -46,7 +46,7 @@ pub fn repository(name: &str) -> Result<&str, RequestError> {
 }
 
 /// A registry host as `?ns=` names it: `host[:port]`, no scheme, no path.
-pub fn registry(host: &str) -> Result<&str, RequestError> {
+pub(crate) fn registry(host: &str) -> Result<&str, RequestError> {
     let ok = !host.is_empty()
         && host.len() <= 255
         && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b));
@@ -59,7 +59,7 @@ pub fn registry(host: &str) -> Result<&str, RequestError> {
 
 /// `POST /v1/images` body.
 #[derive(Debug, Deserialize)]
-pub struct MirrorRequest {
+pub(crate) struct MirrorRequest {
     pub image: String,
 }
 
@@ -95,7 +95,7 @@ const MANIFEST_TYPES: &[&str] = &[
 
 /// The images a registry notification asks us to mirror: one `host/repo@digest` per push of
 /// a manifest. The host comes from the event's target URL (how the registry was reached).
-pub fn pushed_images(body: &[u8]) -> Result<Vec<String>, RequestError> {
+pub(crate) fn pushed_images(body: &[u8]) -> Result<Vec<String>, RequestError> {
     let envelope: Envelope = serde_json::from_slice(body).map_err(|e| RequestError::Body(e.to_string()))?;
     let mut images = Vec::new();
     for event in envelope.events {

@@ -10,15 +10,15 @@ use shoal_torrents::Distribution;
 use tokio::net::TcpListener;
 
 use crate::api::{self, ApiState};
-use crate::cache::{CacheError, StoreCache};
-use crate::eviction::StoreLimit;
-use crate::index::{BlobIndex, IndexError};
 use crate::metrics::SeederMetrics;
 use crate::mirror::{Mirror, MirrorError, PlatformFilter};
-use crate::seeding::{Seeding, SeedingConfig, SeedingError};
-use crate::store::{BlobStore, StoreError};
 use crate::ui::{self, Throughput};
-use crate::upstream::{Upstream, UpstreamConfig};
+use shoal_store::blob_store::{BlobStore, StoreError};
+use shoal_store::cache::{CacheError, StoreCache};
+use shoal_store::eviction::StoreLimit;
+use shoal_store::index::{BlobIndex, IndexError};
+use shoal_store::seeding::{Seeding, SeedingConfig, SeedingError};
+use shoal_upstream::{Upstream, UpstreamConfig};
 
 /// Everything `shoal seeder` is configured with.
 #[derive(Clone, Debug)]

@@ -20,18 +20,18 @@ use shoal_torrents::InfoHash;
 
 use crate::api::{ApiError, ApiState};
 use crate::metrics::SeederMetrics;
-use crate::seeding::Seeding;
-use crate::usage::now_ms;
+use shoal_store::seeding::Seeding;
+use shoal_store::usage::now_ms;
 
 /// The page: HTML, CSS and JS in one file, served as is.
-pub const PAGE: &str = include_str!("ui/index.html");
+pub(crate) const PAGE: &str = include_str!("ui/index.html");
 
 /// How many rate samples (one a second) the history keeps: two minutes.
-pub const HISTORY_SAMPLES: usize = 120;
+pub(crate) const HISTORY_SAMPLES: usize = 120;
 
 /// A stored blob, as the index records it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct StoredBlob {
+pub(crate) struct StoredBlob {
     pub digest: String,
     pub size: u64,
     pub info_hash: String,
@@ -40,7 +40,7 @@ pub struct StoredBlob {
 
 /// One torrent of the librqbit session, sampled.
 #[derive(Clone, Debug, PartialEq)]
-pub struct TorrentSample {
+pub(crate) struct TorrentSample {
     pub info_hash: String,
     /// librqbit's state: `initializing`, `live`, `paused` or `error`.
     pub state: String,
@@ -56,7 +56,7 @@ pub struct TorrentSample {
 
 /// The seeder's counters since start.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub bittorrent_uploaded_bytes: u64,
     pub webseed_uploaded_bytes: u64,
     pub evicted_blobs: u64,
@@ -68,7 +68,7 @@ pub struct Counters {
 
 /// Upload rates over one sampling interval, ending at `at_ms`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct RateSample {
+pub(crate) struct RateSample {
     pub at_ms: u64,
     pub bittorrent_bytes_per_s: u64,
     pub webseed_bytes_per_s: u64,
@@ -76,7 +76,7 @@ pub struct RateSample {
 
 /// What `GET /v1/swarms` answers.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct SwarmsView {
+pub(crate) struct SwarmsView {
     /// When this was sampled, milliseconds since the Unix epoch.
     pub at_ms: u64,
     pub totals: Totals,
@@ -87,7 +87,7 @@ pub struct SwarmsView {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Totals {
+pub(crate) struct Totals {
     /// Stored blobs the BitTorrent session holds a torrent for.
     pub swarms: usize,
     /// Stored blobs.
@@ -106,7 +106,7 @@ pub struct Totals {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct SwarmView {
+pub(crate) struct SwarmView {
     pub digest: String,
     pub size: u64,
     pub info_hash: String,
@@ -121,7 +121,7 @@ pub struct SwarmView {
 
 /// The view of every stored blob's swarm, joined with the session's torrents by infohash.
 /// Torrents without a stored blob (mid-eviction) are left out.
-pub fn swarms_view(
+pub(crate) fn swarms_view(
     at_ms: u64,
     blobs: &[StoredBlob],
     torrents: &[TorrentSample],
@@ -167,7 +167,7 @@ pub fn swarms_view(
 
 /// Upload rates from successive samples of the two upload counters; keeps the last `capacity`.
 #[derive(Debug)]
-pub struct ThroughputHistory {
+pub(crate) struct ThroughputHistory {
     capacity: usize,
     /// The previous sample: (at_ms, BitTorrent total, webseed total).
     last: Option<(u64, u64, u64)>,
@@ -175,14 +175,14 @@ pub struct ThroughputHistory {
 }
 
 impl ThroughputHistory {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self { capacity, last: None, rates: VecDeque::with_capacity(capacity) }
     }
 
     /// Records the counters' totals at `at_ms`. A counter that went down (a restarted session)
     /// counts as no upload for that interval; a sample not later than the previous one is
     /// ignored.
-    pub fn record(&mut self, at_ms: u64, bittorrent_total: u64, webseed_total: u64) {
+    pub(crate) fn record(&mut self, at_ms: u64, bittorrent_total: u64, webseed_total: u64) {
         if let Some((last_ms, last_bt, last_ws)) = self.last {
             if at_ms <= last_ms {
                 return;
@@ -204,17 +204,17 @@ impl ThroughputHistory {
     }
 
     /// Oldest first.
-    pub fn rates(&self) -> Vec<RateSample> {
+    pub(crate) fn rates(&self) -> Vec<RateSample> {
         self.rates.iter().copied().collect()
     }
 }
 
 /// The history shared by the sampling task and the API.
 #[derive(Debug)]
-pub struct Throughput(Mutex<ThroughputHistory>);
+pub(crate) struct Throughput(Mutex<ThroughputHistory>);
 
 impl Throughput {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(Mutex::new(ThroughputHistory::new(HISTORY_SAMPLES)))
     }
 
@@ -231,7 +231,7 @@ impl Default for Throughput {
 }
 
 /// Samples the upload counters once a second, forever (spawn it; it ends with the runtime).
-pub async fn record_throughput(seeding: Arc<Seeding>, metrics: Arc<SeederMetrics>, throughput: Arc<Throughput>) {
+pub(crate) async fn record_throughput(seeding: Arc<Seeding>, metrics: Arc<SeederMetrics>, throughput: Arc<Throughput>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -274,7 +274,7 @@ fn counters(seeding: &Seeding, metrics: &SeederMetrics) -> Counters {
 }
 
 /// `GET /v1/swarms`.
-pub async fn swarms(State(state): State<Arc<ApiState>>) -> Result<Json<SwarmsView>, ApiError> {
+pub(crate) async fn swarms(State(state): State<Arc<ApiState>>) -> Result<Json<SwarmsView>, ApiError> {
     let blobs: Vec<StoredBlob> = state
         .mirror
         .index()
@@ -294,7 +294,7 @@ pub async fn swarms(State(state): State<Arc<ApiState>>) -> Result<Json<SwarmsVie
 }
 
 /// `GET /ui`.
-pub async fn page() -> Response {
+pub(crate) async fn page() -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], PAGE).into_response()
 }
 

@@ -7,16 +7,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use shoal_seeder::cache::StoreCache;
-use shoal_seeder::eviction::StoreLimit;
-use shoal_seeder::index::BlobIndex;
 use shoal_seeder::metrics::SeederMetrics;
 use shoal_seeder::mirror::{Mirror, PlatformFilter};
-use shoal_seeder::seeding::{Seeding, SeedingConfig};
 use shoal_seeder::service::seed_stored_blobs;
-use shoal_seeder::store::BlobStore;
-use shoal_seeder::upstream::{Upstream, UpstreamConfig};
+use shoal_store::blob_store::BlobStore;
+use shoal_store::cache::StoreCache;
+use shoal_store::eviction::StoreLimit;
+use shoal_store::index::BlobIndex;
+use shoal_store::seeding::{Seeding, SeedingConfig};
 use shoal_torrents::{BlobHasher, BlobTorrent, HashedBlob};
+use shoal_upstream::{Upstream, UpstreamConfig};
 
 const REPO: &str = "127.0.0.1:5000/team/app";
 
@@ -111,17 +111,17 @@ async fn crash_states_are_repaired_at_start_and_eviction_clears_session_store_an
 
     // A use recorded in memory counts before it reaches the index: touched, `old` is newer
     // than the orphan, which goes first once the store is over the limit again.
-    mirror.usage().touch(old.digest, shoal_seeder::usage::now_ms() + 60_000);
+    mirror.usage().touch(old.digest, shoal_store::usage::now_ms() + 60_000);
     ingest(&store, &mid_data, &mid);
     index.put_blob(&mid, Some(REPO)).unwrap();
     seeding.seed(&mid).await.unwrap();
-    index.record_accesses(&[(mid.digest, shoal_seeder::usage::now_ms() + 120_000)]).unwrap();
+    index.record_accesses(&[(mid.digest, shoal_store::usage::now_ms() + 120_000)]).unwrap();
     let evicted = cache.enforce().await.unwrap();
     assert_eq!((evicted.blobs, evicted.stored_bytes), (1, 500_000), "{evicted:?}");
     assert!(store.stored_size(&orphan.digest).is_none(), "the least recently used blob is still stored");
     assert!(store.stored_size(&old.digest).is_some() && store.stored_size(&mid.digest).is_some());
     // The in-memory use is written to the index in one batch.
     cache.record_uses().unwrap();
-    assert!(index.blob(&old.digest).unwrap().unwrap().last_access_ms > shoal_seeder::usage::now_ms());
+    assert!(index.blob(&old.digest).unwrap().unwrap().last_access_ms > shoal_store::usage::now_ms());
     seeding.stop().await;
 }

@@ -8,7 +8,7 @@ use crate::cli::MagnetArgs;
 /// .torrent files are small; anything this large is not one and is refused before reading.
 const MAX_TORRENT_BYTES: u64 = 64 << 20;
 
-pub fn run(args: MagnetArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: MagnetArgs) -> anyhow::Result<()> {
     let path = &args.torrent;
     let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
     anyhow::ensure!(len <= MAX_TORRENT_BYTES, "{} is {len} bytes: too large to be a .torrent", path.display());

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use crate::cli::MagnetsArgs;
 use crate::magnets::{render_github, render_json, render_text, ImageListing, OutputFormat};
 
-pub fn run(args: MagnetsArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: MagnetsArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let listing = runtime.block_on(mirror(&args.seeder, &args.image))?;
     let summary = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty());

@@ -5,10 +5,10 @@ use std::io::Write;
 
 use anyhow::Context;
 use serde::Deserialize;
-use shoal_seeder::eviction::StoreLimit;
-use shoal_seeder::seeding::SeedingConfig;
-use shoal_seeder::upstream::{Credentials, UpstreamConfig};
 use shoal_seeder::SeederConfig;
+use shoal_store::eviction::StoreLimit;
+use shoal_store::seeding::SeedingConfig;
+use shoal_upstream::{Credentials, UpstreamConfig};
 
 use crate::cli::SeederArgs;
 
@@ -38,11 +38,11 @@ impl ConfigFile {
 }
 
 /// A store limit from `--max-store-bytes` and its watermarks (seeder and shim alike).
-pub fn store_limit(max_bytes: Option<u64>, high: f64, low: f64) -> anyhow::Result<Option<StoreLimit>> {
+pub(crate) fn store_limit(max_bytes: Option<u64>, high: f64, low: f64) -> anyhow::Result<Option<StoreLimit>> {
     max_bytes.map(|max| StoreLimit::new(max, high, low)).transpose().context("invalid --max-store-bytes or watermarks")
 }
 
-pub fn run(args: SeederArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: SeederArgs) -> anyhow::Result<()> {
     init_logging();
     let file = ConfigFile::load(args.config.as_deref())?;
     let mut credentials = file.credentials;

@@ -7,13 +7,13 @@ use std::time::Duration;
 use anyhow::Context;
 use shoal_registry_shim::swarm::SwarmConfig;
 use shoal_registry_shim::{BoundShim, ShimConfig};
-use shoal_seeder::seeding::SeedingConfig;
-use shoal_seeder::upstream::{Credentials, UpstreamConfig};
+use shoal_store::seeding::SeedingConfig;
+use shoal_upstream::{Credentials, UpstreamConfig};
 
 use super::seeder::{init_logging, shutdown_signal, store_limit};
 use crate::cli::ShimArgs;
 
-pub fn run(args: ShimArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: ShimArgs) -> anyhow::Result<()> {
     init_logging();
     let mut credentials = HashMap::new();
     if let (Some(username), Some(password)) = (&args.upstream_username, &args.upstream_password) {

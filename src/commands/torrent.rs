@@ -25,7 +25,7 @@ struct Report<'a> {
     torrent: &'a Path,
 }
 
-pub fn run(args: TorrentArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: TorrentArgs) -> anyhow::Result<()> {
     let distribution = Distribution {
         trackers: check_urls(&args.trackers, "tracker", &["http", "https", "udp"])?,
         webseeds: check_urls(&args.webseeds, "webseed", &["http", "https"])?,

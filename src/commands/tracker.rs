@@ -4,7 +4,7 @@ use shoal_tracker::{Intervals, SwarmLimits, TrackerConfig};
 
 use crate::cli::TrackerArgs;
 
-pub fn run(args: TrackerArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: TrackerArgs) -> anyhow::Result<()> {
     let config = TrackerConfig {
         listen: args.listen,
         udp_listen: args.udp_listen,

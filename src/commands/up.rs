@@ -10,18 +10,18 @@ use std::time::Duration;
 use anyhow::Context;
 use shoal_registry_shim::swarm::SwarmConfig;
 use shoal_registry_shim::{BoundShim, ShimConfig};
-use shoal_seeder::eviction::StoreLimit;
-use shoal_seeder::seeding::SeedingConfig;
-use shoal_seeder::upstream::{Credentials, UpstreamConfig};
 use shoal_seeder::SeederConfig;
+use shoal_store::eviction::StoreLimit;
+use shoal_store::seeding::SeedingConfig;
 use shoal_tracker::TrackerConfig;
+use shoal_upstream::{Credentials, UpstreamConfig};
 use tokio::sync::{oneshot, watch};
 
 use super::seeder::{init_logging, shutdown_signal, store_limit, ConfigFile};
 use crate::cli::UpArgs;
 use crate::magnets::OutputFormat;
 
-pub fn run(args: UpArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
     init_logging();
     let file = ConfigFile::load(args.config.as_deref())?;
     let mut credentials = file.credentials;

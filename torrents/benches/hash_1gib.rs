@@ -5,6 +5,9 @@
 //! Shoal's `hash_reader`, `mktorrent -t 2` at the same piece length, and derives openssl's
 //! single-core SHA-256 limit from `openssl speed -bytes 16384 sha256`.
 
+// A benchmark prints its figures.
+#![allow(clippy::print_stdout)]
+
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};

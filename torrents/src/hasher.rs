@@ -17,7 +17,7 @@ pub struct HashedBlob {
 
 /// SHA-1 of consecutive fixed-length pieces over a byte stream fed in arbitrary chunks.
 #[derive(Clone)]
-pub struct PieceHasher {
+pub(crate) struct PieceHasher {
     piece_length: u64,
     current: Sha1,
     filled: u64,
@@ -25,7 +25,7 @@ pub struct PieceHasher {
 }
 
 impl PieceHasher {
-    pub fn new(piece_length: PieceLength, expected_size: Option<u64>) -> Self {
+    pub(crate) fn new(piece_length: PieceLength, expected_size: Option<u64>) -> Self {
         let capacity = expected_size.map_or(0, |s| piece_length.piece_count(s).min(1 << 20) as usize);
         Self {
             piece_length: u64::from(piece_length.bytes()),
@@ -35,7 +35,7 @@ impl PieceHasher {
         }
     }
 
-    pub fn update(&mut self, mut data: &[u8]) {
+    pub(crate) fn update(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             let room = (self.piece_length - self.filled) as usize;
             let take = room.min(data.len());
@@ -51,7 +51,7 @@ impl PieceHasher {
 
     /// Closes the last, short piece if there is one. An exact multiple of the piece length gets
     /// no extra piece (librqbit's create_torrent gets this wrong and aria2 rejects its output).
-    pub fn finish(mut self) -> Vec<[u8; 20]> {
+    pub(crate) fn finish(mut self) -> Vec<[u8; 20]> {
         if self.filled > 0 {
             self.pieces.push(self.current.finalize().into());
         }

@@ -12,7 +12,7 @@ const MIN_LOG2: u32 = 15;
 /// Most bytes per piece: 16 MiB. Larger pieces hurt swarming more than piece count costs.
 const MAX_LOG2: u32 = 24;
 /// The table keeps a blob at no more than this many pieces until pieces reach 16 MiB.
-pub const MAX_PIECES: u64 = 2048;
+pub(crate) const MAX_PIECES: u64 = 2048;
 
 /// Bytes per piece: a power of two from 32 KiB to 16 MiB.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,6 +1,9 @@
 //! Memory benchmark of the swarm store: resident bytes per peer with 1,000,000 peers over
 //! 100,000 swarms (run: `cargo bench -p shoal-tracker --bench swarm_memory`).
 
+// A benchmark prints its figures.
+#![allow(clippy::print_stdout)]
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use rand::rngs::StdRng;

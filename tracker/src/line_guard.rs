@@ -18,7 +18,7 @@ use crate::service::{Refusal, Tracker};
 
 /// Longest request or header line passed on (the announce parser refuses queries over 8 KiB
 /// with its own failure reason, so this only catches what hyper could not carry).
-pub const MAX_LINE: usize = 16 * 1024;
+pub(crate) const MAX_LINE: usize = 16 * 1024;
 
 enum State {
     Pass,
@@ -33,7 +33,7 @@ enum State {
     Done,
 }
 
-pub struct LineGuard<S> {
+pub(crate) struct LineGuard<S> {
     inner: S,
     line: usize,
     state: State,
@@ -42,7 +42,7 @@ pub struct LineGuard<S> {
 }
 
 impl<S> LineGuard<S> {
-    pub fn new(inner: S, tracker: Arc<Tracker>) -> Self {
+    pub(crate) fn new(inner: S, tracker: Arc<Tracker>) -> Self {
         Self { inner, line: 0, state: State::Pass, tracker, answer: Vec::new() }
     }
 

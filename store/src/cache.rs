@@ -21,10 +21,10 @@ use std::sync::{Arc, Mutex};
 use prometheus::{IntCounter, IntGauge};
 use shoal_torrents::{BlobDigest, HashedBlob, InfoHash};
 
+use crate::blob_store::{BlobStore, StoreError};
 use crate::eviction::{self, Entry, StoreLimit};
 use crate::index::{BlobIndex, BlobRecord, IndexError};
 use crate::seeding::{Seeding, SeedingError};
-use crate::store::{BlobStore, StoreError};
 use crate::usage::{now_ms, BlobUsage};
 
 /// Why a use could not be recorded or a blob could not be evicted.

@@ -1,0 +1,18 @@
+//! Shoal's verified blob store, shared by the origin (seeder) and every host's registry shim.
+//!
+//! Layers, bottom up: [`blob_store`] (content-addressed files, filled only through verified
+//! ingest or adopt), [`index`] (redb records of what is stored, under which infohash, and which
+//! images and manifests name it), [`usage`] (leases and recency in memory), [`eviction`] (the
+//! pure plan), [`cache`] (eviction's I/O and restart repair, [`cache::CachedStore`]),
+//! [`seeding`] (a librqbit session seeding read-only from the store, with fast-resume) and
+//! [`metrics`] (Prometheus helpers). It depends on neither the seeder nor the shim.
+
+pub mod blob_store;
+pub mod cache;
+pub mod eviction;
+pub mod index;
+pub mod metrics;
+pub mod seeding;
+pub mod usage;
+
+pub use blob_store::{serve_file, BlobStore, Chunk, StoreError, SERVE_CHUNK};
