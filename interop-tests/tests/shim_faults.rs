@@ -13,7 +13,8 @@ use shoal_interop_tests::stack::{seeding, start_seeder_with, start_tracker};
 use shoal_interop_tests::{
     free_port, poll_until, require_tool, sha256_file, shoal_binary, stored_blob, wait_until, ChildGuard,
 };
-use shoal_registry_shim::swarm::{Source, SwarmConfig};
+use shoal_registry_shim::origin::Source;
+use shoal_registry_shim::swarm::SwarmConfig;
 use shoal_registry_shim::{BoundShim, ShimConfig};
 use shoal_torrents::{hash_reader, BlobTorrent, Distribution};
 

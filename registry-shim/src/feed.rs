@@ -15,7 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::ShimMetrics;
-use crate::swarm::{Download, Source as SourceKind, Swarm};
+use crate::origin::Source as SourceKind;
+use crate::swarm::{Download, Swarm};
 
 /// A file holding a whole blob, handed from the feed to the store.
 pub(crate) struct LandedFile {
@@ -58,6 +59,8 @@ pub(crate) struct Feed {
     pub(crate) store: Arc<BlobStore>,
     pub(crate) metrics: Arc<ShimMetrics>,
     pub(crate) upstream: Arc<Upstream>,
+    /// Where its blocking copy runs (the shim's task tree).
+    pub(crate) tasks: shoal_tasks::Tasks,
     pub(crate) reference: oci_client::Reference,
     pub(crate) digest: BlobDigest,
     pub(crate) size: u64,
@@ -149,7 +152,7 @@ impl Feed {
         let path = self.store.temp_path(&self.digest);
         let file = DiscardOnDrop(Some(path.clone()));
         let partial = DiscardOnDrop(Some(self.partial.clone()));
-        let copy = tokio::task::spawn_blocking(move || -> io::Result<std::fs::File> {
+        let copy = self.tasks.spawn_blocking("blob-assembly", move || -> io::Result<std::fs::File> {
             let mut out = std::fs::File::create(&path)?;
             if prefix > 0 {
                 let source = std::fs::File::open(partial.path())?;

@@ -17,9 +17,11 @@ use tower::ServiceExt;
 use oci_client::secrets::RegistryAuth;
 
 use crate::auth;
-use crate::blobs::{upstream_error, BlobBody, BlobFetcher, BlobOrigin, Subject};
+use crate::error::{upstream_error, Subject};
+use crate::fetch::{BlobBody, BlobFetcher};
 use crate::manifests::{Manifest, ManifestCache, TagKey, TagLookup};
 use crate::media;
+use crate::origin::BlobOrigin;
 use crate::route::{ManifestRef, RepoName, Route};
 use crate::RegistryError;
 

@@ -12,15 +12,18 @@
 //! and evict blobs the same way.
 
 pub mod auth;
-pub mod blobs;
 pub mod cache;
 mod error;
 mod feed;
+mod fetch;
 mod http;
+mod landing;
 pub mod manifests;
 pub mod media;
 pub mod metrics;
+pub mod origin;
 pub mod private;
+mod pump;
 pub mod route;
 pub mod service;
 pub mod swarm;

@@ -2,7 +2,7 @@
 
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
-use crate::swarm::Source;
+use crate::origin::Source;
 
 /// Every metric the shim exports.
 pub struct ShimMetrics {

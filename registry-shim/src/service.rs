@@ -10,8 +10,8 @@ use shoal_store::eviction::StoreLimit;
 use shoal_store::index::BlobIndex;
 use shoal_upstream::{Upstream, UpstreamConfig};
 
-use crate::blobs::BlobFetcher;
 use crate::cache::ShimCache;
+use crate::fetch::BlobFetcher;
 use crate::http::{router, ShimState};
 use crate::manifests::ManifestCache;
 use crate::metrics::ShimMetrics;
@@ -90,6 +90,7 @@ impl BoundShim {
             config.store_limit,
         ));
         cache.start(swarm.as_deref()).await?;
+        let tasks = shoal_tasks::Tasks::root("shim");
         let state = Arc::new(ShimState {
             blobs: Arc::new(BlobFetcher::new(
                 store,
@@ -97,6 +98,7 @@ impl BoundShim {
                 swarm,
                 Arc::clone(&metrics),
                 Arc::clone(&cache),
+                tasks.child("blobs"),
             )),
             metrics: Arc::clone(&metrics),
             upstream,

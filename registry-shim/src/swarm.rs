@@ -5,7 +5,7 @@
 //! checks every piece's SHA-1 before a stream sees it). That file is the only copy written: the
 //! shim hashes the SHA-256 of what the stream hands its client, and when it matches, the torrent
 //! leaves the session (its file kept) and the store adopts the file by renaming it
-//! ([`crate::blobs`]). The blob is then re-added for seeding from the store, read-only (the
+//! ([`crate::fetch`], `landing.rs`). The blob is then re-added for seeding from the store, read-only (the
 //! seeder's [`Seeding`], with a complete fast-resume bitfield: no re-hashing).
 //!
 //! Hosts that pull one blob at once (issue 7's swarm lab) must fetch different pieces from the
@@ -24,15 +24,7 @@ use librqbit::{AddTorrent, AddTorrentOptions, AddTorrentResponse, PeerConnection
 use shoal_store::seeding::{Seeding, SeedingConfig, SeedingError};
 use shoal_torrents::{BlobDigest, HashedBlob, ParsedTorrent};
 
-use crate::blobs::BlobOrigin;
-
-/// Where a blob's bytes came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    Peers,
-    Webseed,
-    Upstream,
-}
+use crate::origin::BlobOrigin;
 
 /// How the shim reaches the seeder and the swarm.
 #[derive(Clone, Debug)]

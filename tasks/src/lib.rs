@@ -6,6 +6,9 @@
 //! then waits until every task of the subtree has ended (tokio-util's `TaskTracker`), so a
 //! test can check that nothing is left running ([`Tasks::running`]). A spawned future is
 //! dropped at its next await once its node is cancelled; its handle then yields `None`.
+//! [`single_flight`] lets concurrent callers share one piece of work.
+
+pub mod single_flight;
 
 use std::future::Future;
 use std::sync::Arc;
