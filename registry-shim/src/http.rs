@@ -1,7 +1,6 @@
 //! The HTTP edge: axum routes for the Distribution v2 pull API, OCI error envelopes, status codes.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -9,7 +8,6 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
-use sha2::{Digest, Sha256};
 use shoal_torrents::BlobDigest;
 use tokio_stream::wrappers::ReceiverStream;
 use tower::ServiceExt;
@@ -17,40 +15,21 @@ use tower::ServiceExt;
 use oci_client::secrets::RegistryAuth;
 
 use crate::auth;
-use crate::error::{upstream_error, Subject};
 use crate::fetch::{BlobBody, BlobFetcher};
-use crate::manifests::{Manifest, ManifestCache, TagKey, TagLookup};
 use crate::media;
 use crate::origin::BlobOrigin;
-use crate::route::{ManifestRef, RepoName, Route};
+use crate::resolve::ManifestResolver;
+use crate::route::Route;
 use crate::RegistryError;
 
 /// Everything a request handler needs.
 pub(crate) struct ShimState {
     pub upstream: Arc<shoal_upstream::Upstream>,
     pub blobs: Arc<BlobFetcher>,
-    pub manifests: std::sync::Mutex<ManifestCache>,
+    pub manifests: ManifestResolver,
     pub metrics: Arc<crate::metrics::ShimMetrics>,
     /// Registry for requests without `?ns=` (direct mode: `docker pull localhost:5000/repo`).
     pub default_registry: String,
-}
-
-impl ShimState {
-    /// What the cache knows of a manifest reference (digests never go stale).
-    fn cached_manifest(&self, reference: &ManifestRef, tag: Option<&TagKey>) -> TagLookup {
-        let mut cache = self.manifests.lock().expect("manifest cache lock");
-        match (reference, tag) {
-            (ManifestRef::Digest(d), _) => {
-                cache.by_digest(d, Instant::now()).map_or(TagLookup::Missing, TagLookup::Fresh)
-            }
-            (ManifestRef::Tag(_), Some(key)) => cache.tag(key, Instant::now()),
-            (ManifestRef::Tag(_), None) => TagLookup::Missing,
-        }
-    }
-
-    fn remember_manifest(&self, manifest: Manifest, tag: Option<TagKey>) -> Arc<Manifest> {
-        self.manifests.lock().expect("manifest cache lock").insert(manifest, tag, Instant::now())
-    }
 }
 
 pub(crate) fn router(state: Arc<ShimState>) -> Router {
@@ -104,7 +83,7 @@ async fn v2(State(state): State<Arc<ShimState>>, request: Request) -> Response {
     let endpoint = endpoint_label(request.uri().path());
     let path = request.uri().path().to_owned();
     let registry = namespace(request.uri().query()).unwrap_or_else(|| state.default_registry.clone());
-    let response = match handle(&state, request).await {
+    let response = match handle(&state, &registry, request).await {
         Ok(response) => api_version(response),
         Err(RegistryError::Unauthorized { www_authenticate: None }) => {
             // oci-client does not keep the upstream's challenge: ask for it (without
@@ -131,7 +110,7 @@ fn endpoint_label(path: &str) -> &'static str {
     }
 }
 
-async fn handle(state: &Arc<ShimState>, request: Request) -> Result<Response, RegistryError> {
+async fn handle(state: &Arc<ShimState>, registry: &str, request: Request) -> Result<Response, RegistryError> {
     let path = request.uri().path();
     let route = Route::parse(path.strip_prefix("/v2").unwrap_or(path).trim_start_matches('/'))?;
     let head = match *request.method() {
@@ -143,10 +122,9 @@ async fn handle(state: &Arc<ShimState>, request: Request) -> Result<Response, Re
             )))
         }
     };
-    let registry = namespace(request.uri().query()).unwrap_or_else(|| state.default_registry.clone());
     let client = auth::client_auth(request.headers());
     match route {
-        Route::Base => ping(state, &registry, client.as_ref()).await,
+        Route::Base => ping(state, registry, client.as_ref()).await,
         Route::Unsupported => {
             Err(RegistryError::Unsupported("pushing, listing and the catalog are not supported".into()))
         }
@@ -154,12 +132,7 @@ async fn handle(state: &Arc<ShimState>, request: Request) -> Result<Response, Re
             let accept: Vec<&str> =
                 request.headers().get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).collect();
             let accepted = media::accepted(&accept);
-            let manifest = match &client {
-                // A client's own credentials: resolved upstream every time, never cached, so
-                // nothing it may read is ever served from the cache to another client.
-                Some(auth) => Arc::new(fetch_manifest(state, &registry, &name, &reference, Some(auth)).await?),
-                None => manifest(state, &registry, &name, &reference).await?,
-            };
+            let manifest = state.manifests.resolve(registry, &name, &reference, client.as_ref()).await?;
             if !accepted.is_empty() && !accepted.iter().any(|m| *m == manifest.media_type) {
                 tracing::debug!(media_type = %manifest.media_type, "client did not list the manifest's type; serving it anyway");
             }
@@ -171,7 +144,8 @@ async fn handle(state: &Arc<ShimState>, request: Request) -> Result<Response, Re
             Ok(response)
         }
         Route::Blob { name, digest } => {
-            let origin = BlobOrigin { registry, repository: name.as_str().to_owned(), auth: client };
+            let origin =
+                BlobOrigin { registry: registry.to_owned(), repository: name.as_str().to_owned(), auth: client };
             blob(state, &origin, &digest, head, request).await
         }
     }
@@ -204,58 +178,6 @@ fn header_value(s: &str) -> HeaderValue {
 /// The `ns` query parameter containerd adds in mirror mode: the registry a request is for.
 fn namespace(query: Option<&str>) -> Option<String> {
     url::form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == "ns").map(|(_, v)| v.into_owned())
-}
-
-async fn manifest(
-    state: &ShimState,
-    registry: &str,
-    name: &RepoName,
-    reference: &ManifestRef,
-) -> Result<Arc<Manifest>, RegistryError> {
-    let tag_key = match reference {
-        ManifestRef::Digest(_) => None,
-        ManifestRef::Tag(tag) => {
-            Some(TagKey { registry: registry.to_owned(), repository: name.to_string(), tag: tag.clone() })
-        }
-    };
-    let stale = match state.cached_manifest(reference, tag_key.as_ref()) {
-        TagLookup::Fresh(m) => return Ok(m),
-        TagLookup::Stale(m) => Some(m),
-        TagLookup::Missing => None,
-    };
-    match fetch_manifest(state, registry, name, reference, None).await {
-        Ok(fetched) => Ok(state.remember_manifest(fetched, tag_key)),
-        Err(e) => match stale {
-            Some(m) if matches!(e, RegistryError::Unavailable(_)) => {
-                tracing::warn!(%registry, repository = %name, %reference, error = %e, "upstream unreachable: serving a stale tag");
-                Ok(m)
-            }
-            _ => Err(e),
-        },
-    }
-}
-
-async fn fetch_manifest(
-    state: &ShimState,
-    registry: &str,
-    name: &RepoName,
-    reference: &ManifestRef,
-    client: Option<&RegistryAuth>,
-) -> Result<Manifest, RegistryError> {
-    let sep = if matches!(reference, ManifestRef::Digest(_)) { "@" } else { ":" };
-    let what = format!("{registry}/{name}{sep}{reference}");
-    let image =
-        shoal_upstream::Upstream::parse_reference(&what).map_err(|_| RegistryError::NameInvalid(what.clone()))?;
-    let pulled =
-        state.upstream.manifest_as(&image, client).await.map_err(|e| upstream_error(Subject::Manifest, &what, e))?;
-    let digest = BlobDigest::from_bytes(Sha256::digest(&pulled.bytes).into());
-    if let ManifestRef::Digest(expected) = reference {
-        if *expected != digest {
-            tracing::error!(%what, actual = %digest, "upstream manifest does not match its digest");
-            return Err(RegistryError::Unavailable(format!("upstream sent a manifest that does not match {expected}")));
-        }
-    }
-    Ok(Manifest { digest, media_type: pulled.media_type, bytes: pulled.bytes })
 }
 
 async fn blob(

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod origin;
 pub mod private;
 mod pump;
+mod resolve;
 pub mod route;
 pub mod service;
 pub mod swarm;

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use shoal_store::blob_store::BlobStore;
@@ -16,6 +16,7 @@ use crate::http::{router, ShimState};
 use crate::manifests::ManifestCache;
 use crate::metrics::ShimMetrics;
 use crate::private::PrivateBlobs;
+use crate::resolve::ManifestResolver;
 use crate::swarm::{AbortOnDrop, Swarm, SwarmConfig};
 
 /// How a shim runs.
@@ -101,8 +102,8 @@ impl BoundShim {
                 tasks.child("blobs"),
             )),
             metrics: Arc::clone(&metrics),
+            manifests: ManifestResolver::new(Arc::clone(&upstream), ManifestCache::new(config.tag_ttl, 4096)),
             upstream,
-            manifests: Mutex::new(ManifestCache::new(config.tag_ttl, 4096)),
             default_registry: config.default_registry.clone(),
         });
         let listener = tokio::net::TcpListener::bind(config.listen)
