@@ -5,7 +5,7 @@
 //! checks every piece's SHA-1 before a stream sees it). That file is the only copy written: the
 //! shim hashes the SHA-256 of what the stream hands its client, and when it matches, the torrent
 //! leaves the session (its file kept) and the store adopts the file by renaming it
-//! ([`crate::fetch`], `landing.rs`). The blob is then re-added for seeding from the store, read-only (the
+//! (`fetch.rs`, `landing.rs`). The blob is then re-added for seeding from the store, read-only (the
 //! seeder's [`Seeding`], with a complete fast-resume bitfield: no re-hashing).
 //!
 //! Hosts that pull one blob at once (issue 7's swarm lab) must fetch different pieces from the
