@@ -119,7 +119,7 @@ pub struct ShimTiming {
     pub tag_ttl_secs: u64,
     /// Most 16 KiB chunk requests the shim keeps outstanding at one peer (each peer's window
     /// follows its rate, 300 ms of it, at least 8, up to this).
-    #[arg(long, env = "SHOAL_SHIM_PEER_REQUEST_WINDOW", default_value_t = shoal_registry_shim::swarm::DEFAULT_PEER_REQUEST_WINDOW)]
+    #[arg(long, env = "SHOAL_SHIM_PEER_REQUEST_WINDOW", default_value_t = shoal_registry_shim::DEFAULT_PEER_REQUEST_WINDOW)]
     pub peer_request_window: usize,
 }
 

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_registry_shim::metrics::ShimMetrics;
-use shoal_registry_shim::swarm::SwarmConfig;
+use shoal_registry_shim::ShimMetrics;
+use shoal_registry_shim::SwarmConfig;
 use shoal_registry_shim::{BoundShim, ShimConfig};
 use shoal_seeder::SeederConfig;
 use shoal_store::seeding::SeedingConfig;
@@ -137,7 +137,7 @@ pub async fn start_shim(data: &Path, registry: &str, seeder: Option<&str>, track
             seeding: seeding(trackers),
             stall_timeout: Duration::from_secs(20),
             torrent_timeout: Duration::from_secs(20),
-            peer_request_window: shoal_registry_shim::swarm::DEFAULT_PEER_REQUEST_WINDOW,
+            peer_request_window: shoal_registry_shim::DEFAULT_PEER_REQUEST_WINDOW,
         }),
         store_limit: None,
     })

@@ -9,7 +9,7 @@ use shoal_interop_tests::docker::DockerDaemon;
 use shoal_interop_tests::registry::{skopeo_push, start_registry, write_oci_layout};
 use shoal_interop_tests::stack::{start_seeder, start_shim, start_tracker};
 use shoal_interop_tests::{require_tool, run_ok};
-use shoal_registry_shim::origin::Source;
+use shoal_registry_shim::Source;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn docker_and_containerd_pull_through_the_shim() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use shoal_interop_tests::registry::{curl, skopeo_push, start_registry, write_oci_layout, LayoutBlob};
 use shoal_interop_tests::stack::{seeding, start_seeder, start_tracker};
 use shoal_interop_tests::{blob_path, eventually, sha256_file, stored_blob};
-use shoal_registry_shim::swarm::SwarmConfig;
+use shoal_registry_shim::SwarmConfig;
 use shoal_registry_shim::{BoundShim, ShimConfig};
 use shoal_store::eviction::StoreLimit;
 use shoal_store::index::BlobIndex;
@@ -34,7 +34,7 @@ fn metric(text: &str, name: &str) -> u64 {
 
 struct Running {
     addr: std::net::SocketAddr,
-    metrics: std::sync::Arc<shoal_registry_shim::metrics::ShimMetrics>,
+    metrics: std::sync::Arc<shoal_registry_shim::ShimMetrics>,
     task: tokio::task::JoinHandle<Result<(), shoal_registry_shim::ShimError>>,
 }
 
@@ -193,7 +193,7 @@ async fn an_evicted_blob_leaves_the_shims_librqbit_session_before_its_file_goes(
         seeding: seeding(&trackers),
         stall_timeout: Duration::from_secs(20),
         torrent_timeout: Duration::from_secs(20),
-        peer_request_window: shoal_registry_shim::swarm::DEFAULT_PEER_REQUEST_WINDOW,
+        peer_request_window: shoal_registry_shim::DEFAULT_PEER_REQUEST_WINDOW,
     };
     let shim = start_with(&data, port, Some(swarm)).await;
     for layer in [l1, l2, l3] {

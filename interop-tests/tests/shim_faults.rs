@@ -13,8 +13,8 @@ use shoal_interop_tests::stack::{seeding, start_seeder_with, start_tracker};
 use shoal_interop_tests::{
     free_port, poll_until, require_tool, sha256_file, shoal_binary, stored_blob, wait_until, ChildGuard,
 };
-use shoal_registry_shim::origin::Source;
-use shoal_registry_shim::swarm::SwarmConfig;
+use shoal_registry_shim::Source;
+use shoal_registry_shim::SwarmConfig;
 use shoal_registry_shim::{BoundShim, ShimConfig};
 use shoal_torrents::{hash_reader, BlobTorrent, Distribution};
 
@@ -123,7 +123,7 @@ async fn a_peer_serving_corrupted_pieces_never_gets_bad_bytes_to_the_client() {
             // first unchoke, and the good first piece must arrive before the HTTP fallback.
             stall_timeout: Duration::from_secs(15),
             torrent_timeout: Duration::from_secs(20),
-            peer_request_window: shoal_registry_shim::swarm::DEFAULT_PEER_REQUEST_WINDOW,
+            peer_request_window: shoal_registry_shim::DEFAULT_PEER_REQUEST_WINDOW,
         }),
         store_limit: None,
     })

@@ -9,7 +9,7 @@ use std::process::Command;
 use shoal_interop_tests::registry::{curl, skopeo_pull, skopeo_push, start_registry, write_oci_layout};
 use shoal_interop_tests::stack::{seeding, start_seeder, start_seeder_with, start_shim, start_tracker};
 use shoal_interop_tests::{require_tool, sha256_file};
-use shoal_registry_shim::origin::Source;
+use shoal_registry_shim::Source;
 
 async fn pull(shim: SocketAddr, image: &str, out: &Path) {
     let result = skopeo_pull(shim, image, out, &[]).await;

@@ -12,7 +12,7 @@ use oci_client::secrets::RegistryAuth;
 
 /// The credentials in an `Authorization` header value: `Basic <base64 user:password>` or
 /// `Bearer <token>` (scheme names are case-insensitive, RFC 9110).
-pub fn parse_authorization(value: &[u8]) -> Option<RegistryAuth> {
+pub(crate) fn parse_authorization(value: &[u8]) -> Option<RegistryAuth> {
     let value = std::str::from_utf8(value).ok()?.trim();
     let (scheme, rest) = value.split_once(' ')?;
     let rest = rest.trim();
@@ -32,7 +32,7 @@ pub fn parse_authorization(value: &[u8]) -> Option<RegistryAuth> {
 }
 
 /// The credentials of a request, from its (first) `Authorization` header.
-pub fn client_auth(headers: &axum::http::HeaderMap) -> Option<RegistryAuth> {
+pub(crate) fn client_auth(headers: &axum::http::HeaderMap) -> Option<RegistryAuth> {
     parse_authorization(headers.get(axum::http::header::AUTHORIZATION)?.as_bytes())
 }
 

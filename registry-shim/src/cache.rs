@@ -27,7 +27,7 @@ use crate::swarm::Swarm;
 /// How often recorded uses are written to the index.
 const USES_WRITE_INTERVAL: Duration = Duration::from_secs(10);
 
-pub struct ShimCache {
+pub(crate) struct ShimCache {
     stored: CachedStore,
     policy: StoreCache,
     private: PrivateBlobs,
@@ -37,7 +37,7 @@ pub struct ShimCache {
 }
 
 impl ShimCache {
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<BlobStore>,
         index: Arc<BlobIndex>,
         private: PrivateBlobs,
@@ -52,7 +52,7 @@ impl ShimCache {
 
     /// Reconciles index and files, seeds every stored blob that is not private, and evicts
     /// down to the limit. Run once before serving.
-    pub async fn start(&self, swarm: Option<&Swarm>) -> Result<(), CacheError> {
+    pub(crate) async fn start(&self, swarm: Option<&Swarm>) -> Result<(), CacheError> {
         let blobs = self.stored.stored_blobs()?;
         self.metrics.blobs.set(blobs.len() as i64);
         self.metrics.bytes_stored.set(blobs.iter().map(|b| b.size as i64).sum());
@@ -65,23 +65,23 @@ impl ShimCache {
         Ok(())
     }
 
-    pub fn private(&self) -> &PrivateBlobs {
+    pub(crate) fn private(&self) -> &PrivateBlobs {
         &self.private
     }
 
     /// Holds `digest` against eviction (waits while it is being evicted).
-    pub async fn lease(&self, digest: BlobDigest) -> Lease {
+    pub(crate) async fn lease(&self, digest: BlobDigest) -> Lease {
         self.stored.usage.lease(digest).await
     }
 
     /// Records a use of a stored blob.
-    pub fn touch(&self, digest: BlobDigest) {
+    pub(crate) fn touch(&self, digest: BlobDigest) {
         self.stored.usage.touch(digest, now_ms());
     }
 
     /// Indexes a blob just verified into the store (its download's lease still held), and
     /// wakes eviction.
-    pub fn stored(&self, blob: &HashedBlob, repository: &str) -> Result<(), CacheError> {
+    pub(crate) fn stored(&self, blob: &HashedBlob, repository: &str) -> Result<(), CacheError> {
         let new = self.stored.index.blob(&blob.digest)?.is_none();
         self.stored.index.put_blob(blob, Some(repository))?;
         if new {
@@ -104,7 +104,7 @@ impl ShimCache {
     }
 
     /// Writes recorded uses to the index now (also done every few seconds by [`Self::run`]).
-    pub fn record_uses(&self) {
+    pub(crate) fn record_uses(&self) {
         if let Err(e) = self.policy.record_uses() {
             tracing::warn!(error = %e, "cannot record blob uses in the index");
         }
@@ -114,7 +114,7 @@ impl ShimCache {
     /// dropped. Eviction rounds never overlap: this is the only task that runs them after
     /// start. It holds the cache only while working, so the index (and its file lock) goes as
     /// soon as the shim does.
-    pub fn background(self: &Arc<Self>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    pub(crate) fn background(self: &Arc<Self>) -> impl std::future::Future<Output = ()> + Send + 'static {
         let (cache, wake) = (Arc::downgrade(self), Arc::clone(&self.wake));
         async move {
             let mut write_uses = tokio::time::interval(USES_WRITE_INTERVAL);

@@ -1,33 +1,38 @@
 //! The per-host registry shim: a Distribution v2 pull API whose blobs arrive over the swarm.
 //!
-//! Layers: [`route`] (paths -> typed requests, names and references validated), [`media`]
-//! (Accept negotiation), [`manifests`] (pure cache: digests, tag TTLs, stale answers), [`auth`]
-//! (a client's `Authorization` for its own upstream calls), [`blobs`] (verified cache hits;
-//! misses streamed while stored and verified, single-flight), `feed` (a miss's bytes from the
-//! swarm, then webseeds, then upstream), [`cache`]
-//! (the store's index and LRU eviction), [`private`] (blobs fetched with a client's credentials),
-//! `http` (the axum edge and OCI error envelopes) and [`service`] (config and binding). Upstream
-//! access, the content-addressed store and the cache policy are the seeder's
-//! ([`shoal_seeder::upstream`], [`shoal_seeder::store`], [`shoal_seeder::cache`]), so both verify
-//! and evict blobs the same way.
+//! Pure core: `route` (paths -> typed requests, names and references validated), `media`
+//! (Accept negotiation), `manifests` (the manifest cache: digests, tag TTLs, stale answers),
+//! `auth` (a client's `Authorization` for its own upstream calls), `origin` (where a blob is
+//! asked from, where its bytes came from). Around it, one direction from the edge down: `http`
+//! (the axum edge, OCI error envelopes, status codes) -> `resolve` (manifest policy) and `fetch`
+//! (blob hits, and misses in one single-flight per blob) -> `pump` (the verifying pump: the last
+//! chunk only after SHA-256 matched), `feed` (a miss's bytes from the swarm, then webseeds, then
+//! upstream) and `landing` (the store adopting what librqbit wrote) -> `swarm` (the librqbit
+//! session), `cache` (the shim's store index and LRU eviction), `private` (blobs fetched with a
+//! client's credentials). `service` binds and serves it. The store, its index and the cache
+//! policy are [`shoal_store`]'s, upstream access is [`shoal_upstream`]'s, shared with the seeder,
+//! so both verify and evict blobs the same way.
 
-pub mod auth;
-pub mod cache;
+mod auth;
+mod cache;
 mod error;
 mod feed;
 mod fetch;
 mod http;
 mod landing;
-pub mod manifests;
-pub mod media;
-pub mod metrics;
-pub mod origin;
-pub mod private;
+mod manifests;
+mod media;
+mod metrics;
+mod origin;
+mod private;
 mod pump;
 mod resolve;
-pub mod route;
-pub mod service;
-pub mod swarm;
+mod route;
+mod service;
+mod swarm;
 
 pub use error::RegistryError;
+pub use metrics::ShimMetrics;
+pub use origin::Source;
 pub use service::{run, BoundShim, ShimConfig, ShimError};
+pub use swarm::{SwarmConfig, DEFAULT_PEER_REQUEST_WINDOW};

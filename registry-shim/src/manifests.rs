@@ -13,7 +13,7 @@ use shoal_torrents::BlobDigest;
 
 /// A manifest as served: exact bytes (the digest is over them), media type, digest.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     pub digest: BlobDigest,
     pub media_type: String,
     pub bytes: Bytes,
@@ -22,14 +22,14 @@ pub struct Manifest {
 /// Which registry a tag belongs to (`ns=` in mirror mode; the default upstream otherwise) and
 /// which repository in it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct TagKey {
+pub(crate) struct TagKey {
     pub registry: String,
     pub repository: String,
     pub tag: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TagLookup {
+pub(crate) enum TagLookup {
     Fresh(Arc<Manifest>),
     /// Known, but older than the TTL: ask upstream; serve this only if upstream fails.
     Stale(Arc<Manifest>),
@@ -38,7 +38,7 @@ pub enum TagLookup {
 
 /// Bounded in-memory manifest cache.
 #[derive(Debug)]
-pub struct ManifestCache {
+pub(crate) struct ManifestCache {
     ttl: Duration,
     max_manifests: usize,
     by_digest: HashMap<BlobDigest, (Arc<Manifest>, Instant)>,
@@ -46,12 +46,12 @@ pub struct ManifestCache {
 }
 
 impl ManifestCache {
-    pub fn new(ttl: Duration, max_manifests: usize) -> Self {
+    pub(crate) fn new(ttl: Duration, max_manifests: usize) -> Self {
         Self { ttl, max_manifests: max_manifests.max(1), by_digest: HashMap::new(), tags: HashMap::new() }
     }
 
     /// Remembers a manifest (and the tag it was fetched by, if any) as of `now`.
-    pub fn insert(&mut self, manifest: Manifest, tag: Option<TagKey>, now: Instant) -> Arc<Manifest> {
+    pub(crate) fn insert(&mut self, manifest: Manifest, tag: Option<TagKey>, now: Instant) -> Arc<Manifest> {
         let digest = manifest.digest;
         let manifest = Arc::new(manifest);
         self.by_digest.insert(digest, (Arc::clone(&manifest), now));
@@ -62,13 +62,13 @@ impl ManifestCache {
         manifest
     }
 
-    pub fn by_digest(&mut self, digest: &BlobDigest, now: Instant) -> Option<Arc<Manifest>> {
+    pub(crate) fn by_digest(&mut self, digest: &BlobDigest, now: Instant) -> Option<Arc<Manifest>> {
         let (manifest, used) = self.by_digest.get_mut(digest)?;
         *used = now;
         Some(Arc::clone(manifest))
     }
 
-    pub fn tag(&mut self, key: &TagKey, now: Instant) -> TagLookup {
+    pub(crate) fn tag(&mut self, key: &TagKey, now: Instant) -> TagLookup {
         let Some(&(digest, fetched)) = self.tags.get(key) else { return TagLookup::Missing };
         match self.by_digest(&digest, now) {
             None => TagLookup::Missing,

@@ -1,18 +1,18 @@
 //! Manifest media types and Accept negotiation between the client and the upstream.
 
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub(crate) const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub(crate) const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// Every manifest type the shim serves, in the order it asks upstream for them.
-pub const ALL_MANIFESTS: [&str; 4] = [OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST];
+pub(crate) const ALL_MANIFESTS: [&str; 4] = [OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST];
 
 /// The manifest types a client's `Accept` headers allow, in our preference order.
 ///
 /// A client that sends no `Accept` (or `*/*`) gets every type: old clients without Accept only
 /// understand schema 2 in practice, but refusing them would help no one.
-pub fn accepted(accept_headers: &[&str]) -> Vec<&'static str> {
+pub(crate) fn accepted(accept_headers: &[&str]) -> Vec<&'static str> {
     let listed: Vec<&str> = accept_headers
         .iter()
         .flat_map(|h| h.split(','))
@@ -23,16 +23,6 @@ pub fn accepted(accept_headers: &[&str]) -> Vec<&'static str> {
         return ALL_MANIFESTS.to_vec();
     }
     ALL_MANIFESTS.into_iter().filter(|m| listed.iter().any(|l| l.eq_ignore_ascii_case(m))).collect()
-}
-
-/// The media type a manifest declares in its own `mediaType` field, if any.
-pub fn declared(manifest: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        #[serde(rename = "mediaType")]
-        media_type: Option<String>,
-    }
-    serde_json::from_slice::<Head>(manifest).ok()?.media_type
 }
 
 #[cfg(test)]
@@ -49,12 +39,5 @@ mod tests {
         assert_eq!(accepted(&[]), ALL_MANIFESTS);
         assert_eq!(accepted(&["*/*"]), ALL_MANIFESTS);
         assert!(accepted(&["text/html"]).is_empty());
-    }
-
-    #[test]
-    fn declared_type_is_read_from_the_body() {
-        assert_eq!(declared(br#"{"schemaVersion":2,"mediaType":"x"}"#).as_deref(), Some("x"));
-        assert_eq!(declared(b"{}"), None);
-        assert_eq!(declared(b"not json"), None);
     }
 }

@@ -4,7 +4,7 @@
 /// Where a blob comes from: the registry and repository it was asked under, and the client's
 /// own credentials if it sent any (`Debug` redacts them).
 #[derive(Clone, Debug)]
-pub struct BlobOrigin {
+pub(crate) struct BlobOrigin {
     pub registry: String,
     pub repository: String,
     /// A miss with these comes from upstream with them, stays off the swarm and is marked

@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 
 use shoal_torrents::BlobDigest;
 
-pub struct PrivateBlobs {
+pub(crate) struct PrivateBlobs {
     dir: PathBuf,
 }
 
 impl PrivateBlobs {
-    pub fn open(data_dir: &Path) -> io::Result<Self> {
+    pub(crate) fn open(data_dir: &Path) -> io::Result<Self> {
         let dir = data_dir.join("private");
         std::fs::create_dir_all(&dir)?;
         Ok(Self { dir })
@@ -29,17 +29,17 @@ impl PrivateBlobs {
     }
 
     /// Marks `digest` private (before its bytes are stored). Durable: the file is synced.
-    pub fn mark(&self, digest: &BlobDigest) -> io::Result<()> {
+    pub(crate) fn mark(&self, digest: &BlobDigest) -> io::Result<()> {
         let file = std::fs::File::create(self.path(digest))?;
         file.sync_all()
     }
 
-    pub fn is_private(&self, digest: &BlobDigest) -> bool {
+    pub(crate) fn is_private(&self, digest: &BlobDigest) -> bool {
         self.path(digest).exists()
     }
 
     /// Drops the mark (shown readable without a client's credentials, or evicted).
-    pub fn clear(&self, digest: &BlobDigest) {
+    pub(crate) fn clear(&self, digest: &BlobDigest) {
         match std::fs::remove_file(self.path(digest)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
                 tracing::warn!(%digest, error = %e, "cannot drop a private mark")

@@ -11,13 +11,13 @@ use crate::RegistryError;
 /// A repository name as the distribution spec allows it: lowercase path components joined by
 /// `/`, each `[a-z0-9]+` optionally separated by `.`, `_`, `__` or runs of `-`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RepoName(String);
+pub(crate) struct RepoName(String);
 
 impl RepoName {
     /// The spec caps the whole name (with registry host) at 255 characters.
     const MAX_LEN: usize = 255;
 
-    pub fn parse(name: &str) -> Result<Self, RegistryError> {
+    pub(crate) fn parse(name: &str) -> Result<Self, RegistryError> {
         let invalid = || RegistryError::NameInvalid(name.chars().take(64).collect());
         if name.is_empty() || name.len() > Self::MAX_LEN {
             return Err(invalid());
@@ -28,7 +28,7 @@ impl RepoName {
         Ok(Self(name.to_owned()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -72,13 +72,13 @@ fn valid_component(c: &str) -> bool {
 
 /// What a manifest request names: a tag (mutable) or a digest (immutable).
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
-pub enum ManifestRef {
+pub(crate) enum ManifestRef {
     Tag(String),
     Digest(BlobDigest),
 }
 
 impl ManifestRef {
-    pub fn parse(s: &str) -> Result<Self, RegistryError> {
+    pub(crate) fn parse(s: &str) -> Result<Self, RegistryError> {
         if s.contains(':') {
             return s.parse().map(Self::Digest).map_err(|_| RegistryError::DigestInvalid(s.chars().take(80).collect()));
         }
@@ -106,7 +106,7 @@ impl fmt::Display for ManifestRef {
 
 /// A request path under `/v2/`, parsed.
 #[derive(Clone, PartialEq, Eq, Debug)]
-pub enum Route {
+pub(crate) enum Route {
     /// `/v2/`: the API version check.
     Base,
     Manifest {
@@ -123,7 +123,7 @@ pub enum Route {
 
 impl Route {
     /// Parses the path after `/v2/` (the name may hold several `/`-separated components).
-    pub fn parse(rest: &str) -> Result<Self, RegistryError> {
+    pub(crate) fn parse(rest: &str) -> Result<Self, RegistryError> {
         if rest.is_empty() {
             return Ok(Route::Base);
         }

@@ -53,13 +53,13 @@ pub struct SwarmConfig {
 pub const DEFAULT_PEER_REQUEST_WINDOW: usize = 64;
 
 /// A blob's torrent as the seeder served it.
-pub struct BlobTorrentFile {
+pub(crate) struct BlobTorrentFile {
     pub bytes: Bytes,
     pub parsed: ParsedTorrent,
 }
 
 /// A download running in the session.
-pub struct Download {
+pub(crate) struct Download {
     pub id: usize,
     /// librqbit's stream over the file: yields bytes only of pieces whose SHA-1 matched. It
     /// holds one of the session's blocking permits until dropped (see `runtime_worker_threads`).
@@ -72,7 +72,7 @@ pub struct Download {
 }
 
 /// Aborts a background task when dropped.
-pub struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -87,7 +87,7 @@ impl Drop for AbortOnDrop {
 /// permit too before the vendored patch; they now run inline.)
 const MAX_STREAMS: usize = 4;
 
-pub struct Swarm {
+pub(crate) struct Swarm {
     seeding: Arc<Seeding>,
     partial_dir: PathBuf,
     http: reqwest::Client,
@@ -96,7 +96,7 @@ pub struct Swarm {
 }
 
 impl Swarm {
-    pub async fn start(
+    pub(crate) async fn start(
         data_dir: &std::path::Path,
         blobs_dir: &std::path::Path,
         config: SwarmConfig,
@@ -117,15 +117,15 @@ impl Swarm {
     }
 
     /// The session, for the cache policy (it takes evicted blobs out of it).
-    pub fn seeding(&self) -> &Arc<Seeding> {
+    pub(crate) fn seeding(&self) -> &Arc<Seeding> {
         &self.seeding
     }
 
-    pub fn stall_timeout(&self) -> Duration {
+    pub(crate) fn stall_timeout(&self) -> Duration {
         self.config.stall_timeout
     }
 
-    pub fn http(&self) -> &reqwest::Client {
+    pub(crate) fn http(&self) -> &reqwest::Client {
         &self.http
     }
 
@@ -134,7 +134,7 @@ impl Swarm {
     /// no seeder, it fails, it is fetching the blob, or it does not answer within the timeout
     /// (a seeder that holds the blob can be slow to answer when many hosts ask at once, so the
     /// timeout is not what tells a fetch in progress).
-    pub async fn torrent(&self, origin: &BlobOrigin, digest: &BlobDigest) -> Option<BlobTorrentFile> {
+    pub(crate) async fn torrent(&self, origin: &BlobOrigin, digest: &BlobDigest) -> Option<BlobTorrentFile> {
         let base = self.config.seeder_url.as_deref()?;
         let url = format!("{}/v1/blobs/{digest}/torrent", base.trim_end_matches('/'));
         let request = self.http.get(&url).query(&[
@@ -178,7 +178,7 @@ impl Swarm {
     }
 
     /// Starts downloading a torrent into the partial directory and opens a stream over it.
-    pub async fn download(&self, torrent: &BlobTorrentFile) -> Result<Download, String> {
+    pub(crate) async fn download(&self, torrent: &BlobTorrentFile) -> Result<Download, String> {
         let slot = Arc::clone(&self.streams).acquire_owned().await.map_err(|e| e.to_string())?;
         let session = self.seeding.session();
         let add = || async {
@@ -218,18 +218,18 @@ impl Swarm {
     }
 
     /// Where librqbit writes a download's file.
-    pub fn partial_path(&self, torrent: &BlobTorrentFile) -> PathBuf {
+    pub(crate) fn partial_path(&self, torrent: &BlobTorrentFile) -> PathBuf {
         self.partial_dir.join(torrent.parsed.name.as_deref().unwrap_or("unnamed"))
     }
 
     /// Takes a download out of the session and deletes its partial file.
-    pub async fn drop_download(&self, id: usize) {
+    pub(crate) async fn drop_download(&self, id: usize) {
         self.remove_download(id, true).await;
     }
 
     /// Takes a download out of the session but keeps its file, whose verified pieces the
     /// caller takes over: librqbit no longer writes to it once this returns.
-    pub async fn forget_download(&self, id: usize) {
+    pub(crate) async fn forget_download(&self, id: usize) {
         self.remove_download(id, false).await;
     }
 
@@ -240,7 +240,7 @@ impl Swarm {
     }
 
     /// Seeds a verified, stored blob onward.
-    pub async fn seed(&self, blob: &HashedBlob) {
+    pub(crate) async fn seed(&self, blob: &HashedBlob) {
         if blob.size == 0 {
             return; // nothing to swarm; libtorrent cannot even load a zero-length torrent
         }
@@ -249,7 +249,7 @@ impl Swarm {
         }
     }
 
-    pub fn uploaded_bytes(&self) -> u64 {
+    pub(crate) fn uploaded_bytes(&self) -> u64 {
         self.seeding.uploaded_bytes()
     }
 }

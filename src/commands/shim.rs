@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
-use shoal_registry_shim::swarm::SwarmConfig;
+use shoal_registry_shim::SwarmConfig;
 use shoal_registry_shim::{BoundShim, ShimConfig};
 use shoal_store::seeding::SeedingConfig;
 use shoal_upstream::{Credentials, UpstreamConfig};

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
-use shoal_registry_shim::swarm::SwarmConfig;
+use shoal_registry_shim::SwarmConfig;
 use shoal_registry_shim::{BoundShim, ShimConfig};
 use shoal_seeder::SeederConfig;
 use shoal_store::eviction::StoreLimit;
