@@ -17,15 +17,7 @@ use crate::free_port;
 
 /// BitTorrent settings for one service: its own loopback port, the given trackers.
 pub fn seeding(trackers: &[String]) -> SeedingConfig {
-    SeedingConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], free_port())),
-        announce_port: None,
-        trackers: trackers.to_vec(),
-        dht: false,
-        local_service_discovery: false,
-        disable_upload: false,
-        super_seed: false,
-    }
+    SeedingConfig::tracker_only(SocketAddr::from(([127, 0, 0, 1], free_port())), trackers.to_vec())
 }
 
 /// Logs of Shoal's services go to the test's output (shown for failed tests); `RUST_LOG`

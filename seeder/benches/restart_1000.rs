@@ -9,6 +9,7 @@
 // A benchmark prints its figures.
 #![allow(clippy::print_stdout)]
 
+use rand::{RngCore, SeedableRng};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
@@ -31,16 +32,11 @@ fn env_or(name: &str, default: usize) -> usize {
 fn populate(dir: &Path, blobs: usize, size: usize) {
     let store = BlobStore::open(dir).unwrap();
     let index = BlobIndex::open(&dir.join("index.redb")).unwrap();
-    let mut x = 0x9e3779b97f4a7c15u64;
+    // Seeded, so every run stores the same blobs.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x9e37_79b9_7f4a_7c15);
     for _ in 0..blobs {
-        let data: Vec<u8> = (0..size)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect();
+        let mut data = vec![0u8; size];
+        rng.fill_bytes(&mut data);
         let mut h = BlobHasher::new(size as u64);
         h.update(&data);
         let digest = h.finish().digest;
@@ -63,15 +59,7 @@ async fn start(dir: &Path, blobs: usize) -> (Duration, Duration) {
         PlatformFilter::default(),
     );
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let config = SeedingConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], port)),
-        announce_port: None,
-        trackers: Vec::new(),
-        dht: false,
-        local_service_discovery: false,
-        disable_upload: false,
-        super_seed: false,
-    };
+    let config = SeedingConfig::tracker_only(SocketAddr::from(([127, 0, 0, 1], port)), Vec::new());
     let seeding = Seeding::start(store.blobs_dir(), &dir.join("bittorrent"), &config).await.unwrap();
     let (count, _) = seed_stored_blobs(&mirror, &seeding).await.unwrap();
     assert_eq!(count as usize, blobs);

@@ -34,15 +34,7 @@ fn ingest(store: &BlobStore, data: &[u8], hashed: &HashedBlob) {
 
 fn seeding_config() -> SeedingConfig {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    SeedingConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], port)),
-        announce_port: None,
-        trackers: Vec::new(),
-        dht: false,
-        local_service_discovery: false,
-        disable_upload: false,
-        super_seed: false,
-    }
+    SeedingConfig::tracker_only(SocketAddr::from(([127, 0, 0, 1], port)), Vec::new())
 }
 
 fn bitv(dir: &Path, hashed: &HashedBlob) -> std::path::PathBuf {

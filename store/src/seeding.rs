@@ -74,6 +74,22 @@ pub struct SeedingConfig {
     pub super_seed: bool,
 }
 
+impl SeedingConfig {
+    /// A session listening on `listen` that announces to `trackers` only: no DHT, no local
+    /// discovery, uploads on, no super-seeding (what tests, benches and a plain host start from).
+    pub fn tracker_only(listen: SocketAddr, trackers: Vec<String>) -> Self {
+        Self {
+            listen,
+            announce_port: None,
+            trackers,
+            dht: false,
+            local_service_discovery: false,
+            disable_upload: false,
+            super_seed: false,
+        }
+    }
+}
+
 /// The librqbit session seeding the store.
 pub struct Seeding {
     session: Arc<Session>,
