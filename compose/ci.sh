@@ -14,13 +14,8 @@ missing=()
 for tool in docker dockerd debootstrap skopeo curl python3 cargo; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
-if docker compose version >/dev/null 2>&1; then
-  COMPOSE=(docker compose)
-elif command -v docker-compose >/dev/null; then
-  COMPOSE=(docker-compose)
-else
-  missing+=(docker-compose)
-fi
+. ./find-compose.sh
+find_compose || missing+=(docker-compose)
 [ ${#missing[@]} -eq 0 ] || { echo "compose/ci.sh: missing tools: ${missing[*]} (.ci/install-deps installs them)" >&2; exit 1; }
 
 timings=()

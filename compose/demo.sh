@@ -28,14 +28,8 @@ ACCEPT='application/vnd.oci.image.manifest.v1+json'
 for tool in docker skopeo curl python3; do
   command -v "$tool" >/dev/null || { echo "demo: $tool is required and missing" >&2; exit 1; }
 done
-if docker compose version >/dev/null 2>&1; then
-  COMPOSE=(docker compose)
-elif command -v docker-compose >/dev/null; then
-  COMPOSE=(docker-compose)
-else
-  echo "demo: neither 'docker compose' nor 'docker-compose' is available" >&2
-  exit 1
-fi
+. ./find-compose.sh
+find_compose || { echo "demo: neither 'docker compose' nor 'docker-compose' is available" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/shoal-demo.XXXXXX)
 FAILED=0
