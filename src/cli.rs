@@ -1,11 +1,8 @@
 //! Command-line surface of `shoal`: every flag has an environment-variable twin.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-
-use crate::commands;
 
 #[derive(Parser, Debug)]
 #[command(name = "shoal", version, about = "OCI image blobs over plain BitTorrent")]
@@ -337,55 +334,4 @@ pub struct ShimArgs {
     /// Password for --upstream; prefer the environment variable to the flag.
     #[arg(long, env = "SHOAL_SHIM_UPSTREAM_PASSWORD", hide_env_values = true)]
     pub upstream_password: Option<Secret>,
-}
-
-/// Runs the command line; errors are printed as one clear chain of causes.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Torrent(args) => commands::torrent::run(args),
-        Command::Magnet(args) => commands::magnet::run(args),
-        Command::Tracker(args) => commands::tracker::run(args),
-        Command::Seeder(args) => commands::seeder::run(args),
-        Command::Shim(args) => commands::shim::run(args),
-        Command::Up(args) => commands::up::run(args),
-        Command::Magnets(args) => commands::magnets::run(args),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("shoal: error: {}", error_chain(&e));
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// The error and its causes, `: `-separated, skipping a cause that a message before it already
-/// quotes (several library errors carry their source's text in their own message).
-fn error_chain(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_chains_name_each_cause_once() {
-        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
-        let e =
-            anyhow::Error::new(io).context("cannot listen on 0.0.0.0:6969: Address already in use").context("tracker");
-        assert_eq!(error_chain(&e), "tracker: cannot listen on 0.0.0.0:6969: Address already in use");
-    }
 }

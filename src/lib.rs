@@ -5,3 +5,8 @@ pub mod cli;
 #[allow(clippy::print_stdout)]
 mod commands;
 pub mod magnets;
+
+/// Runs the command line (the whole of `main`); errors are printed as one chain of causes.
+pub fn main() -> std::process::ExitCode {
+    commands::main()
+}

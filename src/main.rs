@@ -1,5 +1,5 @@
 //! The `shoal` binary: parses the command line and hands off to the library.
 
 fn main() -> std::process::ExitCode {
-    shoal::cli::main()
+    shoal::main()
 }
