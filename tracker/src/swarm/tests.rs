@@ -1,6 +1,7 @@
 //! Unit tests of the swarm store and the peer hand-out policy.
 
 use super::*;
+use std::net::Ipv4Addr;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
