@@ -53,8 +53,8 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/notifications", post(notification))
         .route("/webseed/{name}", get(webseed).head(webseed))
         .route("/metrics", get(metrics))
-        .route("/v1/swarms", get(ui::swarms))
-        .route("/ui", get(ui::page))
+        .route("/v1/swarms", get(swarms))
+        .route("/ui", get(ui_page))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(state)
 }
@@ -99,6 +99,17 @@ impl From<MirrorError> for ApiError {
         };
         Self::new(status, e.to_string())
     }
+}
+
+/// `GET /v1/swarms`.
+async fn swarms(State(state): State<Arc<ApiState>>) -> Result<Json<ui::SwarmsView>, ApiError> {
+    let view = ui::sample_view(state.mirror.index(), &state.seeding, &state.metrics, &state.throughput)?;
+    Ok(Json(view))
+}
+
+/// `GET /ui`.
+async fn ui_page() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], ui::PAGE).into_response()
 }
 
 fn root(e: &MirrorError) -> &MirrorError {

@@ -3,7 +3,8 @@
 //! evictions and a recent upload-rate history.
 //!
 //! The view is a pure function of plain samples ([`swarms_view`], [`ThroughputHistory`]); reading
-//! librqbit, the index and the metrics happens at the edge ([`swarms`], [`record_throughput`]).
+//! librqbit, the index and the metrics happens in [`sample_view`] and [`record_throughput`]; the
+//! handlers are in `api.rs`.
 //! The page itself is a static, dependency-free HTML file (`ui/index.html`): it must work on a
 //! machine with no internet, so nothing is fetched from a CDN.
 
@@ -11,15 +12,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Serialize;
 use shoal_torrents::InfoHash;
 
-use crate::api::{ApiError, ApiState};
 use crate::metrics::SeederMetrics;
+use shoal_store::index::{BlobIndex, IndexError};
 use shoal_store::seeding::Seeding;
 use shoal_store::usage::now_ms;
 
@@ -273,11 +270,14 @@ fn counters(seeding: &Seeding, metrics: &SeederMetrics) -> Counters {
     }
 }
 
-/// `GET /v1/swarms`.
-pub(crate) async fn swarms(State(state): State<Arc<ApiState>>) -> Result<Json<SwarmsView>, ApiError> {
-    let blobs: Vec<StoredBlob> = state
-        .mirror
-        .index()
+/// Samples everything the view shows, now.
+pub(crate) fn sample_view(
+    index: &BlobIndex,
+    seeding: &Seeding,
+    metrics: &SeederMetrics,
+    throughput: &Throughput,
+) -> Result<SwarmsView, IndexError> {
+    let blobs: Vec<StoredBlob> = index
         .blobs()?
         .into_iter()
         .map(|(digest, record)| StoredBlob {
@@ -287,15 +287,10 @@ pub(crate) async fn swarms(State(state): State<Arc<ApiState>>) -> Result<Json<Sw
             repositories: record.repos.into_iter().collect(),
         })
         .collect();
-    let torrents = torrent_samples(&state.seeding);
-    let counters = counters(&state.seeding, &state.metrics);
-    let rates = state.throughput.history().rates();
-    Ok(Json(swarms_view(now_ms(), &blobs, &torrents, &counters, rates)))
-}
-
-/// `GET /ui`.
-pub(crate) async fn page() -> Response {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], PAGE).into_response()
+    let torrents = torrent_samples(seeding);
+    let counters = counters(seeding, metrics);
+    let rates = throughput.history().rates();
+    Ok(swarms_view(now_ms(), &blobs, &torrents, &counters, rates))
 }
 
 #[cfg(test)]
