@@ -30,38 +30,21 @@ pub(crate) fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("shoal: error: {}", error_chain(&e));
+            eprintln!("shoal: error: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-/// The error and its causes, `: `-separated, skipping a cause that a message before it already
-/// quotes (several library errors carry their source's text in their own message).
-fn error_chain(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-
+    /// Each library error either formats its source or chains it, never both (ARCHITECTURE.md),
+    /// so anyhow's alternate form, which prints the chain, names each cause once.
     #[test]
     fn error_chains_name_each_cause_once() {
-        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
-        let e =
-            anyhow::Error::new(io).context("cannot listen on 0.0.0.0:6969: Address already in use").context("tracker");
-        assert_eq!(error_chain(&e), "tracker: cannot listen on 0.0.0.0:6969: Address already in use");
+        let error = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
+        let bind = shoal_tracker::TrackerError::Bind { addr: "0.0.0.0:6969".parse().unwrap(), error };
+        let e = anyhow::Error::new(bind).context("tracker");
+        assert_eq!(format!("{e:#}"), "tracker: cannot listen on 0.0.0.0:6969: Address already in use");
     }
 }

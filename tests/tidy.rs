@@ -79,6 +79,54 @@ fn anyhow_stays_in_the_command_layer() {
     assert!(offenders.is_empty(), "`anyhow` outside the binary's commands (use a thiserror type): {offenders:?}");
 }
 
+/// Error variants (thiserror) whose message formats the same error their `source()` chains:
+/// printed as a chain, such an error names its cause twice.
+fn variants_that_format_and_chain(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let starts: Vec<usize> = text.match_indices("#[error(").map(|(at, _)| at + "#[error(".len()).collect();
+    for (n, &at) in starts.iter().enumerate() {
+        // The variant runs to the next `#[error(` or to the end of the enum.
+        let variant = &text[at..starts.get(n + 1).copied().unwrap_or(text.len())];
+        let Some(rest) = variant.strip_prefix('"') else { continue };
+        let Some(end) = rest.find("\")]") else { continue };
+        let message = &rest[..end];
+        let decl = &rest[end..];
+        let decl = decl.split("\n}").next().unwrap();
+        let mut sources: Vec<String> = Vec::new();
+        if decl.contains("source:") {
+            sources.push("source".into());
+        }
+        if decl.contains("#[from]") || decl.contains("#[source]") {
+            sources.push("0".into());
+            // A named field after `#[source]`.
+            for (i, _) in decl.match_indices("#[source]") {
+                let field = decl[i + "#[source]".len()..].trim_start();
+                let name: String = field.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                sources.push(name);
+            }
+        }
+        if sources.iter().any(|f| message.contains(&format!("{{{f}}}")) || message.contains(&format!("{{{f}:"))) {
+            out.push(message.to_owned());
+        }
+    }
+    out
+}
+
+#[test]
+fn no_error_variant_formats_and_chains_its_source() {
+    let offenders: Vec<_> = rust_files()
+        .into_iter()
+        .flat_map(|f| variants_that_format_and_chain(&read(&f)).into_iter().map(move |m| (f.clone(), m)))
+        .collect();
+    assert!(offenders.is_empty(), "error variants that both format and chain their source: {offenders:?}");
+}
+
+#[test]
+fn the_error_check_sees_both_forms() {
+    let both = "enum E {\n    #[error(\"a: {0}\")]\n    A(#[from] io::Error),\n    #[error(\"b {path}: {source}\")]\n    B { path: P, source: io::Error },\n    #[error(\"c\")]\n    C(#[from] X),\n    #[error(\"d: {error}\")]\n    D { error: io::Error },\n}\n";
+    assert_eq!(variants_that_format_and_chain(both), ["a: {0}", "b {path}: {source}"]);
+}
+
 /// The top-level module a source file belongs to: `src/a.rs` and `src/a/b.rs` are both `a`;
 /// the crate roots (`lib.rs`, `main.rs`) are not modules of their own here.
 fn top_module(src_rel: &Path) -> Option<String> {

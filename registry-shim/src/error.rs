@@ -88,7 +88,7 @@ pub(crate) fn upstream_error(subject: Subject, what: &str, e: shoal_upstream::Up
     use oci_client::errors::{OciDistributionError as E, OciErrorCode as C};
     use shoal_upstream::UpstreamError as U;
     match &e {
-        U::Registry { source, .. } => match source {
+        U::Registry { error, .. } => match error {
             E::ImageManifestNotFoundError(_) => unknown(),
             E::UnauthorizedError { .. } | E::AuthenticationFailure(_) => {
                 RegistryError::Unauthorized { www_authenticate: None }

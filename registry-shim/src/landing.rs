@@ -55,9 +55,8 @@ pub(crate) fn adopt_landed(
         None => {
             // Bytes from HTTP were never checked against the torrent's SHA-1s: take the piece
             // table (and, once more, the SHA-256) from what is on disk.
-            let reader = std::fs::File::open(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?;
-            let hashed =
-                hash_reader(reader, size, &mut |_| {}).map_err(|source| StoreError::Size { digest, source })?;
+            let reader = std::fs::File::open(&path).map_err(|error| StoreError::Io { path: path.clone(), error })?;
+            let hashed = hash_reader(reader, size, &mut |_| {}).map_err(|error| StoreError::Size { digest, error })?;
             if hashed.digest != digest {
                 return Err(StoreError::DigestMismatch { expected: digest, actual: hashed.digest });
             }

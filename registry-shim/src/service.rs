@@ -39,9 +39,9 @@ pub struct ShimConfig {
 /// Why the shim could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {
-    #[error("cannot open the data directory: {0}")]
+    #[error("cannot open the data directory")]
     Store(#[from] shoal_store::blob_store::StoreError),
-    #[error("cannot open the index: {0}")]
+    #[error("cannot open the index")]
     Index(#[from] shoal_store::index::IndexError),
     #[error(transparent)]
     Cache(#[from] shoal_store::cache::CacheError),
@@ -49,12 +49,8 @@ pub enum ShimError {
     DataDir(std::io::Error),
     #[error(transparent)]
     Swarm(#[from] shoal_store::seeding::SeedingError),
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot listen on {addr}: {error}")]
+    Listen { addr: SocketAddr, error: std::io::Error },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -108,7 +104,7 @@ impl BoundShim {
         });
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| ShimError::Listen { addr: config.listen, source })?;
+            .map_err(|error| ShimError::Listen { addr: config.listen, error })?;
         Ok(Self { listener, state, cache })
     }
 

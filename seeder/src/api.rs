@@ -109,7 +109,8 @@ async fn swarms(State(state): State<Arc<ApiState>>) -> Result<Json<ui::SwarmsVie
 
 /// `GET /ui`.
 async fn ui_page() -> Response {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], ui::PAGE).into_response()
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], ui::PAGE)
+        .into_response()
 }
 
 fn root(e: &MirrorError) -> &MirrorError {

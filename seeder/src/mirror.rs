@@ -38,12 +38,8 @@ pub enum MirrorError {
     Index(#[from] IndexError),
     #[error(transparent)]
     Cache(#[from] CacheError),
-    #[error("{context}: {source}")]
-    Digest {
-        context: String,
-        #[source]
-        source: ParseDigestError,
-    },
+    #[error("{context}: {error}")]
+    Digest { context: String, error: ParseDigestError },
     #[error("manifest {digest} is not valid: {message}")]
     Manifest { digest: String, message: String },
     #[error("a background task failed: {0}")]
@@ -347,9 +343,9 @@ impl Mirror {
         let wanted: Vec<&Descriptor> = std::iter::once(&manifest.config).chain(&manifest.layers).collect();
         let mut blobs = Vec::with_capacity(wanted.len());
         for d in &wanted {
-            let digest: BlobDigest = d.digest.parse().map_err(|source| MirrorError::Digest {
+            let digest: BlobDigest = d.digest.parse().map_err(|error| MirrorError::Digest {
                 context: format!("manifest {} names blob {:?}", pulled.digest, d.digest),
-                source,
+                error,
             })?;
             blobs.push((digest, d.size));
         }

@@ -57,12 +57,8 @@ pub enum SeederError {
     Mirror(#[from] MirrorError),
     #[error(transparent)]
     Cache(#[from] CacheError),
-    #[error("HTTP listener on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("HTTP listener on {addr}: {error}")]
+    Listen { addr: SocketAddr, error: std::io::Error },
     #[error("invalid configuration: {0}")]
     Config(String),
 }
@@ -110,8 +106,8 @@ pub async fn run(
 
     let listener = TcpListener::bind(config.http_listen)
         .await
-        .map_err(|source| SeederError::Listen { addr: config.http_listen, source })?;
-    let bound = listener.local_addr().map_err(|source| SeederError::Listen { addr: config.http_listen, source })?;
+        .map_err(|error| SeederError::Listen { addr: config.http_listen, error })?;
+    let bound = listener.local_addr().map_err(|error| SeederError::Listen { addr: config.http_listen, error })?;
     let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
     let public_url = public_url.trim_end_matches('/').to_owned();
 
@@ -218,7 +214,7 @@ pub async fn run(
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(|source| SeederError::Listen { addr: bound, source })?;
+        .map_err(|error| SeederError::Listen { addr: bound, error })?;
     for task in &background {
         task.abort();
     }

@@ -19,26 +19,18 @@ use shoal_torrents::{hash_reader, BlobDigest, HashError, HashedBlob};
 pub enum StoreError {
     #[error("blob {expected} does not match its digest: the bytes hash to {actual}; discarded")]
     DigestMismatch { expected: BlobDigest, actual: BlobDigest },
-    #[error("blob {digest}: {source}")]
-    Size {
-        digest: BlobDigest,
-        #[source]
-        source: HashError,
-    },
+    #[error("blob {digest}: {error}")]
+    Size { digest: BlobDigest, error: HashError },
     #[error("blob {digest}: expected {expected} bytes, the file holds {actual}")]
     WrongSize { digest: BlobDigest, expected: u64, actual: u64 },
     #[error("blob {digest}: the upstream stream failed: {message}")]
     Source { digest: BlobDigest, message: String },
-    #[error("store I/O at {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error("store I/O at {path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io { path: path.to_owned(), source }
+    move |error| StoreError::Io { path: path.to_owned(), error }
 }
 
 /// One chunk of a blob as it arrives from upstream, or the reason the stream broke.
@@ -114,7 +106,7 @@ impl BlobStore {
         let file = File::open(&path).map_err(io_at(&path))?;
         let size = file.metadata().map_err(io_at(&path))?.len();
         let hashed =
-            hash_reader(file, size, &mut |_| {}).map_err(|source| StoreError::Size { digest: *digest, source })?;
+            hash_reader(file, size, &mut |_| {}).map_err(|error| StoreError::Size { digest: *digest, error })?;
         if hashed.digest != *digest {
             return Err(StoreError::DigestMismatch { expected: *digest, actual: hashed.digest });
         }
@@ -125,7 +117,7 @@ impl BlobStore {
     pub fn remove(&self, digest: &BlobDigest) -> Result<(), StoreError> {
         let path = self.path(digest);
         match fs::remove_file(&path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StoreError::Io { path, source: e }),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StoreError::Io { path, error: e }),
             _ => Ok(()),
         }
     }
@@ -198,10 +190,10 @@ impl BlobStore {
         if let Some(failure) = tee.failure.take() {
             return Err(match failure {
                 TeeFailure::Source(message) => StoreError::Source { digest: expected, message },
-                TeeFailure::Write(source) => StoreError::Io { path: tmp_path.to_owned(), source },
+                TeeFailure::Write(error) => StoreError::Io { path: tmp_path.to_owned(), error },
             });
         }
-        let hashed = hashed.map_err(|source| StoreError::Size { digest: expected, source })?;
+        let hashed = hashed.map_err(|error| StoreError::Size { digest: expected, error })?;
         if hashed.digest != expected {
             tracing::error!(%expected, actual = %hashed.digest, "upstream bytes do not match the digest; discarded");
             return Err(StoreError::DigestMismatch { expected, actual: hashed.digest });

@@ -27,9 +27,16 @@ const EVICTED: TableDefinition<&str, &[u8]> = TableDefinition::new("evicted");
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error("index database: {0}")]
-    Db(#[from] redb::Error),
+    Db(redb::Error),
     #[error("index record for {key} is corrupt: {message}")]
     Corrupt { key: String, message: String },
+}
+
+// By hand, not `#[from]`: the variant formats the redb error, so it must not also chain it.
+impl From<redb::Error> for IndexError {
+    fn from(e: redb::Error) -> Self {
+        IndexError::Db(e)
+    }
 }
 
 macro_rules! from_redb {

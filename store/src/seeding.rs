@@ -48,12 +48,8 @@ pub enum SeedingError {
     Add { digest: BlobDigest, message: String },
     #[error("removing blob {digest} from the BitTorrent session: {message}")]
     Remove { digest: BlobDigest, message: String },
-    #[error("writing the fast-resume bitfield {path}: {source}")]
-    Bitfield {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("writing the fast-resume bitfield {path}: {error}")]
+    Bitfield { path: PathBuf, error: std::io::Error },
 }
 
 /// How the session talks to peers and trackers.
@@ -189,7 +185,7 @@ impl Seeding {
         // Ours, if librqbit never took the torrent over (or a crash came in between).
         let bitv = self.state_dir.join(format!("{}.bitv", info_hash.hex()));
         match std::fs::remove_file(&bitv) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SeedingError::Bitfield { path: bitv, source: e }),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SeedingError::Bitfield { path: bitv, error: e }),
             _ => Ok(()),
         }
     }
@@ -234,7 +230,7 @@ impl Seeding {
         let tmp = self.state_dir.join(format!("{info_hash_hex}.bitv.tmp"));
         std::fs::write(&tmp, complete_bitfield(pieces))
             .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|source| SeedingError::Bitfield { path, source })
+            .map_err(|error| SeedingError::Bitfield { path, error })
     }
 }
 

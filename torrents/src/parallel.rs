@@ -22,11 +22,18 @@ const BUFFERS: usize = 4;
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
     #[error("reading the blob failed: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
     #[error("blob is truncated: expected {expected} bytes, got {got}")]
     Truncated { expected: u64, got: u64 },
     #[error("blob is longer than the expected {expected} bytes")]
     TooLong { expected: u64 },
+}
+
+// By hand, not `#[from]`: the variant formats the I/O error, so it must not also chain it.
+impl From<io::Error> for HashError {
+    fn from(e: io::Error) -> Self {
+        HashError::Io(e)
+    }
 }
 
 /// Progress callback: called with the number of bytes hashed so far.

@@ -11,12 +11,12 @@ use shoal_torrents::InfoHash;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AllowListError {
-    #[error("cannot read allow-list {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot read allow-list {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
     #[error("allow-list {path} line {line}: expected 40 hex characters")]
     Line { path: PathBuf, line: usize },
-    #[error("cannot write allow-list {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot write allow-list {path}: {error}")]
+    Write { path: PathBuf, error: std::io::Error },
     #[error("the tracker is open: start it with an allow-list to manage torrents")]
     Open,
 }
@@ -50,7 +50,7 @@ impl Access {
     /// Serves only the infohashes listed in `path`.
     pub fn from_file(path: &Path) -> Result<Self, AllowListError> {
         let text =
-            std::fs::read_to_string(path).map_err(|source| AllowListError::Read { path: path.to_owned(), source })?;
+            std::fs::read_to_string(path).map_err(|error| AllowListError::Read { path: path.to_owned(), error })?;
         let set = parse_allow_list(&text).map_err(|line| AllowListError::Line { path: path.to_owned(), line })?;
         Ok(Self { list: Some(RwLock::new(set)), file: Some(path.to_owned()) })
     }
@@ -92,7 +92,7 @@ fn save(path: &Path, set: &HashSet<InfoHash>) -> Result<(), AllowListError> {
     let mut text = lines.join("\n");
     text.push('\n');
     let tmp = path.with_extension("tmp");
-    let err = |source| AllowListError::Write { path: path.to_owned(), source };
+    let err = |error| AllowListError::Write { path: path.to_owned(), error };
     std::fs::write(&tmp, text).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
 }

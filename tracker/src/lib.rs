@@ -67,8 +67,8 @@ impl TrackerConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrackerError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen on {addr}: {error}")]
+    Bind { addr: SocketAddr, error: std::io::Error },
     #[error(transparent)]
     AllowList(#[from] AllowListError),
     #[error("cannot start the async runtime: {0}")]
@@ -100,9 +100,9 @@ pub async fn bind(config: TrackerConfig) -> Result<BoundTracker, TrackerError> {
     };
     let tracker = Arc::new(Tracker::new(limits, config.intervals, access));
     let http =
-        TcpListener::bind(config.listen).await.map_err(|source| TrackerError::Bind { addr: config.listen, source })?;
+        TcpListener::bind(config.listen).await.map_err(|error| TrackerError::Bind { addr: config.listen, error })?;
     let udp = match config.udp_listen {
-        Some(addr) => Some(UdpSocket::bind(addr).await.map_err(|source| TrackerError::Bind { addr, source })?),
+        Some(addr) => Some(UdpSocket::bind(addr).await.map_err(|error| TrackerError::Bind { addr, error })?),
         None => None,
     };
     let state = http::HttpState {

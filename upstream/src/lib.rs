@@ -39,12 +39,8 @@ pub const MANIFEST_MEDIA_TYPES: &[&str] =
 pub enum UpstreamError {
     #[error("invalid image reference {reference:?}: {message}")]
     Reference { reference: String, message: String },
-    #[error("upstream {registry}: {source}")]
-    Registry {
-        registry: String,
-        #[source]
-        source: oci_client::errors::OciDistributionError,
-    },
+    #[error("upstream {registry}: {error}")]
+    Registry { registry: String, error: oci_client::errors::OciDistributionError },
     #[error("upstream {registry} is unreachable: {message}")]
     Unreachable { registry: String, message: String },
     #[error("upstream {registry} sent no size for blob {digest}")]
@@ -252,7 +248,7 @@ impl Upstream {
     fn registry_error(
         reference: &Reference,
     ) -> impl FnOnce(oci_client::errors::OciDistributionError) -> UpstreamError + '_ {
-        move |source| UpstreamError::Registry { registry: reference.registry().to_owned(), source }
+        move |error| UpstreamError::Registry { registry: reference.registry().to_owned(), error }
     }
 
     /// Pulls a manifest or index as raw bytes.

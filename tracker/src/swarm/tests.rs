@@ -1,9 +1,9 @@
 //! Unit tests of the swarm store and the peer hand-out policy.
 
 use super::*;
-use std::net::Ipv4Addr;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use std::net::Ipv4Addr;
 
 const HASH: InfoHash = InfoHash::from_bytes([7; 20]);
 
