@@ -4,6 +4,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod groups;
+
+pub use groups::{
+    BitTorrentFlags, SeederBitTorrent, SeederStoreLimit, SeederUpstream, ShimBitTorrent, ShimStoreLimit, ShimUpstream,
+    StoreLimitFlags, UpShimStoreLimit, UpUpstream, UpstreamFlags,
+};
+
 #[derive(Parser, Debug)]
 #[command(name = "shoal", version, about = "OCI image blobs over plain BitTorrent")]
 pub struct Cli {
@@ -69,15 +76,6 @@ pub struct UpArgs {
     /// Platforms of multi-platform images to mirror, `os/arch[/variant]` [default: all].
     #[arg(long = "platform", env = "SHOAL_PLATFORMS", value_delimiter = ',')]
     pub platforms: Vec<String>,
-    /// Registries reached over plain HTTP besides loopback ones (repeat or comma-separate).
-    #[arg(long = "insecure-registry", env = "SHOAL_INSECURE_REGISTRIES", value_delimiter = ',')]
-    pub insecure_registries: Vec<String>,
-    /// Username for --upstream (basic auth, or the bearer-token flow's credentials).
-    #[arg(long, env = "SHOAL_UPSTREAM_USERNAME")]
-    pub upstream_username: Option<String>,
-    /// Password for --upstream; prefer the environment variable to the flag.
-    #[arg(long, env = "SHOAL_UPSTREAM_PASSWORD", hide_env_values = true)]
-    pub upstream_password: Option<Secret>,
     /// JSON config file, as `shoal seeder --config` reads it (images, platforms,
     /// insecure_registries, credentials).
     #[arg(long, env = "SHOAL_CONFIG")]
@@ -86,16 +84,10 @@ pub struct UpArgs {
     /// recently used blobs not being served go first, between the seeder's default watermarks.
     #[arg(long, env = "SHOAL_MAX_STORE_BYTES", value_parser = shoal_store::eviction::parse_byte_size)]
     pub max_store_bytes: Option<u64>,
-    /// Largest size of the shim's blob store (500MiB, 10GiB, ...) [default: no limit]; as
-    /// `shoal shim --max-store-bytes`.
-    #[arg(long, env = "SHOAL_SHIM_MAX_STORE_BYTES", value_parser = shoal_store::eviction::parse_byte_size)]
-    pub shim_max_store_bytes: Option<u64>,
-    /// Fraction of --shim-max-store-bytes above which the shim evicts.
-    #[arg(long, env = "SHOAL_SHIM_STORE_HIGH_WATERMARK", default_value_t = shoal_store::eviction::StoreLimit::DEFAULT_HIGH_WATERMARK)]
-    pub shim_store_high_watermark: f64,
-    /// Fraction of --shim-max-store-bytes the shim's eviction brings its store down to.
-    #[arg(long, env = "SHOAL_SHIM_STORE_LOW_WATERMARK", default_value_t = shoal_store::eviction::StoreLimit::DEFAULT_LOW_WATERMARK)]
-    pub shim_store_low_watermark: f64,
+    #[command(flatten)]
+    pub upstream_access: UpUpstream,
+    #[command(flatten)]
+    pub shim_store: UpShimStoreLimit,
     #[command(flatten)]
     pub timing: ShimTiming,
 }
@@ -173,15 +165,8 @@ pub struct SeederArgs {
     /// Public base URL of the HTTP API, as clients reach it [default: http://<listen address>].
     #[arg(long, env = "SHOAL_SEEDER_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Tracker announce URL written into every torrent (repeat or comma-separate).
-    #[arg(long = "tracker", env = "SHOAL_SEEDER_TRACKERS", value_delimiter = ',')]
-    pub trackers: Vec<String>,
-    /// BitTorrent (TCP) listen address.
-    #[arg(long, env = "SHOAL_SEEDER_BT_LISTEN", default_value = "0.0.0.0:6881")]
-    pub bt_listen: std::net::SocketAddr,
-    /// Port announced to trackers [default: the BitTorrent listen port].
-    #[arg(long, env = "SHOAL_SEEDER_ANNOUNCE_PORT")]
-    pub announce_port: Option<u16>,
+    #[command(flatten)]
+    pub bittorrent: SeederBitTorrent,
     /// Enable the DHT (off by default: trackers are the source of peers).
     #[arg(long, env = "SHOAL_SEEDER_DHT")]
     pub dht: bool,
@@ -202,28 +187,13 @@ pub struct SeederArgs {
     /// Registry (`host[:port]`) for torrent requests that name a repo but no `ns`.
     #[arg(long, env = "SHOAL_SEEDER_UPSTREAM")]
     pub upstream: Option<String>,
-    /// Registries reached over plain HTTP besides loopback ones (repeat or comma-separate).
-    #[arg(long = "insecure-registry", env = "SHOAL_SEEDER_INSECURE_REGISTRIES", value_delimiter = ',')]
-    pub insecure_registries: Vec<String>,
-    /// Username for --upstream (basic auth, or the bearer-token flow's credentials).
-    #[arg(long, env = "SHOAL_SEEDER_UPSTREAM_USERNAME")]
-    pub upstream_username: Option<String>,
-    /// Password for --upstream; prefer the environment variable to the flag.
-    #[arg(long, env = "SHOAL_SEEDER_UPSTREAM_PASSWORD", hide_env_values = true)]
-    pub upstream_password: Option<Secret>,
+    #[command(flatten)]
+    pub upstream_access: SeederUpstream,
     /// JSON config file: {"images", "platforms", "insecure_registries", "credentials": {host: {username, password}}}.
     #[arg(long, env = "SHOAL_SEEDER_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Largest size of the blob store: bytes, or with a unit (500MiB, 10GiB, 2TB) [default: no limit].
-    /// Above the high watermark least-recently-used blobs not being served are evicted.
-    #[arg(long, env = "SHOAL_SEEDER_MAX_STORE_BYTES", value_parser = shoal_store::eviction::parse_byte_size)]
-    pub max_store_bytes: Option<u64>,
-    /// Fraction of --max-store-bytes above which eviction starts.
-    #[arg(long, env = "SHOAL_SEEDER_STORE_HIGH_WATERMARK", default_value_t = shoal_store::eviction::StoreLimit::DEFAULT_HIGH_WATERMARK)]
-    pub store_high_watermark: f64,
-    /// Fraction of --max-store-bytes eviction brings the store down to.
-    #[arg(long, env = "SHOAL_SEEDER_STORE_LOW_WATERMARK", default_value_t = shoal_store::eviction::StoreLimit::DEFAULT_LOW_WATERMARK)]
-    pub store_low_watermark: f64,
+    #[command(flatten)]
+    pub store: SeederStoreLimit,
 }
 
 /// A value that never shows in `Debug` output or logs.
@@ -304,34 +274,12 @@ pub struct ShimArgs {
     /// Seeder HTTP base URL (`http://host:port`); without it blobs come from upstream only.
     #[arg(long, env = "SHOAL_SHIM_SEEDER")]
     pub seeder: Option<String>,
-    /// Tracker announce URL for blobs this host seeds onward (repeat or comma-separate).
-    #[arg(long = "tracker", env = "SHOAL_SHIM_TRACKERS", value_delimiter = ',')]
-    pub trackers: Vec<String>,
-    /// BitTorrent (TCP) listen address.
-    #[arg(long, env = "SHOAL_SHIM_BT_LISTEN", default_value = "0.0.0.0:6882")]
-    pub bt_listen: std::net::SocketAddr,
-    /// Port announced to trackers [default: the BitTorrent listen port].
-    #[arg(long, env = "SHOAL_SHIM_ANNOUNCE_PORT")]
-    pub announce_port: Option<u16>,
+    #[command(flatten)]
+    pub bittorrent: ShimBitTorrent,
     #[command(flatten)]
     pub timing: ShimTiming,
-    /// Largest size of the blob store: bytes, or with a unit (500MiB, 10GiB, 2TB) [default: no limit].
-    /// Above the high watermark least-recently-used blobs not being served or downloaded are evicted.
-    #[arg(long, env = "SHOAL_SHIM_MAX_STORE_BYTES", value_parser = shoal_store::eviction::parse_byte_size)]
-    pub max_store_bytes: Option<u64>,
-    /// Fraction of --max-store-bytes above which eviction starts.
-    #[arg(long, env = "SHOAL_SHIM_STORE_HIGH_WATERMARK", default_value_t = shoal_store::eviction::StoreLimit::DEFAULT_HIGH_WATERMARK)]
-    pub store_high_watermark: f64,
-    /// Fraction of --max-store-bytes eviction brings the store down to.
-    #[arg(long, env = "SHOAL_SHIM_STORE_LOW_WATERMARK", default_value_t = shoal_store::eviction::StoreLimit::DEFAULT_LOW_WATERMARK)]
-    pub store_low_watermark: f64,
-    /// Registries reached over plain HTTP besides loopback ones (repeat or comma-separate).
-    #[arg(long = "insecure-registry", env = "SHOAL_SHIM_INSECURE_REGISTRIES", value_delimiter = ',')]
-    pub insecure_registries: Vec<String>,
-    /// Username for --upstream (basic auth, or the bearer-token flow's credentials).
-    #[arg(long, env = "SHOAL_SHIM_UPSTREAM_USERNAME")]
-    pub upstream_username: Option<String>,
-    /// Password for --upstream; prefer the environment variable to the flag.
-    #[arg(long, env = "SHOAL_SHIM_UPSTREAM_PASSWORD", hide_env_values = true)]
-    pub upstream_password: Option<Secret>,
+    #[command(flatten)]
+    pub store: ShimStoreLimit,
+    #[command(flatten)]
+    pub upstream_access: ShimUpstream,
 }

@@ -7,6 +7,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 
+mod common;
 pub(crate) mod magnet;
 pub(crate) mod magnets;
 pub(crate) mod seeder;

@@ -11,6 +11,7 @@ use shoal_registry_shim::SwarmConfig;
 use shoal_registry_shim::{BoundShim, ShimConfig};
 use shoal_seeder::SeederConfig;
 use shoal_store::seeding::SeedingConfig;
+use shoal_tasks::Tasks;
 use shoal_upstream::UpstreamConfig;
 
 use crate::free_port;
@@ -33,7 +34,7 @@ pub async fn start_tracker() -> String {
     init_logging();
     let tracker = shoal_tracker::bind(shoal_tracker::TrackerConfig::loopback()).await.unwrap();
     let url = format!("http://{}/announce", tracker.http_addr());
-    tokio::spawn(tracker.serve(std::future::pending()));
+    tokio::spawn(tracker.serve(Tasks::root("test-tracker")));
     url
 }
 
@@ -41,7 +42,7 @@ pub async fn start_tracker() -> String {
 pub struct Seeder {
     /// Its HTTP base URL (`http://127.0.0.1:PORT`).
     pub url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    tasks: Tasks,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -68,9 +69,7 @@ impl Seeder {
     /// Shuts it down (BitTorrent session, API, index) and waits until it has let go of its
     /// data directory.
     pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.tasks.cancel();
         tokio::time::timeout(Duration::from_secs(30), &mut self.task).await.expect("seeder stopped in time").unwrap();
     }
 }
@@ -93,21 +92,19 @@ pub async fn start_seeder_with(data: &Path, registry: &str, seeding: SeedingConf
         platforms: vec![],
         store_limit: None,
     };
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let bound = tokio::time::timeout(Duration::from_secs(60), shoal_seeder::bind(config))
+        .await
+        .expect("seeder ready in time")
+        .expect("seeder starts");
+    let addr = bound.local_addr();
+    let tasks = Tasks::root("test-seeder");
+    let serving = tasks.clone();
     let task = tokio::spawn(async move {
-        let ready = move |addr| {
-            let _ = ready_tx.send(addr);
-        };
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        if let Err(e) = shoal_seeder::run(config, ready, shutdown).await {
+        if let Err(e) = bound.serve(serving).await {
             panic!("seeder failed: {e}");
         }
     });
-    let addr = tokio::time::timeout(Duration::from_secs(60), ready_rx).await.expect("seeder ready in time").unwrap();
-    Seeder { url: format!("http://{addr}"), stop: Some(stop), task }
+    Seeder { url: format!("http://{addr}"), tasks, task }
 }
 
 /// A running shim: its address and its metrics.
@@ -136,6 +133,6 @@ pub async fn start_shim(data: &Path, registry: &str, seeder: Option<&str>, track
     .await
     .unwrap();
     let running = Shim { addr: shim.local_addr(), metrics: shim.metrics() };
-    tokio::spawn(shim.serve());
+    tokio::spawn(shim.serve(Tasks::root("test-shim")));
     running
 }

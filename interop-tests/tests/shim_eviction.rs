@@ -15,6 +15,7 @@ use shoal_registry_shim::SwarmConfig;
 use shoal_registry_shim::{BoundShim, ShimConfig};
 use shoal_store::eviction::StoreLimit;
 use shoal_store::index::BlobIndex;
+use shoal_tasks::Tasks;
 use shoal_torrents::{BlobHasher, BlobTorrent};
 
 /// One layer is a little over 300,000 bytes (random data, gzip -1); three fit under the high
@@ -35,45 +36,41 @@ fn metric(text: &str, name: &str) -> u64 {
 struct Running {
     addr: std::net::SocketAddr,
     metrics: std::sync::Arc<shoal_registry_shim::ShimMetrics>,
+    tasks: Tasks,
     task: tokio::task::JoinHandle<Result<(), shoal_registry_shim::ShimError>>,
 }
 
-/// Binds a shim over `data` (waiting for a previous one's index lock to go).
+impl Running {
+    /// Stops the shim and waits until it has: its index (and the redb lock) is closed then,
+    /// so a new shim opens the data directory at once.
+    async fn stop(self) {
+        self.tasks.cancel();
+        let served = tokio::time::timeout(Duration::from_secs(30), self.task).await.expect("the shim stopped in time");
+        served.unwrap().expect("the shim served without failing");
+    }
+}
+
+/// Binds a shim over `data`.
 async fn start(data: &Path, port: u16) -> Running {
     start_with(data, port, None).await
 }
 
 async fn start_with(data: &Path, port: u16, swarm: Option<SwarmConfig>) -> Running {
-    let mut attempts = 0;
-    let shim = loop {
-        let bound = BoundShim::bind(ShimConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: data.to_owned(),
-            default_registry: format!("127.0.0.1:{port}"),
-            tag_ttl: Duration::from_secs(30),
-            upstream: Default::default(),
-            swarm: swarm.clone(),
-            store_limit: Some(StoreLimit::new(MAX, 0.95, 0.85).unwrap()),
-        })
-        .await;
-        match bound {
-            Ok(shim) => break shim,
-            Err(e) if attempts < 100 => {
-                attempts += 1;
-                wait_for_index_lock(&e).await;
-            }
-            Err(e) => panic!("the shim did not start: {e}"),
-        }
-    };
+    let shim = BoundShim::bind(ShimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.to_owned(),
+        default_registry: format!("127.0.0.1:{port}"),
+        tag_ttl: Duration::from_secs(30),
+        upstream: Default::default(),
+        swarm,
+        store_limit: Some(StoreLimit::new(MAX, 0.95, 0.85).unwrap()),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("the shim did not start: {e:?}"));
     let (addr, metrics) = (shim.local_addr(), shim.metrics());
-    Running { addr, metrics, task: tokio::spawn(shim.serve()) }
-}
-
-/// The previous shim's index may be held a moment after it stopped (a connection task still
-/// winding down); anything else is a real failure.
-async fn wait_for_index_lock(e: &shoal_registry_shim::ShimError) {
-    assert!(matches!(e, shoal_registry_shim::ShimError::Index(_)), "the shim did not start: {e}");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let tasks = Tasks::root("test-shim");
+    let task = tokio::spawn(shim.serve(tasks.clone()));
+    Running { addr, metrics, tasks, task }
 }
 
 /// A registry holding `team/app:v1`, an image of four layers a little over [`LAYER`] bytes
@@ -139,8 +136,7 @@ async fn the_shim_evicts_least_recently_used_blobs_and_keeps_its_index_across_re
     assert_eq!(shim.metrics.evicted_blobs.get(), 2);
 
     // Restart. Meanwhile l1's file vanishes and l3's appears without a record.
-    shim.task.abort();
-    let _ = shim.task.await;
+    shim.stop().await;
     std::fs::remove_file(blob_path(&data, &l1.digest)).unwrap();
     std::fs::copy(&l3.path, blob_path(&data, &l3.digest)).unwrap();
     let shim = start(&data, port).await;
@@ -149,15 +145,10 @@ async fn the_shim_evicts_least_recently_used_blobs_and_keeps_its_index_across_re
     assert_eq!(metric(&text, "shoal_shim_bytes_stored"), sum(&[l2, l3, l4]));
     pull(shim.addr, l3).await;
     assert_eq!(shim.metrics.evicted_blobs.get(), 0);
-    shim.task.abort();
-    let _ = shim.task.await;
+    shim.stop().await;
 
-    let index = loop {
-        match BlobIndex::open(&data.join("index.redb")) {
-            Ok(index) => break index,
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    };
+    // Stopped means stopped: nothing of the shim holds the index any more.
+    let index = BlobIndex::open(&data.join("index.redb")).expect("the stopped shim let go of its index");
     let digest = |b: &LayoutBlob| b.digest.parse().unwrap();
     assert!(index.blob(&digest(l1)).unwrap().is_none(), "a record without its file survived the restart");
     for kept in [l2, l3, l4] {

@@ -130,7 +130,7 @@ async fn a_peer_serving_corrupted_pieces_never_gets_bad_bytes_to_the_client() {
     .await
     .unwrap();
     let (addr, metrics) = (shim.local_addr(), shim.metrics());
-    tokio::spawn(shim.serve());
+    tokio::spawn(shim.serve(shoal_tasks::Tasks::root("test-shim")));
 
     let out = tmp.path().join("pulled");
     let url = format!("http://{addr}/v2/bad/peer/blobs/{}", layer.digest);

@@ -27,7 +27,7 @@ async fn start_shim(data: &Path, upstream_port: u16, tag_ttl: Duration) -> Socke
     .await
     .unwrap();
     let addr = shim.local_addr();
-    tokio::spawn(shim.serve());
+    tokio::spawn(shim.serve(shoal_tasks::Tasks::root("test-shim")));
     addr
 }
 

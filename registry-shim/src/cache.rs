@@ -110,8 +110,8 @@ impl ShimCache {
         }
     }
 
-    /// Evicts after every stored blob and writes uses every few seconds, until the cache is
-    /// dropped. Eviction rounds never overlap: this is the only task that runs them after
+    /// Evicts after every stored blob and writes uses every few seconds, until its task is
+    /// cancelled (or the cache dropped). Eviction rounds never overlap: this is the only task that runs them after
     /// start. It holds the cache only while working, so the index (and its file lock) goes as
     /// soon as the shim does.
     pub(crate) fn background(self: &Arc<Self>) -> impl std::future::Future<Output = ()> + Send + 'static {

@@ -8,7 +8,9 @@ use std::time::Duration;
 use shoal_store::blob_store::BlobStore;
 use shoal_store::eviction::StoreLimit;
 use shoal_store::index::BlobIndex;
+use shoal_tasks::Tasks;
 use shoal_upstream::{Upstream, UpstreamConfig};
+use tower_http::trace::TraceLayer;
 
 use crate::cache::ShimCache;
 use crate::fetch::BlobFetcher;
@@ -17,7 +19,7 @@ use crate::manifests::ManifestCache;
 use crate::metrics::ShimMetrics;
 use crate::private::PrivateBlobs;
 use crate::resolve::ManifestResolver;
-use crate::swarm::{AbortOnDrop, Swarm, SwarmConfig};
+use crate::swarm::{Swarm, SwarmConfig};
 
 /// How a shim runs.
 #[derive(Clone, Debug)]
@@ -55,12 +57,21 @@ pub enum ShimError {
     Serve(std::io::Error),
 }
 
-/// A shim whose listener is bound: tests read `local_addr` (after binding port 0), then serve.
+/// A shim whose listener is bound and whose store is open: tests read `local_addr` (after
+/// binding port 0), then serve. Nothing runs until [`BoundShim::serve`].
 pub struct BoundShim {
     listener: tokio::net::TcpListener,
-    state: Arc<ShimState>,
+    store: Arc<BlobStore>,
+    upstream: Arc<Upstream>,
+    swarm: Option<Arc<Swarm>>,
+    metrics: Arc<ShimMetrics>,
     cache: Arc<ShimCache>,
+    tag_ttl: Duration,
+    default_registry: String,
 }
+
+/// How long serving waits, once cancelled, for requests in flight before dropping them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 impl BoundShim {
     pub async fn bind(config: ShimConfig) -> Result<Self, ShimError> {
@@ -87,56 +98,67 @@ impl BoundShim {
             config.store_limit,
         ));
         cache.start(swarm.as_deref()).await?;
-        let tasks = shoal_tasks::Tasks::root("shim");
-        let state = Arc::new(ShimState {
-            blobs: Arc::new(BlobFetcher::new(
-                store,
-                Arc::clone(&upstream),
-                swarm,
-                Arc::clone(&metrics),
-                Arc::clone(&cache),
-                tasks.child("blobs"),
-            )),
-            metrics: Arc::clone(&metrics),
-            manifests: ManifestResolver::new(Arc::clone(&upstream), ManifestCache::new(config.tag_ttl, 4096)),
-            upstream,
-            default_registry: config.default_registry.clone(),
-        });
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|error| ShimError::Listen { addr: config.listen, error })?;
-        Ok(Self { listener, state, cache })
+        Ok(Self {
+            listener,
+            store,
+            upstream,
+            swarm,
+            metrics,
+            cache,
+            tag_ttl: config.tag_ttl,
+            default_registry: config.default_registry,
+        })
     }
 
     /// The shim's metrics (what `/metrics` renders).
     pub fn metrics(&self) -> Arc<ShimMetrics> {
-        Arc::clone(&self.state.metrics)
+        Arc::clone(&self.metrics)
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    /// Serves until the server fails (or this future is dropped: the cache's background task
-    /// goes with it, after the uses recorded so far are written).
-    pub async fn serve(self) -> Result<(), ShimError> {
+    /// Serves until `tasks` is cancelled (or the server fails). Everything the shim spawns is
+    /// under `tasks`; when this returns, all of it has ended, the uses recorded so far are
+    /// written and the BitTorrent session is stopped.
+    pub async fn serve(self, tasks: Tasks) -> Result<(), ShimError> {
         tracing::info!(addr = %self.local_addr(), "shim listening");
-        let _background = AbortOnDrop(tokio::spawn(self.cache.background()));
-        let _flush = FlushUses(self.cache);
-        axum::serve(self.listener, router(self.state)).await.map_err(ShimError::Serve)
+        let state = Arc::new(ShimState {
+            blobs: Arc::new(BlobFetcher::new(
+                self.store,
+                Arc::clone(&self.upstream),
+                self.swarm.clone(),
+                Arc::clone(&self.metrics),
+                Arc::clone(&self.cache),
+                tasks.child("blobs"),
+            )),
+            metrics: Arc::clone(&self.metrics),
+            manifests: ManifestResolver::new(Arc::clone(&self.upstream), ManifestCache::new(self.tag_ttl, 4096)),
+            upstream: self.upstream,
+            default_registry: self.default_registry,
+        });
+        tasks.spawn("shim-cache", self.cache.background());
+        let app = router(state).layer(TraceLayer::new_for_http());
+        let served = tokio::select! {
+            served = axum::serve(self.listener, app).with_graceful_shutdown(tasks.cancelled()) => {
+                served.map_err(ShimError::Serve)
+            }
+            () = async { tasks.cancelled().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => Ok(()),
+        };
+        tasks.shutdown().await;
+        self.cache.record_uses();
+        if let Some(swarm) = &self.swarm {
+            swarm.seeding().stop().await;
+        }
+        served
     }
 }
 
-/// Writes recorded uses to the index when serving stops.
-struct FlushUses(Arc<ShimCache>);
-
-impl Drop for FlushUses {
-    fn drop(&mut self) {
-        self.0.record_uses();
-    }
-}
-
-/// Runs `shoal shim` until the server fails.
-pub async fn run(config: ShimConfig) -> Result<(), ShimError> {
-    BoundShim::bind(config).await?.serve().await
+/// Runs `shoal shim` until `tasks` is cancelled or the server fails.
+pub async fn run(config: ShimConfig, tasks: Tasks) -> Result<(), ShimError> {
+    BoundShim::bind(config).await?.serve(tasks).await
 }

@@ -71,15 +71,6 @@ pub(crate) struct Download {
     pub _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
-/// Aborts a background task when dropped.
-pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Concurrent swarm streams. librqbit's session has 8 blocking permits (its default
 /// `runtime_worker_threads`): each open stream holds one, and its other blocking work (checking
 /// files when a torrent starts, flushing bitfields) waits for one. As many open streams as

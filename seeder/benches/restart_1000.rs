@@ -20,8 +20,10 @@ use shoal_seeder::metrics::SeederMetrics;
 use shoal_seeder::mirror::{Mirror, PlatformFilter};
 use shoal_seeder::service::seed_stored_blobs;
 use shoal_store::blob_store::BlobStore;
+use shoal_store::cache::CachedStore;
 use shoal_store::index::BlobIndex;
 use shoal_store::seeding::{Seeding, SeedingConfig};
+use shoal_tasks::Tasks;
 use shoal_torrents::BlobHasher;
 use shoal_upstream::{Upstream, UpstreamConfig};
 
@@ -51,17 +53,18 @@ async fn start(dir: &Path, blobs: usize) -> (Duration, Duration) {
     let index = Arc::new(BlobIndex::open(&dir.join("index.redb")).unwrap());
     let store = Arc::new(BlobStore::open(dir).unwrap());
     let metrics = Arc::new(SeederMetrics::new());
+    let stored = CachedStore { store: Arc::clone(&store), index, usage: Default::default() };
     let (mirror, _stored) = Mirror::new(
         Upstream::new(UpstreamConfig::default()),
-        Arc::clone(&store),
-        index,
+        stored,
         metrics,
         PlatformFilter::default(),
+        Tasks::root("test"),
     );
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let config = SeedingConfig::tracker_only(SocketAddr::from(([127, 0, 0, 1], port)), Vec::new());
     let seeding = Seeding::start(store.blobs_dir(), &dir.join("bittorrent"), &config).await.unwrap();
-    let (count, _) = seed_stored_blobs(&mirror, &seeding).await.unwrap();
+    let (count, _) = seed_stored_blobs(&mirror.cached_store(), &seeding).await.unwrap();
     assert_eq!(count as usize, blobs);
     let ready = started.elapsed();
     while seeding.live_torrents() < blobs {

@@ -27,6 +27,7 @@ use shoal_store::blob_store::StoreError;
 use shoal_store::index::{ImageBlob, ImageRecord, IndexError};
 use shoal_store::seeding::Seeding;
 use shoal_store::usage::{now_ms, LeasedBody};
+use shoal_tasks::Tasks;
 use shoal_upstream::{Upstream, UpstreamError};
 
 /// What every handler shares.
@@ -41,6 +42,9 @@ pub(crate) struct ApiState {
     pub distribution: Distribution,
     /// This seeder's public base URL, without a trailing slash.
     pub public_url: String,
+    /// Where work a request starts but does not wait for runs (mirrors of pushed images,
+    /// fetches asked for with `wait=false`).
+    pub tasks: Tasks,
 }
 
 /// The router of every endpoint.
@@ -208,7 +212,7 @@ async fn blob_torrent(
             }
             Located::Upstream(reference) => {
                 let mirror = Arc::clone(&state.mirror);
-                tokio::spawn(async move {
+                state.tasks.spawn("seeder-fetch-unwaited", async move {
                     if let Err(e) = mirror.ensure_blob(&reference, digest, None).await {
                         tracing::warn!(%digest, error = %e, "fetching a blob asked for without waiting failed");
                     }
@@ -336,7 +340,7 @@ async fn notification(State(state): State<Arc<ApiState>>, body: axum::body::Byte
     for image in &images {
         let mirror = Arc::clone(&state.mirror);
         let image = image.clone();
-        tokio::spawn(async move {
+        state.tasks.spawn("seeder-mirror-pushed", async move {
             if let Err(e) = mirror.mirror_image(&image).await {
                 tracing::error!(%image, error = %e, "mirroring a pushed image failed");
             }

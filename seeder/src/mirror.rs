@@ -7,15 +7,17 @@
 //! A caller holds a lease on the blob ([`BlobUsage`]) from the start of `ensure_blob` until it
 //! returns, so the cache never evicts a blob while it is being fetched and ingested.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures_util::StreamExt;
 use oci_client::manifest::{IMAGE_MANIFEST_LIST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE};
 use oci_client::Reference;
 use serde::Deserialize;
+use shoal_tasks::single_flight::{Flight, SingleFlight};
+use shoal_tasks::Tasks;
 use shoal_torrents::{BlobDigest, HashedBlob, ParseDigestError};
-use tokio::sync::{mpsc, OnceCell};
+use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::metrics::SeederMetrics;
 use shoal_store::blob_store::{BlobStore, Chunk, StoreError};
@@ -130,7 +132,8 @@ struct ImageManifest {
     layers: Vec<Descriptor>,
 }
 
-type FetchCell = Arc<OnceCell<Result<HashedBlob, Arc<MirrorError>>>>;
+/// A blob fetch's outcome, shared by every caller that asked for it.
+type FetchOutcome = Result<HashedBlob, Arc<MirrorError>>;
 
 /// Pulls images and blobs from upstream into the store and index.
 pub struct Mirror {
@@ -140,29 +143,34 @@ pub struct Mirror {
     metrics: Arc<SeederMetrics>,
     platforms: PlatformFilter,
     stored: mpsc::UnboundedSender<HashedBlob>,
-    inflight: Mutex<HashMap<BlobDigest, FetchCell>>,
+    flights: SingleFlight<BlobDigest, FetchOutcome>,
     usage: Arc<BlobUsage>,
+    /// Where blob fetches and ingests run.
+    tasks: Tasks,
 }
 
 impl Mirror {
-    /// The mirror and the receiving end of its "blob newly stored" channel.
+    /// The mirror over `stored` (its leases are the cache policy's too) and the receiving end
+    /// of its "blob newly stored" channel. Fetches run under `tasks`.
     pub fn new(
         upstream: Upstream,
-        store: Arc<BlobStore>,
-        index: Arc<BlobIndex>,
+        stored: CachedStore,
         metrics: Arc<SeederMetrics>,
         platforms: PlatformFilter,
+        tasks: Tasks,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<HashedBlob>) {
-        let (stored, rx) = mpsc::unbounded_channel();
+        let (stored_tx, rx) = mpsc::unbounded_channel();
+        let CachedStore { store, index, usage } = stored;
         let mirror = Self {
             upstream,
             store,
             index,
             metrics,
             platforms,
-            stored,
-            inflight: Mutex::default(),
-            usage: Arc::default(),
+            stored: stored_tx,
+            flights: SingleFlight::default(),
+            usage,
+            tasks,
         };
         (Arc::new(mirror), rx)
     }
@@ -208,27 +216,29 @@ impl Mirror {
             self.index.touch(&digest, Some(&repo))?;
             return Ok(h);
         }
-        let cell = self.inflight.lock().expect("inflight lock").entry(digest).or_default().clone();
-        let this = Arc::clone(self);
-        let reference = reference.clone();
-        let result = cell
-            .get_or_init(|| async move {
-                let task = tokio::spawn(async move {
+        let follower = match self.flights.join(digest) {
+            Flight::Follow(follower) => follower,
+            Flight::Lead(leader) => {
+                let follower = leader.follower();
+                let (this, reference) = (Arc::clone(self), reference.clone());
+                let fetch = async move {
                     // Its own lease: the fetch outlives a caller that hangs up.
                     let _lease = this.usage.lease(digest).await;
-                    this.fetch_blob(&reference, digest, size).await.map_err(Arc::new)
-                });
-                task.await.unwrap_or_else(|e| Err(Arc::new(MirrorError::Task(e.to_string()))))
-            })
-            .await
-            .clone();
-        {
-            let mut inflight = self.inflight.lock().expect("inflight lock");
-            if inflight.get(&digest).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-                inflight.remove(&digest);
+                    // A flight that ended between our look and our join may have stored it.
+                    let outcome = match this.stored_blob(&digest) {
+                        Ok(Some(h)) => Ok(h),
+                        _ => this.fetch_blob(&reference, digest, size).await.map_err(Arc::new),
+                    };
+                    leader.finish(outcome);
+                };
+                self.tasks.spawn("mirror-blob", fetch.instrument(tracing::info_span!("mirror_blob", %digest)));
+                follower
             }
+        };
+        match follower.wait().await {
+            Some(outcome) => outcome.map_err(MirrorError::Shared),
+            None => Err(MirrorError::Task(format!("the fetch of {digest} was cancelled: the seeder is stopping"))),
         }
-        result.map_err(MirrorError::Shared)
     }
 
     async fn fetch_blob(
@@ -268,7 +278,7 @@ impl Mirror {
         let (tx, mut rx) = mpsc::channel::<Chunk>(32);
         let store = Arc::clone(&self.store);
         let size = body.size;
-        let ingest = tokio::task::spawn_blocking(move || {
+        let ingest = self.tasks.spawn_blocking("mirror-ingest", move || {
             store.ingest(digest, size, std::iter::from_fn(move || rx.blocking_recv()))
         });
         let mut chunks = body.chunks;

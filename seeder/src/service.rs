@@ -6,15 +6,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shoal_torrents::Distribution;
+use shoal_tasks::Tasks;
+use shoal_torrents::{Distribution, HashedBlob};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tower_http::trace::TraceLayer;
 
 use crate::api::{self, ApiState};
 use crate::metrics::SeederMetrics;
 use crate::mirror::{Mirror, MirrorError, PlatformFilter};
 use crate::ui::{self, Throughput};
 use shoal_store::blob_store::{BlobStore, StoreError};
-use shoal_store::cache::{CacheError, StoreCache};
+use shoal_store::cache::{CacheError, CachedStore, StoreCache};
 use shoal_store::eviction::StoreLimit;
 use shoal_store::index::{BlobIndex, IndexError};
 use shoal_store::seeding::{Seeding, SeedingConfig, SeedingError};
@@ -67,9 +70,9 @@ pub enum SeederError {
 /// already there); returns how many blobs and bytes are stored. Repairs on the way: a record
 /// whose file is gone is dropped, and a file without a record (renamed into place by a process
 /// killed before its index write) is verified and recorded, or removed.
-pub async fn seed_stored_blobs(mirror: &Mirror, seeding: &Seeding) -> Result<(u64, u64), SeederError> {
+pub async fn seed_stored_blobs(stored: &CachedStore, seeding: &Seeding) -> Result<(u64, u64), SeederError> {
     let (mut count, mut bytes) = (0u64, 0u64);
-    for h in mirror.cached_store().stored_blobs()? {
+    for h in stored.stored_blobs()? {
         seeding.seed(&h).await?;
         count += 1;
         bytes += h.size;
@@ -77,13 +80,25 @@ pub async fn seed_stored_blobs(mirror: &Mirror, seeding: &Seeding) -> Result<(u6
     Ok((count, bytes))
 }
 
-/// Runs the seeder until `shutdown` resolves. `on_ready` gets the bound HTTP address once the
-/// store is open and every stored blob is being seeded.
-pub async fn run(
+/// A seeder whose store is open, whose stored blobs are being seeded and whose listener is
+/// bound: ready to serve. Nothing runs until [`BoundSeeder::serve`].
+pub struct BoundSeeder {
     config: SeederConfig,
-    on_ready: impl FnOnce(SocketAddr),
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), SeederError> {
+    listener: TcpListener,
+    addr: SocketAddr,
+    public_url: String,
+    stored: CachedStore,
+    metrics: Arc<SeederMetrics>,
+    seeding: Arc<Seeding>,
+}
+
+/// How long serving waits, once cancelled, for requests in flight (webseed bodies) before
+/// dropping them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Opens the store and index, seeds every stored blob, applies the store limit and binds the
+/// HTTP listener.
+pub async fn bind(config: SeederConfig) -> Result<BoundSeeder, SeederError> {
     if config.seeding.listen.port() == 0 && config.seeding.announce_port.is_none() {
         return Err(SeederError::Config("the BitTorrent listen port must be set (peers are told it)".into()));
     }
@@ -94,142 +109,166 @@ pub async fn run(
     // store's startup sweep could delete the first one's temporary files.
     let index = Arc::new(BlobIndex::open(&config.data_dir.join("index.redb"))?);
     let store = Arc::new(BlobStore::open(&config.data_dir)?);
+    let stored = CachedStore { store, index, usage: Arc::default() };
     let metrics = Arc::new(SeederMetrics::new());
-    let upstream = Upstream::new(config.upstream.clone());
-    let (mirror, mut stored) = Mirror::new(
-        upstream,
-        Arc::clone(&store),
-        Arc::clone(&index),
-        Arc::clone(&metrics),
-        PlatformFilter(config.platforms.clone()),
-    );
 
     let listener = TcpListener::bind(config.http_listen)
         .await
         .map_err(|error| SeederError::Listen { addr: config.http_listen, error })?;
-    let bound = listener.local_addr().map_err(|error| SeederError::Listen { addr: config.http_listen, error })?;
-    let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
+    let addr = listener.local_addr().map_err(|error| SeederError::Listen { addr: config.http_listen, error })?;
+    let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let public_url = public_url.trim_end_matches('/').to_owned();
 
     let seeding =
-        Arc::new(Seeding::start(store.blobs_dir(), &config.data_dir.join("bittorrent"), &config.seeding).await?);
-    let (count, bytes) = seed_stored_blobs(&mirror, &seeding).await?;
+        Arc::new(Seeding::start(stored.store.blobs_dir(), &config.data_dir.join("bittorrent"), &config.seeding).await?);
+    let (count, bytes) = seed_stored_blobs(&stored, &seeding).await?;
     metrics.blobs.set(count as i64);
     metrics.bytes_stored.set(bytes as i64);
-    let cache = Arc::new(StoreCache::new(
-        mirror.cached_store(),
-        Some(Arc::clone(&seeding)),
-        metrics.cache(),
-        config.store_limit,
-    ));
-    // Before ready: a restart with a smaller limit serves only what fits.
-    cache.enforce().await?;
     tracing::info!(
         blobs = metrics.blobs.get(),
         torrents = seeding.torrent_count(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "ready to seed"
     );
+    Ok(BoundSeeder { config, listener, addr, public_url, stored, metrics, seeding })
+}
 
-    // Seeding newly stored blobs, eviction and writing uses share one task, so they never
-    // race each other: no torrent is removed while it is being added, and a blob evicted
-    // before its turn to be seeded is skipped.
-    // Background tasks hold the index and the session; they are aborted (and awaited) at
-    // shutdown so the redb lock is released when `run` returns: a restart in the same process
-    // (tests, `shoal up`) reopens the data directory at once.
-    let mut background = Vec::new();
-    let (seeder, store_cache, seed_mirror) = (Arc::clone(&seeding), Arc::clone(&cache), Arc::clone(&mirror));
-    background.push(tokio::spawn(async move {
-        let mut write_uses = tokio::time::interval(USES_WRITE_INTERVAL);
-        write_uses.tick().await;
-        loop {
-            tokio::select! {
-                blob = stored.recv() => {
-                    let Some(blob) = blob else { break };
-                    let mut batch = vec![blob];
-                    while let Ok(more) = stored.try_recv() {
-                        batch.push(more);
-                    }
-                    for blob in batch {
-                        seed_if_stored(&seed_mirror, &seeder, &blob).await;
-                    }
-                    if let Err(e) = store_cache.enforce().await {
-                        tracing::error!(error = %e, "cache eviction failed");
-                    }
+impl BoundSeeder {
+    /// The HTTP API's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves the API and runs mirror jobs until `tasks` is cancelled (or the server fails).
+    /// Everything the seeder spawns is under `tasks`; when this returns, all of it has ended,
+    /// recorded uses are written and the BitTorrent session is stopped, so the index's lock is
+    /// released: a restart in the same process (tests, `shoal up`) reopens the data directory.
+    pub async fn serve(self, tasks: Tasks) -> Result<(), SeederError> {
+        let Self { config, listener, addr, public_url, stored, metrics, seeding } = self;
+        let upstream = Upstream::new(config.upstream.clone());
+        let (mirror, stored_rx) = Mirror::new(
+            upstream,
+            stored,
+            Arc::clone(&metrics),
+            PlatformFilter(config.platforms.clone()),
+            tasks.child("mirror"),
+        );
+        let cache = Arc::new(StoreCache::new(
+            mirror.cached_store(),
+            Some(Arc::clone(&seeding)),
+            metrics.cache(),
+            config.store_limit,
+        ));
+        // Before serving: a restart with a smaller limit serves only what fits.
+        cache.enforce().await?;
+        tasks.spawn(
+            "seeder-store",
+            seed_evict_and_record(stored_rx, Arc::clone(&mirror), Arc::clone(&seeding), Arc::clone(&cache)),
+        );
+        let (seeder, gauges) = (Arc::clone(&seeding), Arc::clone(&metrics));
+        tasks.spawn("seeder-gauges", async move {
+            loop {
+                gauges.bittorrent_uploaded_bytes.set(seeder.uploaded_bytes() as i64);
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        });
+        let throughput = Arc::new(Throughput::new());
+        tasks.spawn(
+            "seeder-throughput",
+            ui::record_throughput(Arc::clone(&seeding), Arc::clone(&metrics), Arc::clone(&throughput)),
+        );
+
+        let mut jobs = mirror.unfinished_jobs()?;
+        if !jobs.is_empty() {
+            tracing::info!(count = jobs.len(), "resuming mirror jobs a previous run left unfinished");
+        }
+        for image in &config.images {
+            if !jobs.contains(image) {
+                jobs.push(image.clone());
+            }
+        }
+        let jobs_mirror = Arc::clone(&mirror);
+        tasks.spawn("seeder-mirror-jobs", async move {
+            for image in jobs {
+                if let Err(e) = jobs_mirror.mirror_image(&image).await {
+                    tracing::error!(%image, error = %e, "mirroring failed");
                 }
-                _ = write_uses.tick() => {
-                    if let Err(e) = store_cache.record_uses() {
-                        tracing::warn!(error = %e, "cannot record blob uses in the index");
-                    }
+            }
+        });
+
+        let state = Arc::new(ApiState {
+            mirror,
+            metrics,
+            seeding: Arc::clone(&seeding),
+            throughput,
+            distribution: Distribution {
+                trackers: config.seeding.trackers.clone(),
+                webseeds: vec![format!("{public_url}/webseed/")],
+            },
+            public_url,
+            tasks: tasks.child("api"),
+        });
+        let app = api::router(state).layer(TraceLayer::new_for_http());
+        let served = tokio::select! {
+            served = axum::serve(listener, app).with_graceful_shutdown(tasks.cancelled()) => {
+                served.map_err(|error| SeederError::Listen { addr, error })
+            }
+            () = async { tasks.cancelled().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => Ok(()),
+        };
+        tasks.shutdown().await;
+        if let Err(e) = cache.record_uses() {
+            tracing::warn!(error = %e, "cannot record blob uses in the index");
+        }
+        seeding.stop().await;
+        served
+    }
+}
+
+/// Runs the seeder until `tasks` is cancelled. `on_ready` gets the bound HTTP address once the
+/// store is open and every stored blob is being seeded.
+pub async fn run(config: SeederConfig, on_ready: impl FnOnce(SocketAddr), tasks: Tasks) -> Result<(), SeederError> {
+    let bound = bind(config).await?;
+    on_ready(bound.local_addr());
+    bound.serve(tasks).await
+}
+
+/// Seeding newly stored blobs, eviction and writing uses share one task, so they never race
+/// each other: no torrent is removed while it is being added, and a blob evicted before its
+/// turn to be seeded is skipped.
+async fn seed_evict_and_record(
+    mut stored: mpsc::UnboundedReceiver<HashedBlob>,
+    mirror: Arc<Mirror>,
+    seeding: Arc<Seeding>,
+    cache: Arc<StoreCache>,
+) {
+    let mut write_uses = tokio::time::interval(USES_WRITE_INTERVAL);
+    write_uses.tick().await;
+    loop {
+        tokio::select! {
+            blob = stored.recv() => {
+                let Some(blob) = blob else { break };
+                let mut batch = vec![blob];
+                while let Ok(more) = stored.try_recv() {
+                    batch.push(more);
+                }
+                for blob in batch {
+                    seed_if_stored(&mirror, &seeding, &blob).await;
+                }
+                if let Err(e) = cache.enforce().await {
+                    tracing::error!(error = %e, "cache eviction failed");
+                }
+            }
+            _ = write_uses.tick() => {
+                if let Err(e) = cache.record_uses() {
+                    tracing::warn!(error = %e, "cannot record blob uses in the index");
                 }
             }
         }
-    }));
-    let (seeder, gauges) = (Arc::clone(&seeding), Arc::clone(&metrics));
-    background.push(tokio::spawn(async move {
-        loop {
-            gauges.bittorrent_uploaded_bytes.set(seeder.uploaded_bytes() as i64);
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
-    }));
-
-    let throughput = Arc::new(Throughput::new());
-    background.push(tokio::spawn(ui::record_throughput(
-        Arc::clone(&seeding),
-        Arc::clone(&metrics),
-        Arc::clone(&throughput),
-    )));
-
-    let state = Arc::new(ApiState {
-        mirror: Arc::clone(&mirror),
-        metrics: Arc::clone(&metrics),
-        seeding: Arc::clone(&seeding),
-        throughput,
-        distribution: Distribution {
-            trackers: config.seeding.trackers.clone(),
-            webseeds: vec![format!("{public_url}/webseed/")],
-        },
-        public_url,
-    });
-
-    let mut jobs = mirror.unfinished_jobs()?;
-    if !jobs.is_empty() {
-        tracing::info!(count = jobs.len(), "resuming mirror jobs a previous run left unfinished");
     }
-    for image in &config.images {
-        if !jobs.contains(image) {
-            jobs.push(image.clone());
-        }
-    }
-    let jobs_mirror = Arc::clone(&mirror);
-    background.push(tokio::spawn(async move {
-        for image in jobs {
-            if let Err(e) = jobs_mirror.mirror_image(&image).await {
-                tracing::error!(%image, error = %e, "mirroring failed");
-            }
-        }
-    }));
-
-    on_ready(bound);
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|error| SeederError::Listen { addr: bound, error })?;
-    for task in &background {
-        task.abort();
-    }
-    for task in background {
-        let _ = task.await;
-    }
-    if let Err(e) = cache.record_uses() {
-        tracing::warn!(error = %e, "cannot record blob uses in the index");
-    }
-    seeding.stop().await;
-    Ok(())
 }
 
 /// Seeds a newly stored blob, unless an eviction already took it again.
-async fn seed_if_stored(mirror: &Mirror, seeding: &Seeding, blob: &shoal_torrents::HashedBlob) {
+async fn seed_if_stored(mirror: &Mirror, seeding: &Seeding, blob: &HashedBlob) {
     match mirror.stored_blob(&blob.digest) {
         Ok(Some(_)) => {
             if let Err(e) = seeding.seed(blob).await {

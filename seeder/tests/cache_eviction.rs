@@ -11,10 +11,11 @@ use shoal_seeder::metrics::SeederMetrics;
 use shoal_seeder::mirror::{Mirror, PlatformFilter};
 use shoal_seeder::service::seed_stored_blobs;
 use shoal_store::blob_store::BlobStore;
-use shoal_store::cache::StoreCache;
+use shoal_store::cache::{CachedStore, StoreCache};
 use shoal_store::eviction::StoreLimit;
 use shoal_store::index::BlobIndex;
 use shoal_store::seeding::{Seeding, SeedingConfig};
+use shoal_tasks::Tasks;
 use shoal_torrents::{BlobHasher, BlobTorrent, HashedBlob};
 use shoal_upstream::{Upstream, UpstreamConfig};
 
@@ -62,16 +63,17 @@ async fn crash_states_are_repaired_at_start_and_eviction_clears_session_store_an
     ingest(&store, &orphan_data, &orphan);
 
     let metrics = Arc::new(SeederMetrics::new());
+    let stored = CachedStore { store: Arc::clone(&store), index: Arc::clone(&index), usage: Default::default() };
     let (mirror, _stored) = Mirror::new(
         Upstream::new(UpstreamConfig::default()),
-        Arc::clone(&store),
-        Arc::clone(&index),
+        stored,
         Arc::clone(&metrics),
         PlatformFilter::default(),
+        Tasks::root("test"),
     );
     let seeding =
         Arc::new(Seeding::start(store.blobs_dir(), &dir.join("bittorrent"), &seeding_config()).await.unwrap());
-    let (count, bytes) = seed_stored_blobs(&mirror, &seeding).await.unwrap();
+    let (count, bytes) = seed_stored_blobs(&mirror.cached_store(), &seeding).await.unwrap();
     assert_eq!((count, bytes), (3, 600_000), "old, mid and the orphan are stored");
     assert!(index.blob(&gone.digest).unwrap().is_none(), "a record without its file survived the start");
     assert_eq!(index.evicted_repos(&gone.digest).unwrap().unwrap().into_iter().collect::<Vec<_>>(), [REPO]);

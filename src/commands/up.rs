@@ -5,62 +5,43 @@
 //! and shuts them down together.
 
 use std::io::Write;
-use std::time::Duration;
 
 use anyhow::Context;
-use shoal_registry_shim::SwarmConfig;
 use shoal_registry_shim::{BoundShim, ShimConfig};
 use shoal_seeder::SeederConfig;
 use shoal_store::eviction::StoreLimit;
-use shoal_store::seeding::SeedingConfig;
+use shoal_tasks::Tasks;
 use shoal_tracker::TrackerConfig;
-use shoal_upstream::{Credentials, UpstreamConfig};
-use tokio::sync::{oneshot, watch};
 
-use super::seeder::{init_logging, shutdown_signal, store_limit, ConfigFile};
-use crate::cli::UpArgs;
+use super::common::{init_logging, shutdown_signal, ConfigFile};
+use crate::cli::{BitTorrentFlags, StoreLimitFlags, UpArgs, UpstreamFlags};
 use crate::magnets::OutputFormat;
 
 pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
     init_logging();
     let file = ConfigFile::load(args.config.as_deref())?;
-    let mut credentials = file.credentials;
-    if let (Some(username), Some(password)) = (&args.upstream_username, &args.upstream_password) {
-        credentials
-            .insert(args.upstream.clone(), Credentials { username: username.clone(), password: password.0.clone() });
-    }
-    let upstream = UpstreamConfig {
-        insecure_registries: [args.insecure_registries.clone(), file.insecure_registries].concat(),
-        credentials,
-        default_registry: Some(args.upstream.clone()),
-    };
+    let upstream = UpstreamFlags::from(args.upstream_access.clone()).into_config(Some(&args.upstream), &file)?;
     let images = [args.images.clone(), file.images].concat();
     let host = &args.public_host;
     let tracker_url = format!("http://{host}:{}/announce", args.tracker_listen.port());
     let seeder_public = format!("http://{host}:{}", args.seeder_listen.port());
     let trackers = [vec![tracker_url.clone()], args.trackers.clone()].concat();
+    let bittorrent = |listen| BitTorrentFlags { listen, announce_port: None, trackers: trackers.clone() };
 
     let seeder = SeederConfig {
         data_dir: args.data_dir.join("seeder"),
         http_listen: args.seeder_listen,
         public_url: Some(seeder_public.clone()),
-        seeding: SeedingConfig {
-            listen: args.bt_listen,
-            announce_port: None,
-            trackers: trackers.clone(),
-            dht: false,
-            local_service_discovery: false,
-            disable_upload: false,
-            super_seed: !args.no_super_seed,
-        },
+        seeding: bittorrent(args.bt_listen).into_config(!args.no_super_seed),
         upstream: upstream.clone(),
         images: Vec::new(),
         platforms: [args.platforms.clone(), file.platforms].concat(),
-        store_limit: store_limit(
-            args.max_store_bytes,
-            StoreLimit::DEFAULT_HIGH_WATERMARK,
-            StoreLimit::DEFAULT_LOW_WATERMARK,
-        )?,
+        store_limit: StoreLimitFlags {
+            max_bytes: args.max_store_bytes,
+            high: StoreLimit::DEFAULT_HIGH_WATERMARK,
+            low: StoreLimit::DEFAULT_LOW_WATERMARK,
+        }
+        .into_limit()?,
     };
     // The shim reaches the seeder on loopback whatever the public host is.
     let seeder_local = format!("http://127.0.0.1:{}", args.seeder_listen.port());
@@ -68,63 +49,25 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
         listen: args.shim_listen,
         data_dir: args.data_dir.join("shim"),
         default_registry: args.upstream.clone(),
-        tag_ttl: Duration::from_secs(args.timing.tag_ttl_secs),
+        tag_ttl: args.timing.tag_ttl(),
         upstream,
-        swarm: Some(SwarmConfig {
-            seeder_url: Some(seeder_local.clone()),
-            seeding: SeedingConfig {
-                listen: args.shim_bt_listen,
-                announce_port: None,
-                trackers,
-                dht: false,
-                local_service_discovery: false,
-                disable_upload: false,
-                super_seed: false,
-            },
-            stall_timeout: Duration::from_millis(args.timing.stall_timeout_ms),
-            torrent_timeout: Duration::from_millis(args.timing.torrent_timeout_ms),
-            peer_request_window: args.timing.peer_request_window,
-        }),
-        store_limit: store_limit(
-            args.shim_max_store_bytes,
-            args.shim_store_high_watermark,
-            args.shim_store_low_watermark,
-        )?,
+        swarm: Some(args.timing.swarm_config(seeder_local.clone(), bittorrent(args.shim_bt_listen).into_config(false))),
+        store_limit: StoreLimitFlags::from(args.shim_store.clone()).into_limit()?,
     };
     let tracker = TrackerConfig { listen: args.tracker_listen, ..TrackerConfig::default() };
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let (stop, stopped) = watch::channel(false);
-        let until_stopped = move || {
-            let mut stopped = stopped.clone();
-            async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            }
-        };
-
+        // One tree: a signal, or one service failing, stops all three the same way.
+        let root = Tasks::root("shoal-up");
         let tracker = shoal_tracker::bind(tracker).await.context("tracker")?;
-        let tracker_task = tokio::spawn(tracker.serve(until_stopped()));
-
-        let (ready, seeder_ready) = oneshot::channel();
-        let mut seeder_task = tokio::spawn(shoal_seeder::run(
-            seeder,
-            move |addr| {
-                let _ = ready.send(addr);
-            },
-            until_stopped(),
-        ));
-        let seeder_addr = tokio::select! {
-            addr = seeder_ready => addr.context("the seeder stopped before it was ready")?,
-            failed = &mut seeder_task => {
-                failed.context("the seeder panicked")?.context("seeder")?;
-                anyhow::bail!("the seeder stopped before it was ready");
-            }
-        };
-
+        let seeder = shoal_seeder::bind(seeder).await.context("seeder")?;
+        let seeder_addr = seeder.local_addr();
         let shim = BoundShim::bind(shim).await.context("registry shim")?;
         let shim_addr = shim.local_addr();
-        let shim_task = tokio::spawn(shim.serve());
+        let tracker_task = root.spawn("tracker", tracker.serve(root.child("tracker")));
+        let seeder_task = root.spawn("seeder", seeder.serve(root.child("seeder")));
+        let shim_task = root.spawn("shim", shim.serve(root.child("shim")));
 
         let mut out = std::io::stdout().lock();
         writeln!(out, "shoal up: tracker {tracker_url}")?;
@@ -144,17 +87,28 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
             }
         }
 
-        // Run until a signal, or until one service fails; then stop the others.
-        let failed = tokio::select! {
+        // Run until a signal, or until one service ends (it failed); then stop the others.
+        let ended = tokio::select! {
             () = shutdown_signal() => Ok(()),
-            served = shim_task => served.context("the shim panicked")?.context("registry shim"),
-            seeded = &mut seeder_task => seeded.context("the seeder panicked")?.context("seeder"),
+            served = shim_task => ended("registry shim", served),
+            served = seeder_task => ended("seeder", served),
+            served = tracker_task => ended("tracker", served.map(|s| s.map(Ok::<(), std::convert::Infallible>))),
         };
-        let _ = stop.send(true);
-        let _ = tracker_task.await;
-        if !seeder_task.is_finished() {
-            let _ = seeder_task.await;
-        }
-        failed
+        root.shutdown().await;
+        ended
     })
+}
+
+/// What a service's task ending before shutdown means: it failed (or panicked; only shutdown
+/// cancels it).
+fn ended<E: Into<anyhow::Error>>(
+    service: &str,
+    served: Result<Option<Result<(), E>>, tokio::task::JoinError>,
+) -> anyhow::Result<()> {
+    match served {
+        Ok(Some(Ok(()))) => Err(anyhow::anyhow!("the {service} stopped serving")),
+        Ok(Some(Err(e))) => Err(e.into().context(service.to_owned())),
+        Ok(None) => Ok(()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("the {service} panicked"))),
+    }
 }

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use shoal_tasks::Tasks;
 use shoal_torrents::InfoHash;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
@@ -140,8 +141,9 @@ async fn admin_delete(State(state): State<HttpState>, Path(info_hash): Path<Stri
     admin_set(state, headers, info_hash, false).await
 }
 
-/// Accepts connections on `listener` and serves `router` on each until the task is dropped.
-pub async fn serve(listener: TcpListener, router: Router, tracker: Arc<Tracker>) {
+/// Accepts connections on `listener` and serves `router` on each, one task under `tasks` per
+/// connection, until dropped.
+pub async fn serve(listener: TcpListener, router: Router, tracker: Arc<Tracker>, tasks: Tasks) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.auto_date_header(false).timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
     loop {
@@ -162,7 +164,7 @@ pub async fn serve(listener: TcpListener, router: Router, tracker: Arc<Tracker>)
         });
         let io = TokioIo::new(LineGuard::new(stream, tracker.clone()));
         let connection = http.serve_connection(io, service);
-        tokio::spawn(async move {
+        tasks.spawn("tracker-connection", async move {
             if let Err(e) = connection.await {
                 tracing::trace!("connection from {source}: {e}");
             }

@@ -14,13 +14,14 @@ pub mod service;
 pub mod swarm;
 pub mod udp;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use shoal_tasks::Tasks;
 use tokio::net::{TcpListener, UdpSocket};
+use tower_http::trace::TraceLayer;
 
 pub use access::{Access, AllowListError};
 pub use service::{Intervals, Refusal, Tracker};
@@ -126,27 +127,29 @@ impl BoundTracker {
         self.tracker.clone()
     }
 
-    /// Serves HTTP (and UDP) until `shutdown` resolves.
-    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+    /// Serves HTTP (and UDP) until `tasks` is cancelled. Everything the tracker spawns (the
+    /// purge, the UDP server, one task per HTTP connection) is under `tasks`; when this
+    /// returns, all of it has ended.
+    pub async fn serve(self, tasks: Tasks) {
         let purge_every = Duration::from_secs(u64::from(self.tracker.intervals().interval_secs.clamp(4, 240) / 4));
-        let tracker = self.tracker.clone();
-        let purge = tokio::spawn(async move {
+        let (tracker, purging) = (self.tracker.clone(), tasks.clone());
+        tasks.spawn("tracker-purge", async move {
             let mut tick = tokio::time::interval(purge_every);
             loop {
                 tick.tick().await;
                 let tracker = tracker.clone();
-                let _ = tokio::task::spawn_blocking(move || tracker.purge()).await;
+                let _ = purging.spawn_blocking("tracker-purge-sweep", move || tracker.purge()).await;
             }
         });
-        let udp = self.udp.map(|socket| tokio::spawn(udp::serve(socket, self.tracker.clone())));
+        if let Some(socket) = self.udp {
+            tasks.spawn("tracker-udp", udp::serve(socket, self.tracker.clone()));
+        }
+        let router = http::router(self.state).layer(TraceLayer::new_for_http());
         tokio::select! {
-            _ = http::serve(self.http, http::router(self.state), self.tracker.clone()) => {}
-            _ = shutdown => {}
+            () = http::serve(self.http, router, self.tracker.clone(), tasks.clone()) => {}
+            () = tasks.cancelled() => {}
         }
-        purge.abort();
-        if let Some(udp) = udp {
-            udp.abort();
-        }
+        tasks.shutdown().await;
     }
 }
 
@@ -173,7 +176,11 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
         if let Some(udp) = bound.udp_addr() {
             eprintln!("shoal tracker: listening on udp://{udp}/announce");
         }
-        bound.serve(stop_signal()).await;
+        let tasks = Tasks::root("tracker");
+        tokio::select! {
+            () = bound.serve(tasks.clone()) => {}
+            () = stop_signal() => tasks.shutdown().await,
+        }
         Ok(())
     })
 }
@@ -200,7 +207,7 @@ pub struct RunningTracker {
     http_addr: SocketAddr,
     udp_addr: Option<SocketAddr>,
     tracker: Arc<Tracker>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    tasks: Tasks,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -209,16 +216,13 @@ pub fn spawn(config: TrackerConfig) -> Result<RunningTracker, TrackerError> {
     let rt = runtime(config.threads.or(Some(2)))?;
     let bound = rt.block_on(bind(config))?;
     let (http_addr, udp_addr, tracker) = (bound.http_addr(), bound.udp_addr(), bound.tracker());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let tasks = Tasks::root("tracker");
+    let serving = tasks.clone();
     let thread = std::thread::Builder::new()
         .name("shoal-tracker".into())
-        .spawn(move || {
-            rt.block_on(bound.serve(async {
-                let _ = stopped.await;
-            }))
-        })
+        .spawn(move || rt.block_on(bound.serve(serving)))
         .map_err(TrackerError::Runtime)?;
-    Ok(RunningTracker { http_addr, udp_addr, tracker, stop: Some(stop), thread: Some(thread) })
+    Ok(RunningTracker { http_addr, udp_addr, tracker, tasks, thread: Some(thread) })
 }
 
 impl RunningTracker {
@@ -242,9 +246,7 @@ impl RunningTracker {
 
 impl Drop for RunningTracker {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.tasks.cancel();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

@@ -1,0 +1,133 @@
+//! Flag groups several subcommands share: upstream access, store limits, BitTorrent listening.
+//!
+//! Each subcommand keeps its own environment names (`SHOAL_SEEDER_…`, `SHOAL_SHIM_…`, and
+//! `SHOAL_…` for `shoal up`), which compose files and units already use, so a group is a macro
+//! stamped out once per prefix; the fields and their meaning are written once, here, and each
+//! group has one conversion into its library config (in `commands/common.rs`).
+
+/// `--insecure-registry`, `--upstream-username`, `--upstream-password`.
+macro_rules! upstream_flags {
+    ($name:ident, $env:literal) => {
+        #[derive(clap::Args, Debug, Clone)]
+        pub struct $name {
+            /// Registries reached over plain HTTP besides loopback ones (repeat or comma-separate).
+            #[arg(long = "insecure-registry", env = concat!($env, "INSECURE_REGISTRIES"), value_delimiter = ',')]
+            pub insecure_registries: Vec<String>,
+            /// Username for --upstream (basic auth, or the bearer-token flow's credentials).
+            #[arg(long, env = concat!($env, "UPSTREAM_USERNAME"))]
+            pub upstream_username: Option<String>,
+            /// Password for --upstream; prefer the environment variable to the flag.
+            #[arg(long, env = concat!($env, "UPSTREAM_PASSWORD"), hide_env_values = true)]
+            pub upstream_password: Option<super::Secret>,
+        }
+
+        impl From<$name> for UpstreamFlags {
+            fn from(f: $name) -> Self {
+                Self {
+                    insecure_registries: f.insecure_registries,
+                    username: f.upstream_username,
+                    password: f.upstream_password,
+                }
+            }
+        }
+    };
+}
+
+/// `--max-store-bytes` and its two watermarks (with a long-name prefix for `shoal up`'s shim).
+macro_rules! store_limit_flags {
+    ($name:ident, $long:literal, $env:literal) => {
+        #[derive(clap::Args, Debug, Clone)]
+        pub struct $name {
+            /// Largest size of the blob store: bytes, or with a unit (500MiB, 10GiB, 2TB)
+            /// [default: no limit]. Above the high watermark least-recently-used blobs not in
+            /// use (served, seeded to a downloading peer, downloaded) are evicted.
+            #[arg(
+                        id = concat!($long, "max-store-bytes"),
+                        long = concat!($long, "max-store-bytes"),
+                        env = concat!($env, "MAX_STORE_BYTES"),
+                        value_parser = shoal_store::eviction::parse_byte_size
+                    )]
+            pub max_store_bytes: Option<u64>,
+            /// Fraction of the store limit above which eviction starts.
+            #[arg(
+                        id = concat!($long, "store-high-watermark"),
+                        long = concat!($long, "store-high-watermark"),
+                        env = concat!($env, "STORE_HIGH_WATERMARK"),
+                        default_value_t = shoal_store::eviction::StoreLimit::DEFAULT_HIGH_WATERMARK
+                    )]
+            pub store_high_watermark: f64,
+            /// Fraction of the store limit eviction brings the store down to.
+            #[arg(
+                        id = concat!($long, "store-low-watermark"),
+                        long = concat!($long, "store-low-watermark"),
+                        env = concat!($env, "STORE_LOW_WATERMARK"),
+                        default_value_t = shoal_store::eviction::StoreLimit::DEFAULT_LOW_WATERMARK
+                    )]
+            pub store_low_watermark: f64,
+        }
+
+        impl From<$name> for StoreLimitFlags {
+            fn from(f: $name) -> Self {
+                Self { max_bytes: f.max_store_bytes, high: f.store_high_watermark, low: f.store_low_watermark }
+            }
+        }
+    };
+}
+
+/// `--bt-listen`, `--announce-port`, `--tracker`.
+macro_rules! bittorrent_flags {
+    ($name:ident, $env:literal, $listen:literal) => {
+        #[derive(clap::Args, Debug, Clone)]
+        pub struct $name {
+            /// BitTorrent (TCP) listen address.
+            #[arg(long, env = concat!($env, "BT_LISTEN"), default_value = $listen)]
+            pub bt_listen: std::net::SocketAddr,
+            /// Port announced to trackers [default: the BitTorrent listen port].
+            #[arg(long, env = concat!($env, "ANNOUNCE_PORT"))]
+            pub announce_port: Option<u16>,
+            /// Tracker announce URL (repeat or comma-separate): written into the torrents this
+            /// process makes, and announced to for the blobs it seeds.
+            #[arg(long = "tracker", env = concat!($env, "TRACKERS"), value_delimiter = ',')]
+            pub trackers: Vec<String>,
+        }
+
+        impl From<$name> for BitTorrentFlags {
+            fn from(f: $name) -> Self {
+                Self { listen: f.bt_listen, announce_port: f.announce_port, trackers: f.trackers }
+            }
+        }
+    };
+}
+
+/// Upstream access as every subcommand gives it.
+#[derive(Debug, Clone)]
+pub struct UpstreamFlags {
+    pub insecure_registries: Vec<String>,
+    pub username: Option<String>,
+    pub password: Option<super::Secret>,
+}
+
+/// A store limit as every subcommand gives it.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreLimitFlags {
+    pub max_bytes: Option<u64>,
+    pub high: f64,
+    pub low: f64,
+}
+
+/// BitTorrent listening and announcing as every subcommand gives it.
+#[derive(Debug, Clone)]
+pub struct BitTorrentFlags {
+    pub listen: std::net::SocketAddr,
+    pub announce_port: Option<u16>,
+    pub trackers: Vec<String>,
+}
+
+upstream_flags!(SeederUpstream, "SHOAL_SEEDER_");
+upstream_flags!(ShimUpstream, "SHOAL_SHIM_");
+upstream_flags!(UpUpstream, "SHOAL_");
+store_limit_flags!(SeederStoreLimit, "", "SHOAL_SEEDER_");
+store_limit_flags!(ShimStoreLimit, "", "SHOAL_SHIM_");
+store_limit_flags!(UpShimStoreLimit, "shim-", "SHOAL_SHIM_");
+bittorrent_flags!(SeederBitTorrent, "SHOAL_SEEDER_", "0.0.0.0:6881");
+bittorrent_flags!(ShimBitTorrent, "SHOAL_SHIM_", "0.0.0.0:6882");

@@ -1,0 +1,121 @@
+//! What the long-running subcommands share: logging, the stop signal, the config file, and the
+//! one conversion of each shared flag group into its library config.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+use shoal_registry_shim::SwarmConfig;
+use shoal_store::eviction::StoreLimit;
+use shoal_store::seeding::SeedingConfig;
+use shoal_tasks::Tasks;
+use shoal_upstream::{Credentials, UpstreamConfig};
+
+use crate::cli::{BitTorrentFlags, ShimTiming, StoreLimitFlags, UpstreamFlags};
+
+/// The optional JSON config file (`--config`): lists that are awkward as flags, and
+/// credentials that must not sit on a command line.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConfigFile {
+    #[serde(default)]
+    pub images: Vec<String>,
+    #[serde(default)]
+    pub platforms: Vec<String>,
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
+    /// Registry host -> {"username", "password"}.
+    #[serde(default)]
+    pub credentials: HashMap<String, Credentials>,
+}
+
+impl ConfigFile {
+    /// The file at `path`, or the empty config without one.
+    pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else { return Ok(Self::default()) };
+        let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_slice(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+impl UpstreamFlags {
+    /// Upstream access for `registry` (the `--upstream` the credentials are for), merged with
+    /// the config file's registries and credentials.
+    pub(crate) fn into_config(self, registry: Option<&str>, file: &ConfigFile) -> anyhow::Result<UpstreamConfig> {
+        let mut credentials = file.credentials.clone();
+        if let (Some(username), Some(password)) = (self.username, self.password) {
+            let registry = registry.context("--upstream-username needs --upstream (the registry it is for)")?;
+            credentials.insert(registry.to_owned(), Credentials { username, password: password.0 });
+        }
+        Ok(UpstreamConfig {
+            insecure_registries: [self.insecure_registries, file.insecure_registries.clone()].concat(),
+            credentials,
+            default_registry: registry.map(str::to_owned),
+        })
+    }
+}
+
+impl StoreLimitFlags {
+    /// The store limit, or `None` without `--max-store-bytes`.
+    pub(crate) fn into_limit(self) -> anyhow::Result<Option<StoreLimit>> {
+        self.max_bytes
+            .map(|max| StoreLimit::new(max, self.high, self.low))
+            .transpose()
+            .context("invalid --max-store-bytes or watermarks")
+    }
+}
+
+impl BitTorrentFlags {
+    /// The seeding session's config: tracker-announced only (DHT and LSD are the seeder's own
+    /// opt-ins), uploading, super-seeding as asked.
+    pub(crate) fn into_config(self, super_seed: bool) -> SeedingConfig {
+        SeedingConfig {
+            announce_port: self.announce_port,
+            super_seed,
+            ..SeedingConfig::tracker_only(self.listen, self.trackers)
+        }
+    }
+}
+
+pub(crate) fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librqbit=warn,librqbit_core=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Cancels `tasks` on Ctrl-C or SIGTERM (a task of the tree itself, so it goes with it).
+pub(crate) fn cancel_on_signal(tasks: &Tasks) {
+    let stop = tasks.clone();
+    tasks.spawn("stop-signal", async move {
+        shutdown_signal().await;
+        stop.cancel();
+    });
+}
+
+impl ShimTiming {
+    /// The shim's swarm side: ask `seeder_url` for torrents, seed with `seeding`.
+    pub(crate) fn swarm_config(&self, seeder_url: String, seeding: SeedingConfig) -> SwarmConfig {
+        SwarmConfig {
+            seeder_url: Some(seeder_url),
+            seeding,
+            stall_timeout: Duration::from_millis(self.stall_timeout_ms),
+            torrent_timeout: Duration::from_millis(self.torrent_timeout_ms),
+            peer_request_window: self.peer_request_window,
+        }
+    }
+
+    pub(crate) fn tag_ttl(&self) -> Duration {
+        Duration::from_secs(self.tag_ttl_secs)
+    }
+}
