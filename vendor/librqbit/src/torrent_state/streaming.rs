@@ -26,9 +26,7 @@ use super::{ManagedTorrentHandle, TorrentMetadata};
 type StreamId = usize;
 
 // 32 mb lookahead by default.
-// Shoal patch: 4 MiB (was 32 MiB). Pieces within this distance ahead of a stream are fetched
-// in order, before anything else; past it the random-first picker spreads pieces across peers.
-const PER_STREAM_BUF_DEFAULT: u64 = 1024 * 1024;
+const PER_STREAM_BUF_DEFAULT: u64 = 32 * 1024 * 1024;
 
 struct StreamState {
     file_id: usize,
@@ -217,9 +215,7 @@ impl AsyncRead for FileStream {
         let buf = &mut buf[..bytes_to_read];
 
         let start = Instant::now();
-        // Shoal patch: read inline (pieces a stream reads were just written and verified, so
-        // they are in the page cache), not through block_in_place on every poll.
-        poll_try_io!(poll_try_io!((
+        poll_try_io!(poll_try_io!(self.torrent.shared.spawner.block_in_place(
             || {
                 self.torrent.with_storage_and_file(
                     self.file_id,
@@ -230,7 +226,7 @@ impl AsyncRead for FileStream {
                     &self.metadata,
                 )
             }
-        )()));
+        )));
 
         trace!(
             buflen = buf.len(),

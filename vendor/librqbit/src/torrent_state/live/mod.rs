@@ -42,9 +42,6 @@
 pub mod peer;
 pub mod peers;
 pub mod stats;
-// Shoal patch: per-peer request windows from the peer's measured rate.
-mod rate_window;
-mod super_seed;
 
 use std::{
     borrow::Cow,
@@ -202,11 +199,6 @@ pub struct TorrentStateLive {
 
     finished_notify: Notify,
     new_pieces_notify: Notify,
-    /// Shoal patch: when a piece last passed its hash check (see `acquire_next_piece`).
-    last_piece_done: Mutex<Instant>,
-    /// Shoal patch: what each peer is shown while this torrent super-seeds (see
-    /// `SessionOptions::super_seed`); `None` when the session does not super-seed.
-    super_seed: Option<Mutex<super_seed::SuperSeed>>,
 
     down_speed_estimator: SpeedEstimator,
     up_speed_estimator: SpeedEstimator,
@@ -281,7 +273,6 @@ impl TorrentStateLive {
                 stats: Default::default(),
                 states: Default::default(),
                 live_outgoing_peers: Default::default(),
-                availability: Default::default(),
             },
             _locked: RwLock::new(TorrentStateLocked {
                 pieces: Some(PieceTracker::new(paused.chunk_tracker)),
@@ -299,13 +290,6 @@ impl TorrentStateLive {
                 paused.shared.options.peer_limit.unwrap_or(128),
             )),
             new_pieces_notify: Notify::new(),
-            last_piece_done: Mutex::new(Instant::now()),
-            super_seed: paused.shared.options.super_seed.then(|| {
-                Mutex::new(super_seed::SuperSeed::new(
-                    lengths.total_pieces() as usize,
-                    lengths.default_piece_length(),
-                ))
-            }),
             peer_queue_tx,
             finished_notify: Notify::new(),
             down_speed_estimator,
@@ -1024,16 +1008,14 @@ const DEFAULT_PEER_REQUEST_WINDOW: usize = 128;
 
 struct PeerFlowControl {
     i_am_choked: bool,
-    // Shoal patch: the request window follows the peer's rate (`rate_window.rs`), up to the
-    // maximum.
-    rate_window: rate_window::RateWindow,
+    request_window: usize,
 }
 
 impl PeerFlowControl {
     fn new(max_request_window: usize) -> Self {
         Self {
             i_am_choked: true,
-            rate_window: rate_window::RateWindow::new(max_request_window),
+            request_window: max_request_window,
         }
     }
 }
@@ -1151,17 +1133,6 @@ impl PeerConnectionHandler for &'_ PeerHandler {
     }
 
     fn serialize_bitfield_message_to_buf(&self, buf: &mut [u8]) -> anyhow::Result<usize> {
-        // Shoal patch: a super-seeding origin's first bitfield holds only what it shows the peer.
-        if let Some(shown) = self.super_seed_refill() {
-            let mut bitfield = make_piece_bitfield(&self.state.lengths);
-            for piece in shown {
-                bitfield.set(piece, true);
-            }
-            let msg = Message::Bitfield(ByteBuf(bitfield.as_raw_slice()));
-            let len = msg.serialize(buf, &Default::default)?;
-            trace!("sending super-seed bitfield, length={}", len);
-            return Ok(len);
-        }
         let g = self.state.lock_read("serialize_bitfield_message_to_buf");
         let msg = Message::Bitfield(ByteBuf(g.get_chunks()?.get_have_pieces().as_bytes()));
         let len = msg.serialize(buf, &Default::default)?;
@@ -1205,14 +1176,14 @@ impl PeerConnectionHandler for &'_ PeerHandler {
         if let Some(reqq) = hs.reqq.and_then(|reqq| usize::try_from(reqq).ok())
             && reqq > 0
         {
-            let cap = reqq.min(self.state.max_request_window());
+            let request_window = reqq.min(self.state.max_request_window());
             let mut flow = self.lock_flow_control("update request window");
-            // Shoal patch: reqq caps the rate-sized window instead of setting it.
-            if let Some(request_window) = flow.rate_window.set_cap(cap) {
+            if flow.request_window != request_window {
                 debug!(
                     reqq,
                     request_window, "updated peer request window from extended handshake"
                 );
+                flow.request_window = request_window;
                 self.notify_request_slots_changed();
             }
         }
@@ -1293,9 +1264,6 @@ impl PeerConnectionHandler for &'_ PeerHandler {
 
 impl PeerHandler {
     fn on_peer_died(self, error: Option<crate::Error>) -> crate::Result<()> {
-        if let Some(super_seed) = &self.state.super_seed {
-            super_seed.lock().forget(self.addr);
-        }
         let peers = &self.state.peers;
         let handle = self.addr;
         let mut pe = match peers.states.get_mut(&handle) {
@@ -1452,8 +1420,7 @@ impl PeerHandler {
         Ok(())
     }
 
-    /// Acquire a piece for this peer: reserve (stream pieces, then the rarest) → in the
-    /// endgame, steal (3x) (Shoal patch; see `PieceTracker::acquire_piece`).
+    /// Acquire a piece for this peer: try steal (10x) → reserve → steal (3x).
     ///
     /// Returns the piece index to download, or None if no pieces are available.
     fn acquire_next_piece(&self) -> crate::Result<Option<ValidPieceIndex>> {
@@ -1461,12 +1428,6 @@ impl PeerHandler {
             debug!("we are choked, can't acquire piece");
             return Ok(None);
         }
-
-        // Shoal patch: rarest-first. Counted before taking this peer's entry lock below.
-        let availability = self
-            .state
-            .peers
-            .piece_availability(self.state.lengths.total_pieces() as usize);
 
         // Steal info to process after releasing the peer lock
         let mut steal_info: Option<(SocketAddr, ValidPieceIndex)> = None;
@@ -1485,15 +1446,8 @@ impl PeerHandler {
                     ..
                 } = &mut **g;
                 let pieces = pieces.as_mut().ok_or(Error::ChunkTrackerEmpty)?;
-                // Shoal patch: a seed (the origin) gives only pieces no other peer holds,
-                // unless the download has made no progress for a while.
-                const STUCK_AFTER: Duration = Duration::from_secs(2);
-                let seed_gives_any =
-                    self.state.last_piece_done.lock().elapsed() >= STUCK_AFTER;
                 let result = pieces.acquire_piece(AcquireRequest {
                     peer: self.addr,
-                    peer_is_seed: live.seeder,
-                    seed_gives_any,
                     peer_avg_time: self.counters.average_piece_download_time(),
                     priority_pieces: self.state.streams.iter_next_pieces(&self.state.lengths),
                     file_priorities,
@@ -1504,7 +1458,6 @@ impl PeerHandler {
                             .try_write()
                             .is_some()
                     },
-                    availability: &availability,
                 });
 
                 match result {
@@ -1573,20 +1526,6 @@ impl PeerHandler {
             );
         }
 
-        // Shoal patch: a peer that asks for the last chunk of a piece a super-seeding origin
-        // showed it holds that piece from now on (librqbit peers never announce it to us, see
-        // `super_seed.rs`), so show it another one.
-        if let Some(super_seed) = &self.state.super_seed
-            && chunk_info.chunk_index + 1 == self.state.lengths.chunks_per_piece(piece_index)
-        {
-            // `RUST_LOG=shoal_super_seed=trace` logs every copy of a piece that leaves.
-            let was_shown = super_seed.lock().give(self.addr, piece_index.get_usize());
-            trace!(target: "shoal_super_seed", peer = %self.addr, piece = piece_index.get(), was_shown, "last chunk asked");
-            if was_shown {
-                self.super_seed_show_more();
-            }
-        }
-
         self.state
             .ratelimit_upload_tx
             .send((self.tx.clone(), chunk_info))?;
@@ -1594,7 +1533,6 @@ impl PeerHandler {
     }
 
     fn on_have(&self, have: u32) {
-        let mut first_bitfield = false;
         self.state
             .peers
             .with_live_mut(self.addr, "on_have", |live| {
@@ -1602,7 +1540,6 @@ impl PeerHandler {
                 // send bitfields.
                 if live.bitfield.is_empty() {
                     live.bitfield = make_piece_bitfield(&self.state.lengths);
-                    first_bitfield = true;
                 }
                 match live.bitfield.get_mut(have as usize) {
                     Some(mut v) => *v = true,
@@ -1625,28 +1562,7 @@ impl PeerHandler {
                     debug!("peer has full torrent");
                 }
             });
-        // Shoal patch: this also wakes the peer's idle chunk requester (see
-        // `task_peer_chunk_requester`), so only for a piece we could still reserve: a wake-up
-        // runs a full piece pick, and most HAVEs late in a download are for pieces we hold.
-        let wanted = || {
-            self.state
-                .lock_read("on_have")
-                .get_chunks()
-                .is_ok_and(|chunks| chunks.is_piece_queued(have as usize))
-        };
-        if first_bitfield || wanted() {
-            self.on_bitfield_notify.notify_waiters();
-        }
-        // Shoal patch: the peer now holds a piece a super-seeding origin showed it, so show it
-        // another one.
-        if self
-            .state
-            .super_seed
-            .as_ref()
-            .is_some_and(|s| s.lock().is_shown(self.addr, have as usize))
-        {
-            self.super_seed_show_more();
-        }
+        self.on_bitfield_notify.notify_waiters();
     }
 
     fn on_bitfield(&self, bitfield: ByteBufOwned) -> anyhow::Result<()> {
@@ -1668,49 +1584,7 @@ impl PeerHandler {
             .peers
             .update_bitfield(self.addr, bf, self.state.lengths.total_pieces() as usize);
         self.on_bitfield_notify.notify_waiters();
-        self.super_seed_show_more();
         Ok(())
-    }
-
-    /// Shoal patch: while this torrent super-seeds (see `super_seed.rs`), brings what this peer
-    /// is shown up to date with its bitfield and returns the pieces to show it now; `None`
-    /// when the torrent does not super-seed (the session does not, or it is not complete).
-    fn super_seed_refill(&self) -> Option<Vec<usize>> {
-        let super_seed = self.state.super_seed.as_ref()?;
-        if !self.state.is_finished() {
-            return None;
-        }
-        let holders = self
-            .state
-            .peers
-            .holders(self.state.lengths.total_pieces() as usize);
-        let peer_has = self
-            .state
-            .peers
-            .with_live(self.addr, |live| live.bitfield.clone())
-            .unwrap_or_default();
-        let others_downloading = self.state.peers.others_downloading(self.addr);
-        Some(
-            super_seed
-                .lock()
-                .refill(self.addr, &peer_has, &holders, others_downloading, Instant::now()),
-        )
-    }
-
-    /// Shoal patch: sends a HAVE for each piece `super_seed_refill` says to show now.
-    fn super_seed_show_more(&self) {
-        for piece in self.super_seed_refill().unwrap_or_default() {
-            let Ok(piece) = u32::try_from(piece) else {
-                continue;
-            };
-            if self
-                .tx
-                .send(WriterRequest::Message(Message::Have(piece)))
-                .is_err()
-            {
-                return;
-            }
-        }
     }
 
     async fn wait_for_any_notify(&self, notify: &Notify, check: impl Fn() -> bool) {
@@ -1803,30 +1677,16 @@ impl PeerHandler {
             update_interest(self, true)?;
             aframe!(self.wait_for_request_slot()).await;
 
-            // Acquire a piece: reserve → steal (3x) in the endgame (Shoal patch).
+            // Acquire a piece using the strategy: try steal (10x) → reserve → steal (3x).
             let new_piece_notify = self.state.new_pieces_notify.notified();
-            // Shoal patch: also wake when this peer announces a new piece (HAVE). Without it a
-            // requester whose peer had nothing we needed slept up to 5 s while that peer
-            // gathered pieces, so hosts that start together barely traded with each other and
-            // took everything from the origin.
-            let peer_have_notify = self.on_bitfield_notify.notified();
             let next = match self.acquire_next_piece()? {
                 Some(next) => next,
                 None => {
                     debug!("no pieces to request");
-                    let woken = async {
-                        tokio::select! {
-                            _ = new_piece_notify => {}
-                            _ = peer_have_notify => {}
-                        }
-                    };
                     match aframe!(tokio::time::timeout(
-                        // Shoal patch: was 5 s (half the rw timeout). In the endgame nothing
-                        // wakes an idle requester when a piece in flight at a slow peer becomes
-                        // worth stealing, so a host missing its last piece sat out 5 s; a lab
-                        // host finished at 1.96x ideal against 1.45x for the rest.
-                        Duration::from_millis(500),
-                        woken
+                        // Half of default rw timeout not to race with it.
+                        Duration::from_secs(5),
+                        new_piece_notify
                     ))
                     .await
                     {
@@ -1960,15 +1820,6 @@ impl PeerHandler {
             return Ok(());
         }
 
-        // Shoal patch: resize this peer's request window to its measured rate.
-        let resized = self
-            .lock_flow_control("rate window")
-            .rate_window
-            .on_chunk(Instant::now(), piece.len() as u64);
-        if resized.is_some() {
-            self.notify_request_slots_changed();
-        }
-
         // This one is used to calculate download speed.
         self.state
             .stats
@@ -2077,12 +1928,9 @@ impl PeerHandler {
                 None => return Ok(()),
             };
 
-            // Shoal patch: only the piece's hash check leaves the worker (block_in_place); the
-            // chunk write above runs inline (see the caller).
             match state
-                .shared
-                .spawner
-                .block_in_place(|| state.file_ops().check_piece(chunk_info.piece_index))
+                .file_ops()
+                .check_piece(chunk_info.piece_index)
                 .with_context(|| format!("error checking piece={index}"))?
             {
                 true => {
@@ -2090,7 +1938,6 @@ impl PeerHandler {
                         let mut g = state.lock_write("mark_piece_downloaded");
                         g.get_pieces_mut()?
                             .mark_piece_hash_ok(chunk_info.piece_index);
-                        *state.last_piece_done.lock() = Instant::now();
                     }
 
                     // Global piece counters.
@@ -2145,11 +1992,13 @@ impl PeerHandler {
             Ok(())
         }
 
-        // Shoal patch: write the chunk (at most 16 KiB, into the page cache) on this worker.
-        // block_in_place for every chunk handed the runtime to another thread each time: most
-        // of a downloading host's CPU went to futex wake-ups. The hash check that completes a
-        // piece still runs under block_in_place, inside write_to_disk.
-        write_to_disk(&self.state, self.addr, &self.counters, &piece, &chunk_info)
+        self.state
+            .shared
+            .spawner
+            .block_in_place_with_semaphore(|| {
+                write_to_disk(&self.state, self.addr, &self.counters, &piece, &chunk_info)
+            })
+            .await
             .with_context(|| format!("error processing received chunk {chunk_info:?}"))?;
 
         Ok(())
@@ -2217,7 +2066,7 @@ impl PeerHandler {
     fn can_send_request(&self) -> bool {
         let (i_am_choked, request_window) = {
             let flow = self.lock_flow_control("can_send_request");
-            (flow.i_am_choked, flow.rate_window.window())
+            (flow.i_am_choked, flow.request_window)
         };
 
         if i_am_choked {
