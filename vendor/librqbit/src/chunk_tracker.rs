@@ -248,6 +248,11 @@ impl ChunkTracker {
             .filter_map(|id| self.lengths.validate_piece_index(id))
     }
 
+    /// Shoal patch: the piece is needed and neither had nor being downloaded.
+    pub(crate) fn is_piece_queued(&self, id: usize) -> bool {
+        self.queue_pieces.get(id).is_some_and(|queued| *queued)
+    }
+
     pub(crate) fn is_piece_have(&self, id: ValidPieceIndex) -> bool {
         self.have.as_slice()[id.get() as usize]
     }

@@ -66,6 +66,13 @@ where
     pub peer_has_piece: P,
     /// Returns true if the piece can be stolen (e.g., not locked for writing).
     pub can_steal: S,
+    /// Shoal patch: how many live peers that are not seeds, and have sent us data, have each
+    /// piece, indexed by piece (empty: unknown).
+    pub availability: &'a [u16],
+    /// Shoal patch: the requesting peer has every piece (the origin, or a finished host).
+    pub peer_is_seed: bool,
+    /// Shoal patch: a seed may give any piece (the download has stalled).
+    pub seed_gives_any: bool,
 }
 
 /// Coordinates piece download state.
@@ -113,10 +120,11 @@ impl PieceTracker {
 
     /// Attempt to acquire a piece for the requesting peer.
     ///
-    /// The acquisition strategy is:
-    /// 1. Try to steal a piece from a peer that's 10x slower
-    /// 2. Try to reserve a piece from the queue (priority pieces first)
-    /// 3. Try to steal a piece from a peer that's 3x slower
+    /// The acquisition strategy is (Shoal patch: rarest-first, seeds give only unheld
+    /// pieces, no steal before the endgame):
+    /// 1. (upstream: try to steal a piece from a peer that's 10x slower)
+    /// 2. Try to reserve a piece from the queue (priority pieces first, then the rarest)
+    /// 3. In the endgame, try to steal a piece from a peer that's 3x slower
     ///
     /// If `Stolen` is returned, the caller MUST call `peers.on_steal()` to notify
     /// the old peer and update counters.
@@ -126,10 +134,28 @@ impl PieceTracker {
         P: Fn(ValidPieceIndex) -> bool,
         S: Fn(ValidPieceIndex) -> bool,
     {
-        // 1. Try steal with 10x threshold (very slow peer)
-        if let Some(result) = self.try_steal(&req, 10.0) {
-            return result;
-        }
+        // 1. (Shoal patch: upstream first stole a piece from a peer 10x slower than this one,
+        // before reserving anything. Hosts that start together all look slow to each other for
+        // a while, so pieces were stolen back and forth and the client's stream starved; now a
+        // piece is stolen only in the endgame, step 3.)
+
+        let endgame = self
+            .chunks
+            .iter_queued_pieces(req.file_priorities, req.file_infos)
+            .next()
+            .is_none();
+        let availability = |piece: ValidPieceIndex| {
+            req.availability
+                .get(piece.get_usize())
+                .copied()
+                .unwrap_or(0)
+        };
+        // Shoal patch: a seed gives only pieces that no other peer holds, so the origin sends
+        // each piece about once and the hosts trade the rest among themselves; a seed that
+        // takes requests for pieces others hold spends the one link every host shares. Not in
+        // the endgame, nor when the download has stalled (peers that hold a piece but never
+        // send it must not block us).
+        let seed_gives_only_unheld = req.peer_is_seed && !req.seed_gives_any && !endgame;
 
         // 2. Try reserve from priority_pieces then queued pieces
         // First check priority pieces that aren't already downloaded or in-flight
@@ -137,27 +163,51 @@ impl PieceTracker {
             if !self.chunks.is_piece_have(piece)
                 && !self.inflight.contains_key(&piece)
                 && (req.peer_has_piece)(piece)
+                && !(seed_gives_only_unheld && availability(piece) > 0)
             {
                 return self.reserve_piece(piece, req.peer);
             }
         }
 
-        // Then check naturally ordered queued pieces
+        // Then the rarest queued piece this peer has, ties broken at random (Shoal patch:
+        // rarest-first). Hosts that start one blob together would otherwise all ask the origin
+        // for the same pieces and have nothing to trade. Rarest-first asks the origin (which
+        // has everything) for pieces no other peer has yet, and asks the other peers for what
+        // they hold, so the origin sends each piece about once. Streams still get their next
+        // pieces first, through `priority_pieces` above.
         // Note: iter_queued_pieces only returns pieces in queue_pieces (not in-flight)
-        let queued: Vec<_> = self
+        let mut rarest = u16::MAX;
+        let mut candidates: Vec<ValidPieceIndex> = Vec::new();
+        for piece in self
             .chunks
             .iter_queued_pieces(req.file_priorities, req.file_infos)
-            .collect();
-
-        for piece in queued {
-            if (req.peer_has_piece)(piece) {
-                return self.reserve_piece(piece, req.peer);
+            .filter(|piece| (req.peer_has_piece)(*piece))
+        {
+            let count = availability(piece);
+            if seed_gives_only_unheld && count > 0 {
+                continue;
+            }
+            if count < rarest {
+                rarest = count;
+                candidates.clear();
+            }
+            if count == rarest {
+                candidates.push(piece);
             }
         }
+        if !candidates.is_empty() {
+            use rand::RngExt;
+            let piece = candidates[rand::rng().random_range(0..candidates.len())];
+            return self.reserve_piece(piece, req.peer);
+        }
 
-        // 3. Try steal with 3x threshold (moderately slow peer)
-        if let Some(result) = self.try_steal(&req, 3.0) {
-            return result;
+        // 3. Try steal with 3x threshold (moderately slow peer). Shoal patch: only in the
+        // endgame, when no piece is left in the queue. A requester whose peer merely has
+        // nothing reservable right now used to steal, and steals thrashed between peers.
+        if endgame {
+            if let Some(result) = self.try_steal(&req, 3.0) {
+                return result;
+            }
         }
 
         AcquireResult::NoneAvailable
@@ -396,6 +446,9 @@ mod tests {
             file_infos: &file_infos,
             peer_has_piece: |_| true, // Peer has all pieces
             can_steal: |_| true,
+            availability: &[],
+            peer_is_seed: false,
+            seed_gives_any: false,
         });
 
         // Should reserve piece 0 (first in queue)
@@ -429,6 +482,9 @@ mod tests {
             file_infos: &file_infos,
             peer_has_piece: |p| p.get() >= 2,
             can_steal: |_| true,
+            availability: &[],
+            peer_is_seed: false,
+            seed_gives_any: false,
         });
 
         match result {
@@ -457,6 +513,9 @@ mod tests {
             file_infos: &file_infos,
             peer_has_piece: |_| true,
             can_steal: |_| true,
+            availability: &[],
+            peer_is_seed: false,
+            seed_gives_any: false,
         });
 
         let piece = match result {
@@ -490,6 +549,9 @@ mod tests {
             file_infos: &file_infos,
             peer_has_piece: |_| true,
             can_steal: |_| true,
+            availability: &[],
+            peer_is_seed: false,
+            seed_gives_any: false,
         });
 
         let piece = match result {
@@ -518,6 +580,9 @@ mod tests {
             file_infos: &file_infos,
             peer_has_piece: |p| p == piece, // Only has the failed piece
             can_steal: |_| true,
+            availability: &[],
+            peer_is_seed: false,
+            seed_gives_any: false,
         });
 
         match result2 {
@@ -547,6 +612,9 @@ mod tests {
             file_infos: &file_infos,
             peer_has_piece: |_| true,
             can_steal: |_| true,
+            availability: &[],
+            peer_is_seed: false,
+            seed_gives_any: false,
         }) {
             AcquireResult::Reserved(p) => p,
             _ => panic!("Expected Reserved"),
@@ -559,6 +627,9 @@ mod tests {
             file_infos: &file_infos,
             peer_has_piece: |_| true,
             can_steal: |_| true,
+            availability: &[],
+            peer_is_seed: false,
+            seed_gives_any: false,
         }) {
             AcquireResult::Reserved(p) => p,
             _ => panic!("Expected Reserved"),
@@ -573,6 +644,9 @@ mod tests {
             file_infos: &file_infos,
             peer_has_piece: |_| true,
             can_steal: |_| true,
+            availability: &[],
+            peer_is_seed: false,
+            seed_gives_any: false,
         }) {
             AcquireResult::Reserved(p) => p,
             _ => panic!("Expected Reserved"),
@@ -612,6 +686,9 @@ mod tests {
             file_infos: &file_infos,
             peer_has_piece: |_| true,
             can_steal: |_| true,
+            availability: &[],
+            peer_is_seed: false,
+            seed_gives_any: false,
         });
         tracker.acquire_piece(AcquireRequest {
             peer: peer(1),
@@ -621,6 +698,9 @@ mod tests {
             file_infos: &file_infos,
             peer_has_piece: |_| true,
             can_steal: |_| true,
+            availability: &[],
+            peer_is_seed: false,
+            seed_gives_any: false,
         });
 
         assert_eq!(tracker.inflight_count(), 2);
@@ -638,6 +718,9 @@ mod tests {
             file_infos: &file_infos,
             peer_has_piece: |_| true,
             can_steal: |_| true,
+            availability: &[],
+            peer_is_seed: false,
+            seed_gives_any: false,
         });
 
         // Should get piece 0 again (was requeued)
@@ -676,6 +759,9 @@ mod tests {
             file_infos: &file_infos,
             peer_has_piece: |_| true,
             can_steal: |_| true,
+            availability: &[],
+            peer_is_seed: false,
+            seed_gives_any: false,
         });
 
         // Should get piece 3 (first priority piece)
@@ -702,6 +788,9 @@ mod tests {
             file_infos: &file_infos,
             peer_has_piece: |_| false, // Peer has nothing
             can_steal: |_| true,
+            availability: &[],
+            peer_is_seed: false,
+            seed_gives_any: false,
         });
 
         match result {
@@ -750,6 +839,9 @@ mod tests {
             file_infos: &file_infos,
             peer_has_piece: |_| true,
             can_steal: |_| true,
+            availability: &[],
+            peer_is_seed: false,
+            seed_gives_any: false,
         }) {
             AcquireResult::Reserved(p) => {
                 assert_eq!(p.get(), 0);
@@ -766,6 +858,9 @@ mod tests {
             file_infos: &file_infos,
             peer_has_piece: |_| true,
             can_steal: |_| true,
+            availability: &[],
+            peer_is_seed: false,
+            seed_gives_any: false,
         }) {
             AcquireResult::Reserved(p) => {
                 assert_eq!(p.get(), 4);
@@ -788,6 +883,9 @@ mod tests {
             file_infos: &file_infos,
             peer_has_piece: |p| p.get() == 4, // Peer B only has piece 4
             can_steal: |_| true,
+            availability: &[],
+            peer_is_seed: false,
+            seed_gives_any: false,
         });
 
         // Should steal piece 4 (which peer B has), NOT piece 0 (which peer B doesn't have)

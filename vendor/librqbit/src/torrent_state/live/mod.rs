@@ -199,6 +199,8 @@ pub struct TorrentStateLive {
 
     finished_notify: Notify,
     new_pieces_notify: Notify,
+    /// Shoal patch: when a piece last passed its hash check (see `acquire_next_piece`).
+    last_piece_done: Mutex<Instant>,
 
     down_speed_estimator: SpeedEstimator,
     up_speed_estimator: SpeedEstimator,
@@ -273,6 +275,7 @@ impl TorrentStateLive {
                 stats: Default::default(),
                 states: Default::default(),
                 live_outgoing_peers: Default::default(),
+                availability: Default::default(),
             },
             _locked: RwLock::new(TorrentStateLocked {
                 pieces: Some(PieceTracker::new(paused.chunk_tracker)),
@@ -290,6 +293,7 @@ impl TorrentStateLive {
                 paused.shared.options.peer_limit.unwrap_or(128),
             )),
             new_pieces_notify: Notify::new(),
+            last_piece_done: Mutex::new(Instant::now()),
             peer_queue_tx,
             finished_notify: Notify::new(),
             down_speed_estimator,
@@ -1420,7 +1424,8 @@ impl PeerHandler {
         Ok(())
     }
 
-    /// Acquire a piece for this peer: try steal (10x) → reserve → steal (3x).
+    /// Acquire a piece for this peer: reserve (stream pieces, then the rarest) → in the
+    /// endgame, steal (3x) (Shoal patch; see `PieceTracker::acquire_piece`).
     ///
     /// Returns the piece index to download, or None if no pieces are available.
     fn acquire_next_piece(&self) -> crate::Result<Option<ValidPieceIndex>> {
@@ -1428,6 +1433,12 @@ impl PeerHandler {
             debug!("we are choked, can't acquire piece");
             return Ok(None);
         }
+
+        // Shoal patch: rarest-first. Counted before taking this peer's entry lock below.
+        let availability = self
+            .state
+            .peers
+            .piece_availability(self.state.lengths.total_pieces() as usize);
 
         // Steal info to process after releasing the peer lock
         let mut steal_info: Option<(SocketAddr, ValidPieceIndex)> = None;
@@ -1446,8 +1457,15 @@ impl PeerHandler {
                     ..
                 } = &mut **g;
                 let pieces = pieces.as_mut().ok_or(Error::ChunkTrackerEmpty)?;
+                // Shoal patch: a seed (the origin) gives only pieces no other peer holds,
+                // unless the download has made no progress for a while.
+                const STUCK_AFTER: Duration = Duration::from_secs(2);
+                let seed_gives_any =
+                    self.state.last_piece_done.lock().elapsed() >= STUCK_AFTER;
                 let result = pieces.acquire_piece(AcquireRequest {
                     peer: self.addr,
+                    peer_is_seed: live.seeder,
+                    seed_gives_any,
                     peer_avg_time: self.counters.average_piece_download_time(),
                     priority_pieces: self.state.streams.iter_next_pieces(&self.state.lengths),
                     file_priorities,
@@ -1458,6 +1476,7 @@ impl PeerHandler {
                             .try_write()
                             .is_some()
                     },
+                    availability: &availability,
                 });
 
                 match result {
@@ -1533,6 +1552,7 @@ impl PeerHandler {
     }
 
     fn on_have(&self, have: u32) {
+        let mut first_bitfield = false;
         self.state
             .peers
             .with_live_mut(self.addr, "on_have", |live| {
@@ -1540,6 +1560,7 @@ impl PeerHandler {
                 // send bitfields.
                 if live.bitfield.is_empty() {
                     live.bitfield = make_piece_bitfield(&self.state.lengths);
+                    first_bitfield = true;
                 }
                 match live.bitfield.get_mut(have as usize) {
                     Some(mut v) => *v = true,
@@ -1562,7 +1583,18 @@ impl PeerHandler {
                     debug!("peer has full torrent");
                 }
             });
-        self.on_bitfield_notify.notify_waiters();
+        // Shoal patch: this also wakes the peer's idle chunk requester (see
+        // `task_peer_chunk_requester`), so only for a piece we could still reserve: a wake-up
+        // runs a full piece pick, and most HAVEs late in a download are for pieces we hold.
+        let wanted = || {
+            self.state
+                .lock_read("on_have")
+                .get_chunks()
+                .is_ok_and(|chunks| chunks.is_piece_queued(have as usize))
+        };
+        if first_bitfield || wanted() {
+            self.on_bitfield_notify.notify_waiters();
+        }
     }
 
     fn on_bitfield(&self, bitfield: ByteBufOwned) -> anyhow::Result<()> {
@@ -1677,16 +1709,30 @@ impl PeerHandler {
             update_interest(self, true)?;
             aframe!(self.wait_for_request_slot()).await;
 
-            // Acquire a piece using the strategy: try steal (10x) → reserve → steal (3x).
+            // Acquire a piece: reserve → steal (3x) in the endgame (Shoal patch).
             let new_piece_notify = self.state.new_pieces_notify.notified();
+            // Shoal patch: also wake when this peer announces a new piece (HAVE). Without it a
+            // requester whose peer had nothing we needed slept up to 5 s while that peer
+            // gathered pieces, so hosts that start together barely traded with each other and
+            // took everything from the origin.
+            let peer_have_notify = self.on_bitfield_notify.notified();
             let next = match self.acquire_next_piece()? {
                 Some(next) => next,
                 None => {
                     debug!("no pieces to request");
+                    let woken = async {
+                        tokio::select! {
+                            _ = new_piece_notify => {}
+                            _ = peer_have_notify => {}
+                        }
+                    };
                     match aframe!(tokio::time::timeout(
-                        // Half of default rw timeout not to race with it.
-                        Duration::from_secs(5),
-                        new_piece_notify
+                        // Shoal patch: was 5 s (half the rw timeout). In the endgame nothing
+                        // wakes an idle requester when a piece in flight at a slow peer becomes
+                        // worth stealing, so a host missing its last piece sat out 5 s; a lab
+                        // host finished at 1.96x ideal against 1.45x for the rest.
+                        Duration::from_millis(500),
+                        woken
                     ))
                     .await
                     {
@@ -1938,6 +1984,7 @@ impl PeerHandler {
                         let mut g = state.lock_write("mark_piece_downloaded");
                         g.get_pieces_mut()?
                             .mark_piece_hash_ok(chunk_info.piece_index);
+                        *state.last_piece_done.lock() = Instant::now();
                     }
 
                     // Global piece counters.

@@ -23,6 +23,8 @@ pub(crate) struct PeerStates {
     pub live_outgoing_peers: RwLock<HashSet<PeerHandle>>,
     pub stats: AggregatePeerStatsAtomic,
     pub states: DashMap<PeerHandle, Peer>,
+    /// Shoal patch: the last piece availability counted, and when (see `piece_availability`).
+    pub availability: parking_lot::Mutex<Option<(std::time::Instant, Arc<[u16]>)>>,
 }
 
 impl Drop for PeerStates {
@@ -53,6 +55,63 @@ impl PeerStates {
             }
         }
     }
+    /// Shoal patch: how many live peers that are not seeds, and have sent us data, have each
+    /// piece, for rarest-first picking (seeds add the same to every piece, so leaving them out
+    /// keeps the order). Counted from the peers' bitfields, so it cannot drift from them, at
+    /// most every 100 ms: every pick asks, and counting each time cost a host more CPU than its
+    /// transfers. Slightly stale counts only make a pick slightly less rare.
+    /// The caller must hold no entry of `states`.
+    pub fn piece_availability(&self, total_pieces: usize) -> Arc<[u16]> {
+        const FRESH_FOR: std::time::Duration = std::time::Duration::from_millis(100);
+        let now = std::time::Instant::now();
+        if let Some((at, counts)) = &*self.availability.lock() {
+            if now.duration_since(*at) < FRESH_FOR && counts.len() == total_pieces {
+                return counts.clone();
+            }
+        }
+        let counts: Arc<[u16]> = self.count_availability(total_pieces).into();
+        *self.availability.lock() = Some((now, counts.clone()));
+        counts
+    }
+
+    fn count_availability(&self, total_pieces: usize) -> Vec<u16> {
+        self.count_holders(total_pieces, |peer, live| {
+            // Only peers that have sent us something count as holders: a peer that chokes us
+            // (qBittorrent unchokes four at a time) holds pieces we cannot get from it, and
+            // counting it would keep us from asking a seed for them.
+            let has_sent_us_data = peer
+                .stats
+                .counters
+                .fetched_chunks
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0;
+            !live.seeder && has_sent_us_data
+        })
+    }
+
+    fn count_holders(
+        &self,
+        total_pieces: usize,
+        counts_peer: impl Fn(&Peer, &LivePeerState) -> bool,
+    ) -> Vec<u16> {
+        let mut counts = vec![0u16; total_pieces];
+        for entry in self.states.iter() {
+            let peer = entry.value();
+            let Some(live) = peer.get_live() else {
+                continue;
+            };
+            if !counts_peer(peer, live) {
+                continue;
+            }
+            for piece in live.bitfield.iter_ones() {
+                if let Some(count) = counts.get_mut(piece) {
+                    *count = count.saturating_add(1);
+                }
+            }
+        }
+        counts
+    }
+
     pub fn with_peer<R>(&self, addr: PeerHandle, f: impl FnOnce(&Peer) -> R) -> Option<R> {
         self.states.get(&addr).map(|e| f(e.value()))
     }
@@ -203,6 +262,7 @@ mod tests {
             live_outgoing_peers: Default::default(),
             stats: Default::default(),
             states: Default::default(),
+            availability: Default::default(),
         }
     }
 
