@@ -26,7 +26,9 @@ use super::{ManagedTorrentHandle, TorrentMetadata};
 type StreamId = usize;
 
 // 32 mb lookahead by default.
-const PER_STREAM_BUF_DEFAULT: u64 = 32 * 1024 * 1024;
+// Shoal patch: 4 MiB (was 32 MiB). Pieces within this distance ahead of a stream are fetched
+// in order, before anything else; past it the random-first picker spreads pieces across peers.
+const PER_STREAM_BUF_DEFAULT: u64 = 1024 * 1024;
 
 struct StreamState {
     file_id: usize,
