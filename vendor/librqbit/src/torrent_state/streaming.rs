@@ -217,7 +217,9 @@ impl AsyncRead for FileStream {
         let buf = &mut buf[..bytes_to_read];
 
         let start = Instant::now();
-        poll_try_io!(poll_try_io!(self.torrent.shared.spawner.block_in_place(
+        // Shoal patch: read inline (pieces a stream reads were just written and verified, so
+        // they are in the page cache), not through block_in_place on every poll.
+        poll_try_io!(poll_try_io!((
             || {
                 self.torrent.with_storage_and_file(
                     self.file_id,
@@ -228,7 +230,7 @@ impl AsyncRead for FileStream {
                     &self.metadata,
                 )
             }
-        )));
+        )()));
 
         trace!(
             buflen = buf.len(),

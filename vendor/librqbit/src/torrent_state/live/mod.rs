@@ -1974,9 +1974,12 @@ impl PeerHandler {
                 None => return Ok(()),
             };
 
+            // Shoal patch: only the piece's hash check leaves the worker (block_in_place); the
+            // chunk write above runs inline (see the caller).
             match state
-                .file_ops()
-                .check_piece(chunk_info.piece_index)
+                .shared
+                .spawner
+                .block_in_place(|| state.file_ops().check_piece(chunk_info.piece_index))
                 .with_context(|| format!("error checking piece={index}"))?
             {
                 true => {
@@ -2039,13 +2042,11 @@ impl PeerHandler {
             Ok(())
         }
 
-        self.state
-            .shared
-            .spawner
-            .block_in_place_with_semaphore(|| {
-                write_to_disk(&self.state, self.addr, &self.counters, &piece, &chunk_info)
-            })
-            .await
+        // Shoal patch: write the chunk (at most 16 KiB, into the page cache) on this worker.
+        // block_in_place for every chunk handed the runtime to another thread each time: most
+        // of a downloading host's CPU went to futex wake-ups. The hash check that completes a
+        // piece still runs under block_in_place, inside write_to_disk.
+        write_to_disk(&self.state, self.addr, &self.counters, &piece, &chunk_info)
             .with_context(|| format!("error processing received chunk {chunk_info:?}"))?;
 
         Ok(())
