@@ -151,6 +151,8 @@ pub struct Session {
     pub ipv4_only: bool,
     pub peer_limit: Option<usize>,
     client_name_and_version: String,
+    /// Shoal patch: show peers of complete torrents only a few pieces at a time (BEP 16).
+    super_seed: bool,
 }
 
 /// A 40 character hex string is a v1 info hash. Checking the length alone
@@ -486,6 +488,11 @@ pub struct SessionOptions {
     /// Override the client name and version used in User-Agent headers and
     /// peer extended handshakes. Defaults to "rqbit X.Y.Z".
     pub client_name_and_version: Option<String>,
+
+    /// Shoal patch: super-seed every torrent this session holds complete (after BEP 16): show
+    /// each peer only a few pieces, the ones fewest peers hold, so an origin that many hosts
+    /// download from at once sends each piece about once. For an origin, not for a peer.
+    pub super_seed: bool,
 }
 
 impl Default for SessionOptions {
@@ -514,6 +521,7 @@ impl Default for SessionOptions {
             disable_local_service_discovery: false,
             ipv4_only: false,
             client_name_and_version: None,
+            super_seed: false,
         }
     }
 }
@@ -813,6 +821,7 @@ impl Session {
                 disable_trackers: opts.disable_trackers,
                 peer_limit: opts.peer_limit,
                 client_name_and_version,
+                super_seed: opts.super_seed,
 
                 #[cfg(feature = "disable-upload")]
                 _disable_upload: opts.disable_upload,
@@ -1369,6 +1378,7 @@ impl Session {
                     ratelimits: opts.ratelimits,
                     initial_peers: opts.initial_peers.clone().unwrap_or_default(),
                     peer_limit: opts.peer_limit.or(self.peer_limit),
+                    super_seed: self.super_seed,
                     #[cfg(feature = "disable-upload")]
                     _disable_upload: self._disable_upload,
                 },

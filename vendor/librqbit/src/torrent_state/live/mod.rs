@@ -42,6 +42,7 @@
 pub mod peer;
 pub mod peers;
 pub mod stats;
+mod super_seed;
 
 use std::{
     borrow::Cow,
@@ -201,6 +202,9 @@ pub struct TorrentStateLive {
     new_pieces_notify: Notify,
     /// Shoal patch: when a piece last passed its hash check (see `acquire_next_piece`).
     last_piece_done: Mutex<Instant>,
+    /// Shoal patch: what each peer is shown while this torrent super-seeds (see
+    /// `SessionOptions::super_seed`); `None` when the session does not super-seed.
+    super_seed: Option<Mutex<super_seed::SuperSeed>>,
 
     down_speed_estimator: SpeedEstimator,
     up_speed_estimator: SpeedEstimator,
@@ -294,6 +298,12 @@ impl TorrentStateLive {
             )),
             new_pieces_notify: Notify::new(),
             last_piece_done: Mutex::new(Instant::now()),
+            super_seed: paused.shared.options.super_seed.then(|| {
+                Mutex::new(super_seed::SuperSeed::new(
+                    lengths.total_pieces() as usize,
+                    lengths.default_piece_length(),
+                ))
+            }),
             peer_queue_tx,
             finished_notify: Notify::new(),
             down_speed_estimator,
@@ -1137,6 +1147,17 @@ impl PeerConnectionHandler for &'_ PeerHandler {
     }
 
     fn serialize_bitfield_message_to_buf(&self, buf: &mut [u8]) -> anyhow::Result<usize> {
+        // Shoal patch: a super-seeding origin's first bitfield holds only what it shows the peer.
+        if let Some(shown) = self.super_seed_refill() {
+            let mut bitfield = make_piece_bitfield(&self.state.lengths);
+            for piece in shown {
+                bitfield.set(piece, true);
+            }
+            let msg = Message::Bitfield(ByteBuf(bitfield.as_raw_slice()));
+            let len = msg.serialize(buf, &Default::default)?;
+            trace!("sending super-seed bitfield, length={}", len);
+            return Ok(len);
+        }
         let g = self.state.lock_read("serialize_bitfield_message_to_buf");
         let msg = Message::Bitfield(ByteBuf(g.get_chunks()?.get_have_pieces().as_bytes()));
         let len = msg.serialize(buf, &Default::default)?;
@@ -1268,6 +1289,9 @@ impl PeerConnectionHandler for &'_ PeerHandler {
 
 impl PeerHandler {
     fn on_peer_died(self, error: Option<crate::Error>) -> crate::Result<()> {
+        if let Some(super_seed) = &self.state.super_seed {
+            super_seed.lock().forget(self.addr);
+        }
         let peers = &self.state.peers;
         let handle = self.addr;
         let mut pe = match peers.states.get_mut(&handle) {
@@ -1545,6 +1569,20 @@ impl PeerHandler {
             );
         }
 
+        // Shoal patch: a peer that asks for the last chunk of a piece a super-seeding origin
+        // showed it holds that piece from now on (librqbit peers never announce it to us, see
+        // `super_seed.rs`), so show it another one.
+        if let Some(super_seed) = &self.state.super_seed
+            && chunk_info.chunk_index + 1 == self.state.lengths.chunks_per_piece(piece_index)
+        {
+            // `RUST_LOG=shoal_super_seed=trace` logs every copy of a piece that leaves.
+            let was_shown = super_seed.lock().give(self.addr, piece_index.get_usize());
+            trace!(target: "shoal_super_seed", peer = %self.addr, piece = piece_index.get(), was_shown, "last chunk asked");
+            if was_shown {
+                self.super_seed_show_more();
+            }
+        }
+
         self.state
             .ratelimit_upload_tx
             .send((self.tx.clone(), chunk_info))?;
@@ -1595,6 +1633,16 @@ impl PeerHandler {
         if first_bitfield || wanted() {
             self.on_bitfield_notify.notify_waiters();
         }
+        // Shoal patch: the peer now holds a piece a super-seeding origin showed it, so show it
+        // another one.
+        if self
+            .state
+            .super_seed
+            .as_ref()
+            .is_some_and(|s| s.lock().is_shown(self.addr, have as usize))
+        {
+            self.super_seed_show_more();
+        }
     }
 
     fn on_bitfield(&self, bitfield: ByteBufOwned) -> anyhow::Result<()> {
@@ -1616,7 +1664,49 @@ impl PeerHandler {
             .peers
             .update_bitfield(self.addr, bf, self.state.lengths.total_pieces() as usize);
         self.on_bitfield_notify.notify_waiters();
+        self.super_seed_show_more();
         Ok(())
+    }
+
+    /// Shoal patch: while this torrent super-seeds (see `super_seed.rs`), brings what this peer
+    /// is shown up to date with its bitfield and returns the pieces to show it now; `None`
+    /// when the torrent does not super-seed (the session does not, or it is not complete).
+    fn super_seed_refill(&self) -> Option<Vec<usize>> {
+        let super_seed = self.state.super_seed.as_ref()?;
+        if !self.state.is_finished() {
+            return None;
+        }
+        let holders = self
+            .state
+            .peers
+            .holders(self.state.lengths.total_pieces() as usize);
+        let peer_has = self
+            .state
+            .peers
+            .with_live(self.addr, |live| live.bitfield.clone())
+            .unwrap_or_default();
+        let others_downloading = self.state.peers.others_downloading(self.addr);
+        Some(
+            super_seed
+                .lock()
+                .refill(self.addr, &peer_has, &holders, others_downloading, Instant::now()),
+        )
+    }
+
+    /// Shoal patch: sends a HAVE for each piece `super_seed_refill` says to show now.
+    fn super_seed_show_more(&self) {
+        for piece in self.super_seed_refill().unwrap_or_default() {
+            let Ok(piece) = u32::try_from(piece) else {
+                continue;
+            };
+            if self
+                .tx
+                .send(WriterRequest::Message(Message::Have(piece)))
+                .is_err()
+            {
+                return;
+            }
+        }
     }
 
     async fn wait_for_any_notify(&self, notify: &Notify, check: impl Fn() -> bool) {

@@ -89,6 +89,20 @@ impl PeerStates {
         })
     }
 
+    /// Shoal patch: how many live peers hold each piece, by their bitfields, for a
+    /// super-seeding origin (see `super_seed.rs`). The caller must hold no entry of `states`.
+    pub fn holders(&self, total_pieces: usize) -> Vec<u16> {
+        self.count_holders(total_pieces, |_, _| true)
+    }
+
+    /// Shoal patch: whether a live peer other than `except` is not a seed, i.e. may be
+    /// downloading (see `super_seed.rs`). The caller must hold no entry of `states`.
+    pub fn others_downloading(&self, except: PeerHandle) -> bool {
+        self.states.iter().any(|entry| {
+            *entry.key() != except && entry.value().get_live().is_some_and(|live| !live.seeder)
+        })
+    }
+
     fn count_holders(
         &self,
         total_pieces: usize,
