@@ -42,6 +42,8 @@
 pub mod peer;
 pub mod peers;
 pub mod stats;
+// Shoal patch: per-peer request windows from the peer's measured rate.
+mod rate_window;
 mod super_seed;
 
 use std::{
@@ -1022,14 +1024,16 @@ const DEFAULT_PEER_REQUEST_WINDOW: usize = 128;
 
 struct PeerFlowControl {
     i_am_choked: bool,
-    request_window: usize,
+    // Shoal patch: the request window follows the peer's rate (`rate_window.rs`), up to the
+    // maximum.
+    rate_window: rate_window::RateWindow,
 }
 
 impl PeerFlowControl {
     fn new(max_request_window: usize) -> Self {
         Self {
             i_am_choked: true,
-            request_window: max_request_window,
+            rate_window: rate_window::RateWindow::new(max_request_window),
         }
     }
 }
@@ -1201,14 +1205,14 @@ impl PeerConnectionHandler for &'_ PeerHandler {
         if let Some(reqq) = hs.reqq.and_then(|reqq| usize::try_from(reqq).ok())
             && reqq > 0
         {
-            let request_window = reqq.min(self.state.max_request_window());
+            let cap = reqq.min(self.state.max_request_window());
             let mut flow = self.lock_flow_control("update request window");
-            if flow.request_window != request_window {
+            // Shoal patch: reqq caps the rate-sized window instead of setting it.
+            if let Some(request_window) = flow.rate_window.set_cap(cap) {
                 debug!(
                     reqq,
                     request_window, "updated peer request window from extended handshake"
                 );
-                flow.request_window = request_window;
                 self.notify_request_slots_changed();
             }
         }
@@ -1956,6 +1960,15 @@ impl PeerHandler {
             return Ok(());
         }
 
+        // Shoal patch: resize this peer's request window to its measured rate.
+        let resized = self
+            .lock_flow_control("rate window")
+            .rate_window
+            .on_chunk(Instant::now(), piece.len() as u64);
+        if resized.is_some() {
+            self.notify_request_slots_changed();
+        }
+
         // This one is used to calculate download speed.
         self.state
             .stats
@@ -2204,7 +2217,7 @@ impl PeerHandler {
     fn can_send_request(&self) -> bool {
         let (i_am_choked, request_window) = {
             let flow = self.lock_flow_control("can_send_request");
-            (flow.i_am_choked, flow.request_window)
+            (flow.i_am_choked, flow.rate_window.window())
         };
 
         if i_am_choked {
