@@ -451,10 +451,11 @@ mod tests {
             seed_gives_any: false,
         });
 
-        // Should reserve piece 0 (first in queue)
+        // Shoal patch: upstream reserved piece 0, the first in the queue; with no availability
+        // known every queued piece is as rare as any other, and one is picked at random.
         match result {
             AcquireResult::Reserved(piece) => {
-                assert_eq!(piece.get(), 0);
+                assert!(piece.get() < 5);
                 assert!(tracker.is_inflight(piece));
                 assert_eq!(tracker.inflight_count(), 1);
             }
@@ -674,59 +675,35 @@ mod tests {
         let chunks = make_test_chunk_tracker(5);
         let mut tracker = PieceTracker::new(chunks);
 
-        let file_infos = make_test_file_infos(5);
-        let file_priorities = make_default_file_priorities(&file_infos);
-
-        // Reserve pieces 0 and 1
-        tracker.acquire_piece(AcquireRequest {
-            peer: peer(1),
-            peer_avg_time: None,
-            priority_pieces: std::iter::empty(),
-            file_priorities: &file_priorities,
-            file_infos: &file_infos,
-            peer_has_piece: |_| true,
-            can_steal: |_| true,
-            availability: &[],
-            peer_is_seed: false,
-            seed_gives_any: false,
-        });
-        tracker.acquire_piece(AcquireRequest {
-            peer: peer(1),
-            peer_avg_time: None,
-            priority_pieces: std::iter::empty(),
-            file_priorities: &file_priorities,
-            file_infos: &file_infos,
-            peer_has_piece: |_| true,
-            can_steal: |_| true,
-            availability: &[],
-            peer_is_seed: false,
-            seed_gives_any: false,
-        });
+        // Reserve two pieces (Shoal patch: which two is random, upstream took 0 and 4).
+        let first = acquire(&mut tracker, peer(1), None, |_| true, &[], false, false);
+        let second = acquire(&mut tracker, peer(1), None, |_| true, &[], false, false);
+        let reserved = match (first, second) {
+            (AcquireResult::Reserved(a), AcquireResult::Reserved(b)) => [a, b],
+            other => panic!("Expected two Reserved, got {:?}", other),
+        };
 
         assert_eq!(tracker.inflight_count(), 2);
 
         // Convert back to chunks (simulates pause)
         let chunks = tracker.into_chunks();
 
-        // Create a new tracker and verify pieces are back in queue
+        // Create a new tracker and verify both pieces are back in queue: a peer that has only
+        // one of them gets it reserved (upstream: the first queued piece was piece 0 again).
         let mut new_tracker = PieceTracker::new(chunks);
-        let result = new_tracker.acquire_piece(AcquireRequest {
-            peer: peer(2),
-            peer_avg_time: None,
-            priority_pieces: std::iter::empty(),
-            file_priorities: &file_priorities,
-            file_infos: &file_infos,
-            peer_has_piece: |_| true,
-            can_steal: |_| true,
-            availability: &[],
-            peer_is_seed: false,
-            seed_gives_any: false,
-        });
-
-        // Should get piece 0 again (was requeued)
-        match result {
-            AcquireResult::Reserved(p) => assert_eq!(p.get(), 0),
-            _ => panic!("Expected to reserve piece 0 after into_chunks"),
+        for piece in reserved {
+            match acquire(
+                &mut new_tracker,
+                peer(2),
+                None,
+                |p| p == piece,
+                &[],
+                false,
+                false,
+            ) {
+                AcquireResult::Reserved(p) => assert_eq!(p, piece),
+                other => panic!("Expected to reserve {piece:?} after into_chunks, got {other:?}"),
+            }
         }
     }
 
@@ -820,54 +797,28 @@ mod tests {
         // if the stealing peer actually has the piece in their bitfield.
         // Without this check, a peer could "steal" a piece they can't download,
         // leaving it stuck in inflight forever.
+        //
+        // Shoal patch: a piece is stolen only in the endgame (nothing left in the queue), so
+        // peer A reserves every piece first (upstream: only pieces 0 and 4, and peer B stole
+        // before the endgame).
 
         let chunks = make_test_chunk_tracker(5);
         let mut tracker = PieceTracker::new(chunks);
 
-        let file_infos = make_test_file_infos(5);
-        let file_priorities = make_default_file_priorities(&file_infos);
-
         let peer_a = peer(1);
         let peer_b = peer(2);
 
-        // Peer A reserves pieces 0 and 4 (first two in iteration order)
-        let piece_0 = match tracker.acquire_piece(AcquireRequest {
-            peer: peer_a,
-            peer_avg_time: None,
-            priority_pieces: std::iter::empty(),
-            file_priorities: &file_priorities,
-            file_infos: &file_infos,
-            peer_has_piece: |_| true,
-            can_steal: |_| true,
-            availability: &[],
-            peer_is_seed: false,
-            seed_gives_any: false,
-        }) {
-            AcquireResult::Reserved(p) => {
-                assert_eq!(p.get(), 0);
-                p
+        let mut reserved = Vec::new();
+        for _ in 0..5 {
+            match acquire(&mut tracker, peer_a, None, |_| true, &[], false, false) {
+                AcquireResult::Reserved(p) => reserved.push(p),
+                other => panic!("Expected Reserved, got {:?}", other),
             }
-            _ => panic!("Expected Reserved"),
-        };
-
-        let piece_4 = match tracker.acquire_piece(AcquireRequest {
-            peer: peer_a,
-            peer_avg_time: None,
-            priority_pieces: std::iter::empty(),
-            file_priorities: &file_priorities,
-            file_infos: &file_infos,
-            peer_has_piece: |_| true,
-            can_steal: |_| true,
-            availability: &[],
-            peer_is_seed: false,
-            seed_gives_any: false,
-        }) {
-            AcquireResult::Reserved(p) => {
-                assert_eq!(p.get(), 4);
-                p
-            }
-            _ => panic!("Expected Reserved"),
-        };
+        }
+        reserved.sort_by_key(|p| p.get());
+        let piece_0 = reserved[0];
+        let piece_4 = reserved[4];
+        assert_eq!((piece_0.get(), piece_4.get()), (0, 4));
 
         // Sleep briefly so pieces become stealable
         std::thread::sleep(Duration::from_millis(5));
@@ -875,28 +826,213 @@ mod tests {
         // Peer B tries to acquire with:
         // - Very short avg_time (1ms) so 3x threshold = 3ms < 5ms elapsed
         // - peer_has_piece returns true ONLY for piece 4, NOT piece 0
-        let result = tracker.acquire_piece(AcquireRequest {
-            peer: peer_b,
-            peer_avg_time: Some(Duration::from_millis(1)),
-            priority_pieces: std::iter::empty(),
-            file_priorities: &file_priorities,
-            file_infos: &file_infos,
-            peer_has_piece: |p| p.get() == 4, // Peer B only has piece 4
-            can_steal: |_| true,
-            availability: &[],
-            peer_is_seed: false,
-            seed_gives_any: false,
-        });
+        let result = acquire(
+            &mut tracker,
+            peer_b,
+            Some(Duration::from_millis(1)),
+            |p| p.get() == 4, // Peer B only has piece 4
+            &[],
+            false,
+            false,
+        );
 
         // Should steal piece 4 (which peer B has), NOT piece 0 (which peer B doesn't have)
         match result {
             AcquireResult::Stolen { piece, from_peer } => {
                 assert_eq!(piece, piece_4, "Should steal piece 4 (the one peer B has)");
                 assert_eq!(from_peer, peer_a);
-                // Verify piece 0 is still owned by peer A (wasn't stolen)
-                assert_eq!(tracker.get_inflight(piece_0).unwrap().peer, peer_a);
+                // Verify the other pieces are still owned by peer A (weren't stolen)
+                for p in &reserved[..4] {
+                    assert_eq!(tracker.get_inflight(*p).unwrap().peer, peer_a);
+                }
             }
             _ => panic!("Expected Stolen, got {:?}", result),
         }
+    }
+
+    /// Shoal patch: one `acquire_piece` with no stream pieces, for the tests of the patch.
+    fn acquire(
+        tracker: &mut PieceTracker,
+        peer: PeerHandle,
+        peer_avg_time: Option<Duration>,
+        peer_has_piece: impl Fn(ValidPieceIndex) -> bool,
+        availability: &[u16],
+        peer_is_seed: bool,
+        seed_gives_any: bool,
+    ) -> AcquireResult {
+        let num_pieces = tracker.chunks().get_lengths().total_pieces();
+        let file_infos = make_test_file_infos(num_pieces);
+        let file_priorities = make_default_file_priorities(&file_infos);
+        tracker.acquire_piece(AcquireRequest {
+            peer,
+            peer_avg_time,
+            priority_pieces: std::iter::empty(),
+            file_priorities: &file_priorities,
+            file_infos: &file_infos,
+            peer_has_piece,
+            can_steal: |_| true,
+            availability,
+            peer_is_seed,
+            seed_gives_any,
+        })
+    }
+
+    fn reserved(result: AcquireResult) -> u32 {
+        match result {
+            AcquireResult::Reserved(p) => p.get(),
+            other => panic!("Expected Reserved, got {:?}", other),
+        }
+    }
+
+    /// Shoal patch: the rarest queued piece the peer has is reserved; ties are broken at
+    /// random.
+    #[test]
+    fn test_reserve_rarest_piece() {
+        let mut tracker = PieceTracker::new(make_test_chunk_tracker(5));
+        let availability = [3, 2, 1, 2, 3];
+        assert_eq!(
+            reserved(acquire(
+                &mut tracker,
+                peer(1),
+                None,
+                |_| true,
+                &availability,
+                false,
+                false
+            )),
+            2
+        );
+        // Pieces 1 and 3 are now the rarest, and only piece 3 is left at this peer.
+        assert_eq!(
+            reserved(acquire(
+                &mut tracker,
+                peer(1),
+                None,
+                |p| p.get() != 1,
+                &availability,
+                false,
+                false
+            )),
+            3
+        );
+        // A tie: either of the rarest, never a commoner one.
+        let mut picked = std::collections::HashSet::new();
+        for _ in 0..64 {
+            let mut tracker = PieceTracker::new(make_test_chunk_tracker(5));
+            picked.insert(reserved(acquire(
+                &mut tracker,
+                peer(1),
+                None,
+                |_| true,
+                &[1, 0, 2, 0, 1],
+                false,
+                false,
+            )));
+        }
+        assert_eq!(picked, [1, 3].into_iter().collect());
+    }
+
+    /// Shoal patch: a seed is asked only for pieces no other peer holds, except in the
+    /// endgame or once the download has stalled (`seed_gives_any`).
+    #[test]
+    fn test_seed_gives_only_unheld_pieces() {
+        let availability = [1, 1, 0, 1, 1];
+        let mut tracker = PieceTracker::new(make_test_chunk_tracker(5));
+        assert_eq!(
+            reserved(acquire(
+                &mut tracker,
+                peer(1),
+                None,
+                |_| true,
+                &availability,
+                true,
+                false
+            )),
+            2
+        );
+        // Every other piece is held by a peer: nothing for the seed.
+        assert!(matches!(
+            acquire(
+                &mut tracker,
+                peer(1),
+                None,
+                |_| true,
+                &availability,
+                true,
+                false
+            ),
+            AcquireResult::NoneAvailable
+        ));
+        // Unless the download has stalled.
+        assert!(matches!(
+            acquire(
+                &mut tracker,
+                peer(1),
+                None,
+                |_| true,
+                &availability,
+                true,
+                true
+            ),
+            AcquireResult::Reserved(_)
+        ));
+        // A peer that is not a seed may be given pieces others hold.
+        assert!(matches!(
+            acquire(
+                &mut tracker,
+                peer(2),
+                None,
+                |_| true,
+                &availability,
+                false,
+                false
+            ),
+            AcquireResult::Reserved(_)
+        ));
+    }
+
+    /// Shoal patch: nothing is stolen while pieces are left in the queue, however slow the
+    /// peer holding a piece is (upstream stole from a peer 10x slower before reserving).
+    #[test]
+    fn test_no_steal_before_endgame() {
+        let mut tracker = PieceTracker::new(make_test_chunk_tracker(5));
+        let piece_4 = reserved(acquire(
+            &mut tracker,
+            peer(1),
+            None,
+            |p| p.get() == 4,
+            &[],
+            false,
+            false,
+        ));
+        assert_eq!(piece_4, 4);
+        std::thread::sleep(Duration::from_millis(20));
+        // Peer 2 is fast (1 ms a piece, the piece has been in flight 20x that) and has only piece
+        // 4; pieces 0-3 are still queued, so this is not the endgame.
+        assert!(matches!(
+            acquire(
+                &mut tracker,
+                peer(2),
+                Some(Duration::from_millis(1)),
+                |p| p.get() == 4,
+                &[],
+                false,
+                false
+            ),
+            AcquireResult::NoneAvailable
+        ));
+        // A peer that has a queued piece gets it reserved, not stolen.
+        assert!(matches!(
+            acquire(
+                &mut tracker,
+                peer(2),
+                Some(Duration::from_millis(1)),
+                |_| true,
+                &[],
+                false,
+                false
+            ),
+            AcquireResult::Reserved(_)
+        ));
     }
 }
