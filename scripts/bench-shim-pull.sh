@@ -16,7 +16,8 @@
 #   --smoke   ~30 MiB image, 64 MiB TTFB blob, 1 repetition, no docs row: a CI check (< 1 min)
 #   --pull-only  parts 1 and 2 only (no TTFB probes, no docs rows): for A/B runs of a change
 #   --baseline-shoal BIN  with --pull-only: each rep also pulls cold and warm through BIN's seeder
-#             and shim, right after this binary's, and prints both against the same direct pulls
+#             and shim, after this binary's in odd reps and before it in even ones, and prints
+#             both against the same direct pulls
 #   --cache   where the generated OCI layouts are kept between runs
 #             [default: /var/tmp/shoal-bench-shim-cache]
 #   SHOAL_BIN=path uses an existing binary instead of `cargo build --release --bin shoal`.
@@ -259,6 +260,7 @@ cold_and_warm() {
     [ "$peers" -gt 0 ] || die "the cold pull got nothing over BitTorrent (all from the webseed)"
     [ "$webseed" = 0 ] || log "note: $webseed bytes came from the seeder's webseed (HTTP fallback), not BitTorrent"
     [ -n "$label" ] || COLD_SPLIT+=("$((peers >> 20))/$((webseed >> 20))")
+    if [ -n "$label" ]; then SHIM_CPU_B+=("$(calc "$(cpu shim) - $c0")"); else SHIM_CPU+=("$(calc "$(cpu shim) - $c0")"); fi
 
     docker_empty
     LOADS+=("$(load)")
@@ -268,7 +270,7 @@ cold_and_warm() {
         [ "$(shim_bytes upstream)" = 0 ] || die "the warm pull fetched blob bytes again"
     log "rep $rep warm through the shim$label: ${t}s (load $(load); shim CPU $(calc "$(cpu shim) - $c0") s)"
 }
-DIRECT=() COLD=() WARM=() COLD_B=() WARM_B=() LOADS=() COLD_SPLIT=()
+DIRECT=() COLD=() WARM=() COLD_B=() WARM_B=() LOADS=() COLD_SPLIT=() SHIM_CPU=() SHIM_CPU_B=()
 # A fresh dockerd's first pull runs 2-3 s slower than the next ones, whichever registry it
 # comes from: one uncounted direct pull first, so rep 1 measures what the others do.
 docker_empty
@@ -280,13 +282,18 @@ for rep in $(seq "$REPS"); do
     t=$(docker_pull "$REG/bench/pull:1"); DIRECT+=("$t")
     log "rep $rep direct: ${t}s (load $(load); docker-registry CPU $(calc "$(cpu registry) - $c0") s)"
 
-    if [ -n "$BASELINE" ]; then # each binary with its own seeder, restarted over the same data
-        RUN_BIN=$SHOAL_BIN; stop seeder; start_seeder
-    fi
-    cold_and_warm COLD WARM
-    if [ -n "$BASELINE" ]; then
-        RUN_BIN=$W/baseline; stop seeder; start_seeder
-        cold_and_warm COLD_B WARM_B baseline
+    if [ -z "$BASELINE" ]; then
+        cold_and_warm COLD WARM
+    else # each binary with its own seeder, restarted over the same data; the order alternates
+        for which in $( ((rep % 2)) && echo "new baseline" || echo "baseline new"); do
+            if [ "$which" = new ]; then
+                RUN_BIN=$SHOAL_BIN; stop seeder; start_seeder
+                cold_and_warm COLD WARM
+            else
+                RUN_BIN=$W/baseline; stop seeder; start_seeder
+                cold_and_warm COLD_B WARM_B baseline
+            fi
+        done
     fi
 done
 docker_empty
@@ -299,6 +306,8 @@ if [ "$PULL_ONLY" = 1 ]; then
         echo "baseline: cold ${COLD_B[*]}; warm ${WARM_B[*]}"
         echo "baseline cold/direct $(awk "BEGIN { printf \"%.2f\", $(median "${COLD_B[@]}") / $D }")" \
             "warm/direct $(awk "BEGIN { printf \"%.2f\", $(median "${WARM_B[@]}") / $D }")"
+        echo "shim CPU per cold pull: new ${SHIM_CPU[*]} (median $(median "${SHIM_CPU[@]}") s);" \
+            "baseline ${SHIM_CPU_B[*]} (median $(median "${SHIM_CPU_B[@]}") s)"
     fi
     exit 0
 fi

@@ -391,36 +391,28 @@ mod tests {
         }
     }
 
+    /// The rates a 10-sample history gives after `samples` of (at_ms, BitTorrent total, webseed
+    /// total), as (at_ms, BitTorrent bytes/s, webseed bytes/s).
+    fn rates_after(samples: &[(u64, u64, u64)]) -> Vec<(u64, u64, u64)> {
+        let mut h = ThroughputHistory::new(10);
+        for &(at_ms, bittorrent, webseed) in samples {
+            h.record(at_ms, bittorrent, webseed);
+        }
+        h.rates().iter().map(|r| (r.at_ms, r.bittorrent_bytes_per_s, r.webseed_bytes_per_s)).collect()
+    }
+
     #[test]
     fn rates_are_deltas_per_second_between_samples() {
-        let mut h = ThroughputHistory::new(10);
-        h.record(1_000, 0, 0);
-        assert!(h.rates().is_empty(), "one sample is no interval");
-        h.record(2_000, 4096, 100);
-        h.record(2_500, 4096 + 1000, 100);
-        assert_eq!(
-            h.rates(),
-            vec![
-                RateSample { at_ms: 2_000, bittorrent_bytes_per_s: 4096, webseed_bytes_per_s: 100 },
-                RateSample { at_ms: 2_500, bittorrent_bytes_per_s: 2000, webseed_bytes_per_s: 0 },
-            ]
-        );
+        assert!(rates_after(&[(1_000, 0, 0)]).is_empty(), "one sample is no interval");
+        let samples = [(1_000, 0, 0), (2_000, 4096, 100), (2_500, 4096 + 1000, 100)];
+        assert_eq!(rates_after(&samples), [(2_000, 4096, 100), (2_500, 2000, 0)]);
     }
 
     #[test]
     fn rates_survive_counter_resets_and_clock_steps_back() {
-        let mut h = ThroughputHistory::new(10);
-        h.record(1_000, 5000, 5000);
-        h.record(2_000, 10, 6000);
-        h.record(1_500, 999_999, 999_999); // not later: ignored
-        h.record(3_000, 1010, 6000);
-        assert_eq!(
-            h.rates(),
-            vec![
-                RateSample { at_ms: 2_000, bittorrent_bytes_per_s: 0, webseed_bytes_per_s: 1000 },
-                RateSample { at_ms: 3_000, bittorrent_bytes_per_s: 1000, webseed_bytes_per_s: 0 },
-            ]
-        );
+        // The third sample is not later than the second: ignored.
+        let samples = [(1_000, 5000, 5000), (2_000, 10, 6000), (1_500, 999_999, 999_999), (3_000, 1010, 6000)];
+        assert_eq!(rates_after(&samples), [(2_000, 0, 1000), (3_000, 1000, 0)]);
     }
 
     #[test]

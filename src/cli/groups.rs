@@ -34,6 +34,8 @@ macro_rules! upstream_flags {
 }
 
 /// `--max-store-bytes` and its two watermarks (with a long-name prefix for `shoal up`'s shim).
+// Not rustfmt's: it indents the multi-line attributes further on every run.
+#[rustfmt::skip]
 macro_rules! store_limit_flags {
     ($name:ident, $long:literal, $env:literal) => {
         #[derive(clap::Args, Debug, Clone)]
@@ -42,27 +44,27 @@ macro_rules! store_limit_flags {
             /// [default: no limit]. Above the high watermark least-recently-used blobs not in
             /// use (served, seeded to a downloading peer, downloaded) are evicted.
             #[arg(
-                        id = concat!($long, "max-store-bytes"),
-                        long = concat!($long, "max-store-bytes"),
-                        env = concat!($env, "MAX_STORE_BYTES"),
-                        value_parser = shoal_store::eviction::parse_byte_size
-                    )]
+                id = concat!($long, "max-store-bytes"),
+                long = concat!($long, "max-store-bytes"),
+                env = concat!($env, "MAX_STORE_BYTES"),
+                value_parser = shoal_store::eviction::parse_byte_size
+            )]
             pub max_store_bytes: Option<u64>,
             /// Fraction of the store limit above which eviction starts.
             #[arg(
-                        id = concat!($long, "store-high-watermark"),
-                        long = concat!($long, "store-high-watermark"),
-                        env = concat!($env, "STORE_HIGH_WATERMARK"),
-                        default_value_t = shoal_store::eviction::StoreLimit::DEFAULT_HIGH_WATERMARK
-                    )]
+                id = concat!($long, "store-high-watermark"),
+                long = concat!($long, "store-high-watermark"),
+                env = concat!($env, "STORE_HIGH_WATERMARK"),
+                default_value_t = shoal_store::eviction::StoreLimit::DEFAULT_HIGH_WATERMARK
+            )]
             pub store_high_watermark: f64,
             /// Fraction of the store limit eviction brings the store down to.
             #[arg(
-                        id = concat!($long, "store-low-watermark"),
-                        long = concat!($long, "store-low-watermark"),
-                        env = concat!($env, "STORE_LOW_WATERMARK"),
-                        default_value_t = shoal_store::eviction::StoreLimit::DEFAULT_LOW_WATERMARK
-                    )]
+                id = concat!($long, "store-low-watermark"),
+                long = concat!($long, "store-low-watermark"),
+                env = concat!($env, "STORE_LOW_WATERMARK"),
+                default_value_t = shoal_store::eviction::StoreLimit::DEFAULT_LOW_WATERMARK
+            )]
             pub store_low_watermark: f64,
         }
 
