@@ -90,6 +90,7 @@ pub struct BoundSeeder {
     stored: CachedStore,
     metrics: Arc<SeederMetrics>,
     seeding: Arc<Seeding>,
+    cache: Arc<StoreCache>,
 }
 
 /// How long serving waits, once cancelled, for requests in flight (webseed bodies) before
@@ -124,13 +125,21 @@ pub async fn bind(config: SeederConfig) -> Result<BoundSeeder, SeederError> {
     let (count, bytes) = seed_stored_blobs(&stored, &seeding).await?;
     metrics.blobs.set(count as i64);
     metrics.bytes_stored.set(bytes as i64);
+    let cache = Arc::new(StoreCache::new(
+        stored.clone(),
+        Some(Arc::clone(&seeding)),
+        metrics.cache(),
+        config.store_limit,
+    ));
+    // Before ready: a restart with a smaller limit serves only what fits.
+    cache.enforce().await?;
     tracing::info!(
         blobs = metrics.blobs.get(),
         torrents = seeding.torrent_count(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "ready to seed"
     );
-    Ok(BoundSeeder { config, listener, addr, public_url, stored, metrics, seeding })
+    Ok(BoundSeeder { config, listener, addr, public_url, stored, metrics, seeding, cache })
 }
 
 impl BoundSeeder {
@@ -144,7 +153,7 @@ impl BoundSeeder {
     /// recorded uses are written and the BitTorrent session is stopped, so the index's lock is
     /// released: a restart in the same process (tests, `shoal up`) reopens the data directory.
     pub async fn serve(self, tasks: Tasks) -> Result<(), SeederError> {
-        let Self { config, listener, addr, public_url, stored, metrics, seeding } = self;
+        let Self { config, listener, addr, public_url, stored, metrics, seeding, cache } = self;
         let upstream = Upstream::new(config.upstream.clone());
         let (mirror, stored_rx) = Mirror::new(
             upstream,
@@ -153,14 +162,6 @@ impl BoundSeeder {
             PlatformFilter(config.platforms.clone()),
             tasks.child("mirror"),
         );
-        let cache = Arc::new(StoreCache::new(
-            mirror.cached_store(),
-            Some(Arc::clone(&seeding)),
-            metrics.cache(),
-            config.store_limit,
-        ));
-        // Before serving: a restart with a smaller limit serves only what fits.
-        cache.enforce().await?;
         tasks.spawn(
             "seeder-store",
             seed_evict_and_record(stored_rx, Arc::clone(&mirror), Arc::clone(&seeding), Arc::clone(&cache)),
