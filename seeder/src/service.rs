@@ -125,12 +125,8 @@ pub async fn bind(config: SeederConfig) -> Result<BoundSeeder, SeederError> {
     let (count, bytes) = seed_stored_blobs(&stored, &seeding).await?;
     metrics.blobs.set(count as i64);
     metrics.bytes_stored.set(bytes as i64);
-    let cache = Arc::new(StoreCache::new(
-        stored.clone(),
-        Some(Arc::clone(&seeding)),
-        metrics.cache(),
-        config.store_limit,
-    ));
+    let cache =
+        Arc::new(StoreCache::new(stored.clone(), Some(Arc::clone(&seeding)), metrics.cache(), config.store_limit));
     // Before ready: a restart with a smaller limit serves only what fits.
     cache.enforce().await?;
     tracing::info!(
