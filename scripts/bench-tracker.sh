@@ -7,6 +7,7 @@
 # shoal/opentracker ratios. Then the memory bench (1,000,000 peers over 100,000 swarms).
 #
 # Usage: scripts/bench-tracker.sh        env: DURATION=10s CONNS=64 HASHES=1000 SKIP_BUILD=1 SKIP_MEMORY=1
+#        SHOAL_BIN=path: that binary, no build (for A/B runs of two builds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -20,8 +21,12 @@ done
 [ -f "$LUA" ] || { echo "announce.lua not found (set ANNOUNCE_LUA)" >&2; exit 1; }
 [ "$(nproc)" -ge 2 ] || { echo "needs 2 cores (tracker on 0, wrk on 1)" >&2; exit 1; }
 
-if [ -z "${SKIP_BUILD:-}" ]; then cargo build -q --release -p shoal; fi
-SHOAL=$ROOT/target/release/shoal
+if [ -n "${SHOAL_BIN:-}" ]; then
+  SHOAL=$SHOAL_BIN
+else
+  if [ -z "${SKIP_BUILD:-}" ]; then cargo build -q --release -p shoal; fi
+  SHOAL=$ROOT/target/release/shoal
+fi
 
 WORK=$(mktemp -d)
 PIDS=()

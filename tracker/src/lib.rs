@@ -144,7 +144,11 @@ impl BoundTracker {
         if let Some(socket) = self.udp {
             tasks.spawn("tracker-udp", udp::serve(socket, self.tracker.clone()));
         }
-        let router = http::router(self.state).layer(TraceLayer::new_for_http());
+        // Spans only: the default per-request events and the body wrapper cost announces/s on
+        // the tracker's hot path (scripts/bench-tracker.sh, docs/benchmarks.md).
+        let spans =
+            TraceLayer::new_for_http().on_request(()).on_response(()).on_body_chunk(()).on_eos(()).on_failure(());
+        let router = http::router(self.state).layer(spans);
         tokio::select! {
             () = http::serve(self.http, router, self.tracker.clone(), tasks.clone()) => {}
             () = tasks.cancelled() => {}
