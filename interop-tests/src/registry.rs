@@ -128,6 +128,27 @@ fn write_index(layout: &Path, tag: &str, mut descriptors: Vec<serde_json::Value>
     std::fs::write(layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
 }
 
+/// A registry with one image pushed: what most tests start from.
+pub struct PushedImage {
+    pub registry: ChildGuard,
+    pub port: u16,
+    /// `127.0.0.1:PORT`, as a `--upstream` or an image name's registry part.
+    pub address: String,
+    /// Config first, then the layers.
+    pub blobs: Vec<LayoutBlob>,
+    pub manifest_digest: String,
+}
+
+/// Starts a docker-registry under `dir/registry` and pushes `repo:v1` to it with skopeo: an
+/// image of layers of `layer_sizes` bytes (contents from `seed`), laid out under `dir/layout`.
+pub fn push_image(dir: &Path, repo: &str, layer_sizes: &[usize], seed: u64) -> PushedImage {
+    let (registry, port) = start_registry(&dir.join("registry"), "");
+    let layout = dir.join("layout");
+    let (blobs, manifest_digest) = write_oci_layout(&layout, "v1", layer_sizes, seed);
+    skopeo_push(&layout, "v1", port, repo);
+    PushedImage { registry, port, address: format!("127.0.0.1:{port}"), blobs, manifest_digest }
+}
+
 /// `docker-registry serve` on a free loopback port, storing under `dir`; `extra_config` is
 /// appended to its YAML (auth, notifications).
 pub fn start_registry(dir: &Path, extra_config: &str) -> (ChildGuard, u16) {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use shoal_interop_tests::registry::{skopeo_push, start_registry, write_oci_layout, LayoutBlob};
+use shoal_interop_tests::registry::{push_image, LayoutBlob, PushedImage};
 use shoal_interop_tests::shoal_binary;
 use shoal_interop_tests::stack::{start_seeder, start_tracker};
 use shoal_torrents::{hash_reader, BlobTorrent};
@@ -37,11 +37,8 @@ fn workflow_step_script(workflow: &str, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn magnets_prints_every_blob_in_three_stable_formats() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_registry, port) = start_registry(&tmp.path().join("registry"), "");
-    let registry = format!("127.0.0.1:{port}");
-    let layout = tmp.path().join("layout");
-    let (blobs, manifest_digest) = write_oci_layout(&layout, "v1", &[1 << 20, 300_000, 5_000], 91);
-    skopeo_push(&layout, "v1", port, "team/app");
+    let PushedImage { registry: _registry, address: registry, blobs, manifest_digest, .. } =
+        push_image(tmp.path(), "team/app", &[1 << 20, 300_000, 5_000], 91);
     let trackers = vec![start_tracker().await];
     let seeder = start_seeder(&tmp.path().join("seeder"), &registry, &trackers).await;
     let image = format!("{registry}/team/app:v1");

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use shoal_interop_tests::docker::DockerDaemon;
-use shoal_interop_tests::registry::{skopeo_push, start_registry, write_oci_layout};
+use shoal_interop_tests::registry::{push_image, PushedImage};
 use shoal_interop_tests::{require_tool, without_cargo_test_env, ChildGuard};
 
 fn repo_root() -> PathBuf {
@@ -61,10 +61,8 @@ fn the_readme_main_command_serves_docker_pull_and_prints_magnets() {
     }
 
     let tmp = tempfile::tempdir().unwrap();
-    let (_registry, port) = start_registry(&tmp.path().join("registry"), "");
-    let layout = tmp.path().join("layout");
-    let (blobs, _) = write_oci_layout(&layout, "v1", &[3 << 20, 1 << 20, 60_000], 77);
-    skopeo_push(&layout, "v1", port, "team/app");
+    let PushedImage { registry: _registry, port, blobs, .. } =
+        push_image(tmp.path(), "team/app", &[3 << 20, 1 << 20, 60_000], 77);
 
     // The main command, verbatim, with SHOAL_UPSTREAM pointing at the local registry.
     let mut up = ChildGuard::spawn(

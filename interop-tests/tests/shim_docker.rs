@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use shoal_interop_tests::docker::DockerDaemon;
-use shoal_interop_tests::registry::{skopeo_push, start_registry, write_oci_layout};
+use shoal_interop_tests::registry::{push_image, PushedImage};
 use shoal_interop_tests::stack::{start_seeder, start_shim, start_tracker};
 use shoal_interop_tests::{require_tool, run_ok};
 use shoal_registry_shim::Source;
@@ -14,11 +14,8 @@ use shoal_registry_shim::Source;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn docker_and_containerd_pull_through_the_shim() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_registry, port) = start_registry(&tmp.path().join("registry"), "");
-    let registry = format!("127.0.0.1:{port}");
-    let layout = tmp.path().join("layout");
-    let (blobs, _) = write_oci_layout(&layout, "v1", &[2_000_000, 900_000, 40_000], 33);
-    skopeo_push(&layout, "v1", port, "team/app");
+    let PushedImage { registry: _registry, address: registry, blobs, .. } =
+        push_image(tmp.path(), "team/app", &[2_000_000, 900_000, 40_000], 33);
     let diff_ids: Vec<String> = {
         let config: serde_json::Value = serde_json::from_slice(&std::fs::read(&blobs[0].path).unwrap()).unwrap();
         config["rootfs"]["diff_ids"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_owned()).collect()

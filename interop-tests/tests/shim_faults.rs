@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use shoal_interop_tests::registry::{curl, skopeo_push, start_registry, write_oci_layout};
+use shoal_interop_tests::registry::{curl, push_image, PushedImage};
 use shoal_interop_tests::stack::{seeding, start_seeder_with, start_tracker};
 use shoal_interop_tests::{
     free_port, poll_until, require_tool, sha256_file, shoal_binary, stored_blob, wait_until, ChildGuard,
@@ -39,11 +39,8 @@ fn curl_to(url: &str, out: &Path, extra: &[&str]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_peer_serving_corrupted_pieces_never_gets_bad_bytes_to_the_client() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_registry, port) = start_registry(&tmp.path().join("registry"), "");
-    let registry = format!("127.0.0.1:{port}");
-    let layout = tmp.path().join("layout");
-    let (blobs, _) = write_oci_layout(&layout, "v1", &[4 << 20], 55);
-    skopeo_push(&layout, "v1", port, "bad/peer");
+    let PushedImage { registry: _registry, address: registry, blobs, .. } =
+        push_image(tmp.path(), "bad/peer", &[4 << 20], 55);
     let layer = &blobs[1];
 
     let trackers = vec![start_tracker().await];
@@ -187,11 +184,8 @@ fn assert_store_verified(data: &Path) {
 #[test]
 fn kill_9_mid_download_then_restart_serves_only_verified_blobs() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_registry, port) = start_registry(&tmp.path().join("registry"), "");
-    let upstream = format!("127.0.0.1:{port}");
-    let layout = tmp.path().join("layout");
-    let (blobs, _) = write_oci_layout(&layout, "v1", &[48 << 20], 66);
-    skopeo_push(&layout, "v1", port, "crash/app");
+    let PushedImage { registry: _registry, address: upstream, blobs, .. } =
+        push_image(tmp.path(), "crash/app", &[48 << 20], 66);
     let layer = &blobs[1];
     let data = tmp.path().join("shim");
 

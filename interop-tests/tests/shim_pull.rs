@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use shoal_interop_tests::registry::{
-    curl, skopeo_pull, skopeo_push, start_registry, write_oci_index, write_oci_layout,
+    curl, push_image, skopeo_pull, skopeo_push, start_registry, write_oci_index, PushedImage,
 };
 use shoal_interop_tests::{require_tool, sha256_file};
 use shoal_registry_shim::{BoundShim, ShimConfig};
@@ -34,10 +34,8 @@ async fn start_shim(data: &Path, upstream_port: u16, tag_ttl: Duration) -> Socke
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skopeo_pulls_through_the_shim_and_cached_images_outlive_the_upstream() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut registry, port) = start_registry(&tmp.path().join("registry"), "");
-    let layout = tmp.path().join("layout");
-    let (blobs, manifest_digest) = write_oci_layout(&layout, "v1", &[300_000, 2_000_000, 5_000], 11);
-    skopeo_push(&layout, "v1", port, "team/app");
+    let PushedImage { mut registry, port, blobs, manifest_digest, .. } =
+        push_image(tmp.path(), "team/app", &[300_000, 2_000_000, 5_000], 11);
 
     // A TTL of zero makes every tag stale at once, so the second pull must go through the
     // stale-when-upstream-is-down path.
@@ -75,10 +73,7 @@ async fn skopeo_pulls_through_the_shim_and_cached_images_outlive_the_upstream() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_oci_error_envelopes() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_registry, port) = start_registry(&tmp.path().join("registry"), "");
-    let layout = tmp.path().join("layout");
-    write_oci_layout(&layout, "v1", &[1000], 3);
-    skopeo_push(&layout, "v1", port, "app");
+    let PushedImage { registry: _registry, port, .. } = push_image(tmp.path(), "app", &[1000], 3);
     let shim = start_shim(&tmp.path().join("shim"), port, Duration::from_secs(30)).await;
     let missing = format!("sha256:{}", "0".repeat(64));
     let cases: &[(&str, &[&str], u16, &str)] = &[

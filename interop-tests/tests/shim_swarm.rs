@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 
-use shoal_interop_tests::registry::{curl, skopeo_pull, skopeo_push, start_registry, write_oci_layout};
+use shoal_interop_tests::registry::{curl, push_image, skopeo_pull, PushedImage};
 use shoal_interop_tests::stack::{seeding, start_seeder, start_seeder_with, start_shim, start_tracker};
 use shoal_interop_tests::{require_tool, sha256_file};
 use shoal_registry_shim::Source;
@@ -19,11 +19,8 @@ async fn pull(shim: SocketAddr, image: &str, out: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn blobs_arrive_from_the_swarm_verified() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_registry, port) = start_registry(&tmp.path().join("registry"), "");
-    let registry = format!("127.0.0.1:{port}");
-    let layout = tmp.path().join("layout");
-    let (blobs, _) = write_oci_layout(&layout, "v1", &[3_000_000, 700_000], 21);
-    skopeo_push(&layout, "v1", port, "swarm/app");
+    let PushedImage { registry: _registry, address: registry, blobs, .. } =
+        push_image(tmp.path(), "swarm/app", &[3_000_000, 700_000], 21);
 
     let trackers = vec![start_tracker().await];
     let seeder = start_seeder(&tmp.path().join("seeder"), &registry, &trackers).await;
@@ -47,11 +44,8 @@ async fn blobs_arrive_from_the_swarm_verified() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_second_host_gets_the_layers_from_the_first() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut registry, port) = start_registry(&tmp.path().join("registry"), "");
-    let registry_name = format!("127.0.0.1:{port}");
-    let layout = tmp.path().join("layout");
-    let (blobs, _) = write_oci_layout(&layout, "v1", &[2_500_000, 1_200_000], 44);
-    skopeo_push(&layout, "v1", port, "p2p/app");
+    let PushedImage { mut registry, address: registry_name, blobs, .. } =
+        push_image(tmp.path(), "p2p/app", &[2_500_000, 1_200_000], 44);
 
     let trackers = vec![start_tracker().await];
     let seeder_dir = tmp.path().join("seeder");

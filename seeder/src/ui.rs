@@ -51,15 +51,17 @@ pub(crate) struct TorrentSample {
     pub upload_bytes_per_s: u64,
 }
 
-/// The seeder's counters since start.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// The seeder's counters since start (shown in the totals as they are, but for the sum).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub(crate) struct Counters {
     pub bittorrent_uploaded_bytes: u64,
     pub webseed_uploaded_bytes: u64,
     pub evicted_blobs: u64,
     pub evicted_bytes: u64,
     pub upstream_fetches: u64,
+    /// Images mirrored since start.
     pub mirrors: u64,
+    #[serde(skip)]
     pub mirror_seconds_sum: f64,
 }
 
@@ -92,13 +94,9 @@ pub(crate) struct Totals {
     pub bytes_stored: u64,
     /// Peers connected now, over all swarms.
     pub peers: u64,
-    pub bittorrent_uploaded_bytes: u64,
-    pub webseed_uploaded_bytes: u64,
-    pub evicted_blobs: u64,
-    pub evicted_bytes: u64,
-    pub upstream_fetches: u64,
-    /// Images mirrored since start, and their mean time (manifests and blobs).
-    pub mirrors: u64,
+    #[serde(flatten)]
+    pub counters: Counters,
+    /// The mean time of a mirror since start (manifests and blobs).
     pub mirror_mean_seconds: Option<f64>,
 }
 
@@ -151,12 +149,7 @@ pub(crate) fn swarms_view(
         blobs: blobs.len(),
         bytes_stored: blobs.iter().map(|b| b.size).sum(),
         peers: swarms.iter().map(|s| u64::from(s.peers)).sum(),
-        bittorrent_uploaded_bytes: counters.bittorrent_uploaded_bytes,
-        webseed_uploaded_bytes: counters.webseed_uploaded_bytes,
-        evicted_blobs: counters.evicted_blobs,
-        evicted_bytes: counters.evicted_bytes,
-        upstream_fetches: counters.upstream_fetches,
-        mirrors: counters.mirrors,
+        counters: counters.clone(),
         mirror_mean_seconds: (counters.mirrors > 0).then(|| counters.mirror_seconds_sum / counters.mirrors as f64),
     };
     SwarmsView { at_ms, totals, swarms, rates }
@@ -354,9 +347,8 @@ mod tests {
 
         let t = &view.totals;
         assert_eq!((t.swarms, t.blobs, t.bytes_stored, t.peers), (2, 3, 2130, 3));
-        assert_eq!((t.bittorrent_uploaded_bytes, t.webseed_uploaded_bytes), (5701, 42));
-        assert_eq!((t.evicted_blobs, t.evicted_bytes, t.upstream_fetches), (1, 64, 3));
-        assert_eq!((t.mirrors, t.mirror_mean_seconds), (2, Some(1.5)));
+        assert_eq!(t.counters, counters);
+        assert_eq!(t.mirror_mean_seconds, Some(1.5));
     }
 
     #[test]
@@ -381,6 +373,23 @@ mod tests {
         let json = serde_json::to_value(&view).unwrap();
         assert_eq!(json["totals"]["swarms"], 1);
         assert_eq!(json["totals"]["mirror_mean_seconds"], serde_json::Value::Null);
+        // The counters sit in the totals themselves, as the page and scripts read them.
+        let mut keys: Vec<_> = json["totals"].as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        let expected = [
+            "bittorrent_uploaded_bytes",
+            "blobs",
+            "bytes_stored",
+            "evicted_blobs",
+            "evicted_bytes",
+            "mirror_mean_seconds",
+            "mirrors",
+            "peers",
+            "swarms",
+            "upstream_fetches",
+            "webseed_uploaded_bytes",
+        ];
+        assert_eq!(keys, expected);
         assert_eq!(json["swarms"][0]["peers"], 2);
         assert_eq!(json["swarms"][0]["uploaded_bytes"], 20);
         assert_eq!(json["swarms"][0]["info_hash"], "01".repeat(20));
