@@ -102,3 +102,65 @@ fn bad_input_gets_a_clear_error_and_writes_nothing() {
     left.sort();
     assert_eq!(left, ["adir", "blob", "junk.torrent"], "a failed command left files behind");
 }
+
+/// The `[env: NAME]` twins `shoal <command> --help` lists.
+fn env_twins(command: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let help = stdout(&shoal(dir.path(), &[command, "--help"]));
+    let mut names: Vec<String> = help
+        .split("[env: ")
+        .skip(1)
+        .map(|rest| rest.chars().take_while(|c| c.is_ascii_uppercase() || *c == '_').collect())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn env_twins_keep_their_names_through_the_shared_flag_groups() {
+    // Frozen: compose files, units and docs use these names; a flag group must not rename one.
+    let expected: &[(&str, &str)] = &[
+        ("seeder", "SHOAL_SEEDER_ANNOUNCE_PORT SHOAL_SEEDER_BT_LISTEN SHOAL_SEEDER_CONFIG SHOAL_SEEDER_DATA_DIR SHOAL_SEEDER_DHT SHOAL_SEEDER_IMAGES SHOAL_SEEDER_INSECURE_REGISTRIES SHOAL_SEEDER_LISTEN SHOAL_SEEDER_LSD SHOAL_SEEDER_MAX_STORE_BYTES SHOAL_SEEDER_NO_SUPER_SEED SHOAL_SEEDER_PLATFORMS SHOAL_SEEDER_PUBLIC_URL SHOAL_SEEDER_STORE_HIGH_WATERMARK SHOAL_SEEDER_STORE_LOW_WATERMARK SHOAL_SEEDER_TRACKERS SHOAL_SEEDER_UPSTREAM SHOAL_SEEDER_UPSTREAM_PASSWORD SHOAL_SEEDER_UPSTREAM_USERNAME"),
+        ("shim", "SHOAL_SHIM_ANNOUNCE_PORT SHOAL_SHIM_BT_LISTEN SHOAL_SHIM_DATA_DIR SHOAL_SHIM_INSECURE_REGISTRIES SHOAL_SHIM_LISTEN SHOAL_SHIM_MAX_STORE_BYTES SHOAL_SHIM_PEER_REQUEST_WINDOW SHOAL_SHIM_SEEDER SHOAL_SHIM_STALL_TIMEOUT_MS SHOAL_SHIM_STORE_HIGH_WATERMARK SHOAL_SHIM_STORE_LOW_WATERMARK SHOAL_SHIM_TAG_TTL_SECS SHOAL_SHIM_TORRENT_TIMEOUT_MS SHOAL_SHIM_TRACKERS SHOAL_SHIM_UPSTREAM SHOAL_SHIM_UPSTREAM_PASSWORD SHOAL_SHIM_UPSTREAM_USERNAME"),
+        ("up", "SHOAL_BT_LISTEN SHOAL_CONFIG SHOAL_DATA_DIR SHOAL_IMAGES SHOAL_INSECURE_REGISTRIES SHOAL_MAX_STORE_BYTES SHOAL_NO_SUPER_SEED SHOAL_PLATFORMS SHOAL_PUBLIC_HOST SHOAL_SEEDER_LISTEN SHOAL_SHIM_BT_LISTEN SHOAL_SHIM_LISTEN SHOAL_SHIM_MAX_STORE_BYTES SHOAL_SHIM_PEER_REQUEST_WINDOW SHOAL_SHIM_STALL_TIMEOUT_MS SHOAL_SHIM_STORE_HIGH_WATERMARK SHOAL_SHIM_STORE_LOW_WATERMARK SHOAL_SHIM_TAG_TTL_SECS SHOAL_SHIM_TORRENT_TIMEOUT_MS SHOAL_TRACKERS SHOAL_TRACKER_LISTEN SHOAL_UPSTREAM SHOAL_UPSTREAM_PASSWORD SHOAL_UPSTREAM_USERNAME"),
+    ];
+    for (command, names) in expected {
+        assert_eq!(env_twins(command).join(" "), *names, "shoal {command}");
+    }
+}
+
+#[test]
+fn grouped_flags_are_read_from_their_env_twins() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each fails while the config is built, before anything binds a port.
+    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        (
+            "seeder",
+            &[("SHOAL_SEEDER_MAX_STORE_BYTES", "1MiB"), ("SHOAL_SEEDER_STORE_HIGH_WATERMARK", "2")],
+            "invalid --max-store-bytes or watermarks",
+        ),
+        ("shim", &[("SHOAL_SHIM_MAX_STORE_BYTES", "lots")], "lots"),
+        (
+            "up",
+            &[("SHOAL_SHIM_MAX_STORE_BYTES", "1MiB"), ("SHOAL_SHIM_STORE_LOW_WATERMARK", "5")],
+            "invalid --max-store-bytes or watermarks",
+        ),
+        (
+            "seeder",
+            &[("SHOAL_SEEDER_UPSTREAM_USERNAME", "u"), ("SHOAL_SEEDER_UPSTREAM_PASSWORD", "p")],
+            "--upstream-username needs --upstream",
+        ),
+    ];
+    for (command, env, error) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_shoal"))
+            .current_dir(dir.path())
+            .arg(command)
+            .args(["--data-dir", "data"])
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(error), "shoal {command} with {env:?}: {stderr}");
+    }
+    assert!(!dir.path().join("data").exists(), "a refused start wrote nothing");
+}
