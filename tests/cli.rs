@@ -129,11 +129,14 @@ fn env_twins_keep_their_names_through_the_shared_flag_groups() {
     }
 }
 
+/// Environment variables to run a command with.
+type Env<'a> = &'a [(&'a str, &'a str)];
+
 #[test]
 fn grouped_flags_are_read_from_their_env_twins() {
     let dir = tempfile::tempdir().unwrap();
     // Each fails while the config is built, before anything binds a port.
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    let cases: &[(&str, Env, &str)] = &[
         (
             "seeder",
             &[("SHOAL_SEEDER_MAX_STORE_BYTES", "1MiB"), ("SHOAL_SEEDER_STORE_HIGH_WATERMARK", "2")],
