@@ -12,7 +12,14 @@ pub use groups::{
 };
 
 #[derive(Parser, Debug)]
-#[command(name = "shoal", version, about = "OCI image blobs over plain BitTorrent")]
+#[command(
+    name = "shoal",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("SHOAL_COMMIT"), ")"),
+    about = "OCI image blobs over plain BitTorrent",
+    after_help = "Logging: RUST_LOG picks what the services log to stderr, as tracing's EnvFilter reads it \
+                  [default: info,librqbit=warn,librqbit_core=warn]; e.g. RUST_LOG=debug, or \
+                  RUST_LOG=info,shoal_registry_shim=debug."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -33,6 +40,7 @@ pub enum Command {
     /// Run tracker, seeder and shim of one host in one process, in front of an upstream registry.
     Up(UpArgs),
     /// Have a seeder mirror an image, then print each blob's media type, digest, size and magnet.
+    /// Exits with 3 when the upstream registry has no such image or tag, 1 on other failures.
     Magnets(MagnetsArgs),
 }
 
@@ -118,7 +126,7 @@ pub struct MagnetsArgs {
     #[arg(env = "SHOAL_MAGNETS_IMAGE")]
     pub image: String,
     /// The seeder's HTTP base URL (`shoal up` serves it on port 7000).
-    #[arg(long, env = "SHOAL_SEEDER", default_value = "http://127.0.0.1:7000")]
+    #[arg(long, env = "SHOAL_SEEDER", default_value = "http://127.0.0.1:7000", value_parser = http_url)]
     pub seeder: String,
     /// Output format; `github` also appends a markdown table to `$GITHUB_STEP_SUMMARY`.
     #[arg(long, env = "SHOAL_MAGNETS_FORMAT", value_enum, default_value_t = crate::magnets::OutputFormat::Text)]
@@ -163,7 +171,7 @@ pub struct SeederArgs {
     #[arg(long, env = "SHOAL_SEEDER_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: std::net::SocketAddr,
     /// Public base URL of the HTTP API, as clients reach it [default: http://<listen address>].
-    #[arg(long, env = "SHOAL_SEEDER_PUBLIC_URL")]
+    #[arg(long, env = "SHOAL_SEEDER_PUBLIC_URL", value_parser = http_url)]
     pub public_url: Option<String>,
     #[command(flatten)]
     pub bittorrent: SeederBitTorrent,
@@ -272,7 +280,7 @@ pub struct ShimArgs {
     #[arg(long, env = "SHOAL_SHIM_UPSTREAM", default_value = "docker.io")]
     pub upstream: String,
     /// Seeder HTTP base URL (`http://host:port`); without it blobs come from upstream only.
-    #[arg(long, env = "SHOAL_SHIM_SEEDER")]
+    #[arg(long, env = "SHOAL_SHIM_SEEDER", value_parser = http_url)]
     pub seeder: Option<String>,
     #[command(flatten)]
     pub bittorrent: ShimBitTorrent,
@@ -282,4 +290,15 @@ pub struct ShimArgs {
     pub store: ShimStoreLimit,
     #[command(flatten)]
     pub upstream_access: ShimUpstream,
+}
+
+/// An `http://` or `https://` base URL with a host, checked when the flags are parsed (a bad one
+/// is clap's usage error, exit 2, not a failure once the service runs); kept as given, without a
+/// trailing slash.
+fn http_url(s: &str) -> Result<String, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("not a URL ({e}); expected e.g. http://127.0.0.1:7000"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err("expected an http:// or https:// URL with a host, e.g. http://127.0.0.1:7000".to_owned());
+    }
+    Ok(s.trim_end_matches('/').to_owned())
 }

@@ -32,7 +32,11 @@ pub(crate) fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("shoal: error: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<magnets::ImageUnknown>().is_some() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

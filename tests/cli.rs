@@ -167,3 +167,48 @@ fn grouped_flags_are_read_from_their_env_twins() {
     }
     assert!(!dir.path().join("data").exists(), "a refused start wrote nothing");
 }
+
+#[test]
+fn version_names_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let version = stdout(&shoal(dir.path(), &["--version"]));
+    let commit = version.trim().strip_prefix("shoal 0.1.0 (commit ").and_then(|v| v.strip_suffix(')'));
+    let commit = commit.unwrap_or_else(|| panic!("unexpected --version: {version}"));
+    // A checkout (as CI's clean clone) names its commit; only a source tarball says `unknown`.
+    let in_git = Path::new(env!("CARGO_MANIFEST_DIR")).join(".git").exists();
+    assert!(!in_git || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())), "{version}");
+}
+
+#[test]
+fn urls_are_checked_when_the_flags_are_parsed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[&[&str]] = &[
+        &["shim", "--seeder", "notaurl"],
+        &["magnets", "team/app:v1", "--seeder", "ftp://seeder"],
+        &["seeder", "--public-url", "seeder:7000/"],
+    ];
+    for args in cases {
+        let out = shoal(dir.path(), args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: a usage error, not a run-time one: {stderr}");
+        assert!(stderr.contains("invalid value") && stderr.contains("http://"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn torrent_files_follow_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("blob"), b"umask").unwrap();
+    for (umask, mode) in [("022", 0o644), ("027", 0o640)] {
+        let script = format!("umask {umask}; exec \"$0\" torrent blob -o {umask}.torrent");
+        let out = Command::new("sh")
+            .current_dir(dir.path())
+            .args(["-c", &script, env!("CARGO_BIN_EXE_shoal")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let written = std::fs::metadata(dir.path().join(format!("{umask}.torrent"))).unwrap().permissions().mode();
+        assert_eq!(written & 0o777, mode, "umask {umask}");
+    }
+}

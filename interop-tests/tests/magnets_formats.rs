@@ -115,12 +115,14 @@ async fn magnets_prints_every_blob_in_three_stable_formats() {
             assert!(markdown.contains(&format!("| `{}` |", blob.digest)), "{} missing:\n{markdown}", blob.digest);
         }
 
-        // Bad input: a clear error, a non-zero exit, nothing on stdout.
-        let out = magnets(&[&format!("{registry}/team/app:nope"), "--seeder", &url]);
-        assert!(!out.status.success());
-        assert!(out.stdout.is_empty());
+        // Bad input: a clear error, a non-zero exit, nothing on stdout. An image upstream does
+        // not have says so, with an exit status of its own (3, not 1).
+        let missing = format!("{registry}/team/app:nope");
+        let out = magnets(&[&missing, "--seeder", &url]);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("could not mirror") && err.contains("team/app:nope"), "{err}");
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert!(out.stdout.is_empty());
+        assert!(err.contains(&format!("manifest unknown: {missing}")), "{err}");
         let out = magnets(&["NOT A REFERENCE", "--seeder", &url]);
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains("400"), "{}", String::from_utf8_lossy(&out.stderr));

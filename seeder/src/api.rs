@@ -331,7 +331,13 @@ async fn image(State(state): State<Arc<ApiState>>, Path(reference): Path<String>
 async fn mirror_image(State(state): State<Arc<ApiState>>, body: axum::body::Bytes) -> Result<Response, ApiError> {
     let request: MirrorRequest = serde_json::from_slice(&body)
         .map_err(|e| RequestError::Body(format!("expected {{\"image\": \"..\"}}: {e}")))?;
-    let record = state.mirror.mirror_image(&request.image).await?;
+    let record = state.mirror.mirror_image(&request.image).await.map_err(|e| {
+        if e.is_not_found() {
+            ApiError::new(StatusCode::NOT_FOUND, format!("manifest unknown: {} ({e})", request.image))
+        } else {
+            e.into()
+        }
+    })?;
     Ok(Json(state.image_view(&record)?).into_response())
 }
 

@@ -61,6 +61,15 @@ impl MirrorError {
         }
     }
 
+    /// True when upstream said the image or blob does not exist.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            MirrorError::Upstream(e) => e.is_not_found(),
+            MirrorError::Shared(inner) => inner.is_not_found(),
+            _ => false,
+        }
+    }
+
     /// True when the failure is upstream's (unreachable, refused, bad bytes), not ours.
     pub fn is_upstream(&self) -> bool {
         match self {
@@ -307,7 +316,17 @@ impl Mirror {
         let key = reference.whole();
         self.index.add_job(&key)?;
         let timer = self.metrics.mirror_seconds.start_timer();
-        let record = self.mirror_reference(&reference).await?;
+        let record = match self.mirror_reference(&reference).await {
+            Ok(record) => record,
+            Err(e) => {
+                // Upstream has no such image: a restart would fail the same way, so the job
+                // goes (a failure that may pass, an outage, stays for the next start).
+                if e.is_not_found() {
+                    self.index.finish_job(&key)?;
+                }
+                return Err(e);
+            }
+        };
         timer.observe_duration();
         self.index.put_image(&record)?;
         if reference.digest().is_none() {

@@ -15,6 +15,19 @@ pub(crate) fn run(args: MagnetsArgs) -> anyhow::Result<()> {
     print(&listing, args.format, summary.as_deref().map(Path::new))
 }
 
+/// The upstream registry has no such image: `shoal` exits with 3 for it, so a CI step can tell
+/// a typo in an image name from an outage (1).
+#[derive(Debug)]
+pub(crate) struct ImageUnknown(pub(crate) String);
+
+impl std::fmt::Display for ImageUnknown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "manifest unknown: {} (the upstream registry has no such image or tag)", self.0)
+    }
+}
+
+impl std::error::Error for ImageUnknown {}
+
 /// `POST /v1/images`: the seeder mirrors the image (a no-op for blobs it holds; tags are
 /// resolved again, so a re-pushed tag gets its new blobs) and lists it.
 pub(crate) async fn mirror(seeder: &str, image: &str) -> anyhow::Result<ImageListing> {
@@ -28,6 +41,9 @@ pub(crate) async fn mirror(seeder: &str, image: &str) -> anyhow::Result<ImageLis
         .with_context(|| format!("cannot reach the seeder at {seeder}"))?;
     let status = response.status();
     let body = response.bytes().await.with_context(|| format!("reading the seeder's answer from {url}"))?;
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return Err(ImageUnknown(image.to_owned()).into());
+    }
     if !status.is_success() {
         let message = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()

@@ -51,6 +51,23 @@ pub enum UpstreamError {
     Manifest { registry: String, digest: String, message: String },
 }
 
+impl UpstreamError {
+    /// Whether upstream said the thing asked for does not exist (no such manifest, tag, blob
+    /// or repository), as opposed to failing.
+    pub fn is_not_found(&self) -> bool {
+        use oci_client::errors::{OciDistributionError as E, OciErrorCode as C};
+        let Self::Registry { error, .. } = self else { return false };
+        match error {
+            E::ImageManifestNotFoundError(_) | E::ServerError { code: 404, .. } => true,
+            E::RegistryError { envelope, .. } => envelope
+                .errors
+                .first()
+                .is_some_and(|e| matches!(e.code, C::ManifestUnknown | C::BlobUnknown | C::NameUnknown | C::NotFound)),
+            _ => false,
+        }
+    }
+}
+
 /// A username and password for one registry. `Debug` redacts the password.
 #[derive(Clone, Deserialize)]
 pub struct Credentials {
