@@ -168,7 +168,7 @@ pub struct SeederArgs {
     #[arg(long, env = "SHOAL_SEEDER_DATA_DIR", default_value = "shoal-seeder-data")]
     pub data_dir: PathBuf,
     /// HTTP API and webseed listen address (port 0 picks one and prints it).
-    #[arg(long, env = "SHOAL_SEEDER_LISTEN", default_value = "0.0.0.0:8080")]
+    #[arg(long, env = "SHOAL_SEEDER_LISTEN", default_value = "0.0.0.0:7000")]
     pub listen: std::net::SocketAddr,
     /// Public base URL of the HTTP API, as clients reach it [default: http://<listen address>].
     #[arg(long, env = "SHOAL_SEEDER_PUBLIC_URL", value_parser = http_url)]

@@ -212,3 +212,12 @@ fn torrent_files_follow_the_umask() {
         assert_eq!(written & 0o777, mode, "umask {umask}");
     }
 }
+
+#[test]
+fn the_seeder_port_is_one_default_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = |command: &str| stdout(&shoal(dir.path(), &[command, "--help"]));
+    assert!(help("seeder").contains("[default: 0.0.0.0:7000]"), "shoal seeder --listen");
+    assert!(help("up").contains("[default: 0.0.0.0:7000]"), "shoal up --seeder-listen");
+    assert!(help("magnets").contains("[default: http://127.0.0.1:7000]"), "shoal magnets --seeder");
+}

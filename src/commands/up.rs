@@ -12,6 +12,7 @@ use shoal_seeder::SeederConfig;
 use shoal_store::eviction::StoreLimit;
 use shoal_tasks::Tasks;
 use shoal_tracker::TrackerConfig;
+use tracing::Instrument;
 
 use super::common::{init_logging, shutdown_signal, ConfigFile};
 use crate::cli::{BitTorrentFlags, StoreLimitFlags, UpArgs, UpstreamFlags};
@@ -65,9 +66,12 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
         let seeder_addr = seeder.local_addr();
         let shim = BoundShim::bind(shim).await.context("registry shim")?;
         let shim_addr = shim.local_addr();
-        let tracker_task = root.spawn("tracker", tracker.serve(root.child("tracker")));
-        let seeder_task = root.spawn("seeder", seeder.serve(root.child("seeder")));
-        let shim_task = root.spawn("shim", shim.serve(root.child("shim")));
+        // Each service's logs carry its name: the seeder and the shim both seed the blobs this
+        // host pulls, and their lines would read the same.
+        let service = |name: &'static str| tracing::info_span!("service", name);
+        let tracker_task = root.spawn("tracker", tracker.serve(root.child("tracker")).instrument(service("tracker")));
+        let seeder_task = root.spawn("seeder", seeder.serve(root.child("seeder")).instrument(service("seeder")));
+        let shim_task = root.spawn("shim", shim.serve(root.child("shim")).instrument(service("shim")));
 
         let mut out = std::io::stdout().lock();
         writeln!(out, "shoal up: tracker {tracker_url}")?;

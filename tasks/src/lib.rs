@@ -63,7 +63,7 @@ impl Tasks {
         F::Output: Send + 'static,
     {
         let token = self.token.clone();
-        let span = tracing::debug_span!("task", task = name, tree = %self.name);
+        let span = task_span(name, &self.name);
         self.tracker.spawn(
             async move {
                 tokio::select! {
@@ -83,7 +83,7 @@ impl Tasks {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let span = tracing::debug_span!("task", task = name, tree = %self.name);
+        let span = task_span(name, &self.name);
         self.tracker.spawn_blocking(move || span.in_scope(f))
     }
 
@@ -116,10 +116,36 @@ impl Tasks {
     }
 }
 
+/// The span a task runs in: `task{task, tree}` when debug spans are on; otherwise the spawner's
+/// own span, so the task's logs keep its fields (`digest`, the service) even when the task
+/// span itself is filtered out (a disabled span would drop them).
+fn task_span(name: &'static str, tree: &str) -> tracing::Span {
+    let span = tracing::debug_span!("task", task = name, tree = %tree);
+    if span.is_disabled() {
+        tracing::Span::current()
+    } else {
+        span
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_task_keeps_its_spawners_span_when_task_spans_are_filtered_out() {
+        use tracing::Instrument;
+        let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::INFO).finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let root = Tasks::root("t");
+        let spawned = async {
+            root.spawn("probe", async { tracing::Span::current().metadata().map(|m| m.name()) }).await.unwrap()
+        }
+        .instrument(tracing::info_span!("service"))
+        .await;
+        assert_eq!(spawned, Some(Some("service")), "the debug `task` span is off, the info span goes on");
+    }
 
     #[tokio::test]
     async fn shutdown_cancels_and_waits_for_the_whole_tree() {
