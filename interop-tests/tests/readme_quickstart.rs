@@ -3,8 +3,9 @@
 //! real Docker daemon pulls `localhost:5000/<image>`, `shoal magnets` prints the magnets, aria2c
 //! fetches the first layer by magnet and `sha256sum` must print that layer's digest.
 //!
-//! Only two things are substituted: `SHOAL_UPSTREAM` (the README's documented way to front
-//! another registry) and the `UPSTREAM=... IMAGE=...` line naming the image.
+//! Only two things are this test's: `SHOAL_UPSTREAM` (the README's documented way to front
+//! another registry, exported for both terminals) and the image (`IMAGE=` after the README's
+//! own first line, which derives `UPSTREAM` from `SHOAL_UPSTREAM`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -90,12 +91,16 @@ fn the_readme_main_command_serves_docker_pull_and_prints_magnets() {
 
     let daemon = DockerDaemon::start(&tmp.path().join("docker"));
     let _ = std::fs::remove_dir_all("/tmp/shoal-layer");
-    let mut script = vec![format!("UPSTREAM=127.0.0.1:{port} IMAGE=team/app:v1")];
+    // The walk-through as written, with SHOAL_UPSTREAM exported as the README says; only the
+    // image it names is this test's.
+    assert!(walkthrough[0].starts_with("UPSTREAM=${SHOAL_UPSTREAM:-docker.io} IMAGE="), "{}", walkthrough[0]);
+    let mut script = vec![walkthrough[0].clone(), "IMAGE=team/app:v1".to_owned()];
     script.extend(walkthrough[1..].iter().cloned());
     let out = Command::new("bash")
         .arg("-c")
         .arg(format!("set -euxo pipefail\n{}", script.join("\n")))
         .current_dir(repo_root())
+        .env("SHOAL_UPSTREAM", format!("127.0.0.1:{port}"))
         .env("DOCKER_HOST", &daemon.host)
         .output()
         .unwrap();
