@@ -103,10 +103,10 @@ wait_for "qbittorrent-nox WebUI" 60 in_lab qbittorrent curl -fsS http://127.0.0.
 ok "registry, tracker, seeder, host1-3, aria2, qbittorrent, prometheus are up"
 # Counters at the start, so that a lab left up by an earlier run (KEEP=1) counts only this run.
 shim_metric() { metric "http://127.0.0.1:${HOST_PORTS[$1]}" "$2"; }
-SHIM_COUNTERS=(shoal_shim_bittorrent_uploaded_bytes 'shoal_shim_blob_bytes_total{source="peers"}'
+SHIM_COUNTERS=(shoal_shim_bittorrent_uploaded_bytes_total 'shoal_shim_blob_bytes_total{source="peers"}'
   'shoal_shim_blob_bytes_total{source="webseed"}' 'shoal_shim_blob_bytes_total{source="upstream"}'
   shoal_shim_verification_failures_total)
-SEEDER_COUNTERS=(shoal_seeder_bittorrent_uploaded_bytes shoal_seeder_webseed_uploaded_bytes_total
+SEEDER_COUNTERS=(shoal_seeder_bittorrent_uploaded_bytes_total shoal_seeder_webseed_uploaded_bytes_total
   shoal_seeder_upstream_fetches_total)
 declare -A BASE
 for i in 0 1 2; do
@@ -181,11 +181,11 @@ check_pull host3
 step "P2P between hosts: BitTorrent bytes each shim uploaded (only shims were leeching)"
 shim_uploaded=0
 for i in 0 1 2; do
-  up=$(shim_delta "$i" shoal_shim_bittorrent_uploaded_bytes)
+  up=$(shim_delta "$i" shoal_shim_bittorrent_uploaded_bytes_total)
   echo "  host$((i + 1)) uploaded $up bytes to other hosts"
   shim_uploaded=$((shim_uploaded + up))
 done
-echo "  seeder uploaded $(seeder_delta shoal_seeder_bittorrent_uploaded_bytes) bytes over BitTorrent and" \
+echo "  seeder uploaded $(seeder_delta shoal_seeder_bittorrent_uploaded_bytes_total) bytes over BitTorrent and" \
   "$(seeder_delta shoal_seeder_webseed_uploaded_bytes_total) over webseed to the hosts"
 if [ "$shim_uploaded" -gt 0 ]; then
   ok "hosts received $shim_uploaded bytes from other hosts' shims"
@@ -217,14 +217,14 @@ shims_up=0
 for i in 0 1 2; do
   fails=$(shim_delta "$i" shoal_shim_verification_failures_total)
   [ "$fails" -eq 0 ] || fail "host$((i + 1)) counted $fails verification failures"
-  up=$(shim_delta "$i" shoal_shim_bittorrent_uploaded_bytes)
+  up=$(shim_delta "$i" shoal_shim_bittorrent_uploaded_bytes_total)
   shims_up=$((shims_up + up))
   printf '  %-6s %14d %14d %14d %16d\n' "host$((i + 1))" \
     "$(shim_delta "$i" 'shoal_shim_blob_bytes_total{source="peers"}')" \
     "$(shim_delta "$i" 'shoal_shim_blob_bytes_total{source="webseed"}')" \
     "$(shim_delta "$i" 'shoal_shim_blob_bytes_total{source="upstream"}')" "$up"
 done
-seeder_bt=$(seeder_delta shoal_seeder_bittorrent_uploaded_bytes)
+seeder_bt=$(seeder_delta shoal_seeder_bittorrent_uploaded_bytes_total)
 seeder_ws=$(seeder_delta shoal_seeder_webseed_uploaded_bytes_total)
 printf '  %-6s %14s %14s %14s %16d   (webseed served: %d bytes; blobs fetched from the registry: %d)\n' \
   seeder - - - "$seeder_bt" "$seeder_ws" "$(seeder_delta shoal_seeder_upstream_fetches_total)"

@@ -426,7 +426,8 @@ def scenario_shoal(lab, origin, registry, hosts, blob, digest, size, ideal, args
                 sources[source] = sources.get(source, 0) + value
     result["bytes_by_source_x"] = {k: round(v / size, 2) for k, v in sorted(sources.items())}
     seeder_after = scrape(origin, f"http://{origin.ip}:8080/metrics")
-    up = lambda m: m.get("shoal_seeder_bittorrent_uploaded_bytes", 0)
+    # `_total` since 2026-12-03; the old gauge's name for --baseline-shoal builds before that.
+    up = lambda m: m.get("shoal_seeder_bittorrent_uploaded_bytes_total", m.get("shoal_seeder_bittorrent_uploaded_bytes", 0))
     web = lambda m: m.get("shoal_seeder_webseed_uploaded_bytes_total", 0)
     result["seeder_bt_upload_x"] = round((up(seeder_after) - up(seeder_before)) / size, 2)
     result["seeder_webseed_upload_x"] = round((web(seeder_after) - web(seeder_before)) / size, 2)

@@ -184,7 +184,7 @@ fn seeder_evicts_least_recently_used_blobs_but_never_one_being_served() {
     assert!(b.iter().all(|blob| is_stored(&data, blob)), "the newest blobs were evicted");
     assert_eq!(metric(&base, "shoal_seeder_evicted_blobs_total"), 3);
     assert_eq!(metric(&base, "shoal_seeder_evicted_bytes_total"), config_a.size + s1.size + s2.size);
-    assert_eq!(metric(&base, "shoal_seeder_bytes_stored"), store_bytes(&data));
+    assert_eq!(metric(&base, "shoal_seeder_stored_bytes"), store_bytes(&data));
     // An evicted blob is no webseed any more; the held download still completes intact.
     let (status, _, _) = curl(&format!("{base}/webseed/{}", s1.digest.replace(':', "-")), &[]);
     assert_eq!(status, 404);

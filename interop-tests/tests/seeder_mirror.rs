@@ -153,7 +153,7 @@ fn seeder_mirrors_a_pushed_image_and_every_blob_downloads_three_ways() {
     }
     assert!(metric(&base, "shoal_seeder_webseed_uploaded_bytes_total") > 0.0);
     wait_until("the BitTorrent upload gauge to move", Duration::from_secs(10), || {
-        metric(&base, "shoal_seeder_bittorrent_uploaded_bytes") > 0.0
+        metric(&base, "shoal_seeder_bittorrent_uploaded_bytes_total") > 0.0
     });
 
     // A webseed byte range, checked with curl against the layout's bytes.

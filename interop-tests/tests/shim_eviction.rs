@@ -125,7 +125,7 @@ async fn the_shim_evicts_least_recently_used_blobs_and_keeps_its_index_across_re
     let text = shim.metrics.render();
     assert_eq!(metric(&text, "shoal_shim_evicted_blobs_total"), 2);
     assert_eq!(metric(&text, "shoal_shim_evicted_bytes_total"), sum(&[l2, l3]));
-    assert_eq!(metric(&text, "shoal_shim_bytes_stored"), sum(&[l1, l4]));
+    assert_eq!(metric(&text, "shoal_shim_stored_bytes"), sum(&[l1, l4]));
     assert_eq!(metric(&text, "shoal_shim_blobs"), 2);
 
     // An evicted blob pulls again, from upstream, byte for byte (and fits: no eviction).
@@ -142,7 +142,7 @@ async fn the_shim_evicts_least_recently_used_blobs_and_keeps_its_index_across_re
     let shim = start(&data, port).await;
     let text = shim.metrics.render();
     assert_eq!(metric(&text, "shoal_shim_blobs"), 3, "{text}");
-    assert_eq!(metric(&text, "shoal_shim_bytes_stored"), sum(&[l2, l3, l4]));
+    assert_eq!(metric(&text, "shoal_shim_stored_bytes"), sum(&[l2, l3, l4]));
     pull(shim.addr, l3).await;
     assert_eq!(shim.metrics.evicted_blobs.get(), 0);
     shim.stop().await;

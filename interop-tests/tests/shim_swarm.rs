@@ -89,9 +89,10 @@ async fn a_second_host_gets_the_layers_from_the_first() {
         let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {text}")).to_owned();
         line.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64
     };
-    let by_first = uploaded(format!("http://{}/metrics", first.addr), "shoal_shim_bittorrent_uploaded_bytes").await;
+    let by_first =
+        uploaded(format!("http://{}/metrics", first.addr), "shoal_shim_bittorrent_uploaded_bytes_total").await;
     assert!(by_first >= layers, "the first shim uploaded only {by_first} bytes");
-    let by_seeder = uploaded(format!("{}/metrics", seeder.url), "shoal_seeder_bittorrent_uploaded_bytes").await;
+    let by_seeder = uploaded(format!("{}/metrics", seeder.url), "shoal_seeder_bittorrent_uploaded_bytes_total").await;
     assert_eq!(by_seeder, 0, "the seeder uploaded while told not to");
     seeder.stop().await;
 }

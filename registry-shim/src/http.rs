@@ -74,7 +74,7 @@ fn api_version(mut response: Response) -> Response {
 
 async fn metrics(State(state): State<Arc<ShimState>>) -> Response {
     if let Some(swarm) = state.blobs.swarm() {
-        state.metrics.bittorrent_uploaded_bytes.set(swarm.uploaded_bytes() as i64);
+        shoal_store::metrics::catch_up(&state.metrics.bittorrent_uploaded_bytes, swarm.uploaded_bytes());
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }

@@ -11,7 +11,7 @@ pub struct ShimMetrics {
     cache: IntCounterVec,
     bytes: IntCounterVec,
     pub verification_failures: IntCounter,
-    pub bittorrent_uploaded_bytes: IntGauge,
+    pub bittorrent_uploaded_bytes: IntCounter,
     pub blobs: IntGauge,
     pub bytes_stored: IntGauge,
     pub evicted_blobs: IntCounter,
@@ -53,14 +53,16 @@ impl ShimMetrics {
         )
         .expect("valid metric");
         registry.register(Box::new(verification_failures.clone())).expect("unique metric");
-        let bittorrent_uploaded_bytes =
-            IntGauge::new("shoal_shim_bittorrent_uploaded_bytes", "Bytes uploaded to BitTorrent peers since start")
-                .expect("valid metric");
+        let bittorrent_uploaded_bytes = IntCounter::new(
+            "shoal_shim_bittorrent_uploaded_bytes_total",
+            "Bytes uploaded to BitTorrent peers since start",
+        )
+        .expect("valid metric");
         registry.register(Box::new(bittorrent_uploaded_bytes.clone())).expect("unique metric");
         let gauge = |name: &str, help: &str| shoal_store::metrics::gauge(&registry, name, help);
         let counter = |name: &str, help: &str| shoal_store::metrics::counter(&registry, name, help);
         let blobs = gauge("shoal_shim_blobs", "Blobs in the shim's store");
-        let bytes_stored = gauge("shoal_shim_bytes_stored", "Bytes of blobs in the shim's store");
+        let bytes_stored = gauge("shoal_shim_stored_bytes", "Bytes of blobs in the shim's store");
         let evicted_blobs =
             counter("shoal_shim_evicted_blobs_total", "Blobs evicted to keep the store under its limit");
         let evicted_bytes = counter("shoal_shim_evicted_bytes_total", "Bytes of blobs evicted");

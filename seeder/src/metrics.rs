@@ -8,7 +8,7 @@ pub struct SeederMetrics {
     registry: Registry,
     pub blobs: IntGauge,
     pub bytes_stored: IntGauge,
-    pub bittorrent_uploaded_bytes: IntGauge,
+    pub bittorrent_uploaded_bytes: IntCounter,
     pub webseed_uploaded_bytes: IntCounter,
     pub upstream_fetches: IntCounter,
     pub upstream_failures: IntCounter,
@@ -34,9 +34,9 @@ impl SeederMetrics {
         let gauge = |name: &str, help: &str| gauge(&registry, name, help);
         let counter = |name: &str, help: &str| counter(&registry, name, help);
         let blobs = gauge("shoal_seeder_blobs", "Blobs in the store");
-        let bytes_stored = gauge("shoal_seeder_bytes_stored", "Bytes of blobs in the store");
+        let bytes_stored = gauge("shoal_seeder_stored_bytes", "Bytes of blobs in the store");
         let bittorrent_uploaded_bytes =
-            gauge("shoal_seeder_bittorrent_uploaded_bytes", "Bytes uploaded to BitTorrent peers since start");
+            counter("shoal_seeder_bittorrent_uploaded_bytes_total", "Bytes uploaded to BitTorrent peers since start");
         let webseed_uploaded_bytes =
             counter("shoal_seeder_webseed_uploaded_bytes_total", "Bytes of blob bodies served by the webseed");
         let upstream_fetches = counter("shoal_seeder_upstream_fetches_total", "Blob fetches from upstream registries");

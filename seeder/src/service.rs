@@ -165,7 +165,7 @@ impl BoundSeeder {
         let (seeder, gauges) = (Arc::clone(&seeding), Arc::clone(&metrics));
         tasks.spawn("seeder-gauges", async move {
             loop {
-                gauges.bittorrent_uploaded_bytes.set(seeder.uploaded_bytes() as i64);
+                shoal_store::metrics::catch_up(&gauges.bittorrent_uploaded_bytes, seeder.uploaded_bytes());
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         });

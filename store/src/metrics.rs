@@ -16,3 +16,26 @@ pub fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     registry.register(Box::new(c.clone())).expect("unique metric");
     c
 }
+
+/// Advances `counter`, which mirrors a running total kept elsewhere (librqbit's bytes uploaded),
+/// to `total`; never backwards, so a counter stays a counter if the source restarts.
+pub fn catch_up(counter: &IntCounter, total: u64) {
+    let behind = total.saturating_sub(counter.get());
+    if behind > 0 {
+        counter.inc_by(behind);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mirrored_total_only_moves_forward() {
+        let c = IntCounter::new("t_total", "t").unwrap();
+        catch_up(&c, 10);
+        catch_up(&c, 25);
+        catch_up(&c, 3); // the source restarted
+        assert_eq!(c.get(), 25);
+    }
+}
