@@ -34,5 +34,5 @@ mod swarm;
 pub use error::RegistryError;
 pub use metrics::ShimMetrics;
 pub use origin::Source;
-pub use service::{run, BoundShim, ShimConfig, ShimError};
+pub use service::{BoundShim, ShimConfig, ShimError};
 pub use swarm::{SwarmConfig, DEFAULT_PEER_REQUEST_WINDOW};

@@ -147,7 +147,7 @@ impl BoundShim {
             served = axum::serve(self.listener, app).with_graceful_shutdown(tasks.cancelled()) => {
                 served.map_err(ShimError::Serve)
             }
-            () = async { tasks.cancelled().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => Ok(()),
+            () = tasks.cancelled_for(SHUTDOWN_GRACE) => Ok(()),
         };
         tasks.shutdown().await;
         self.cache.record_uses();
@@ -156,9 +156,4 @@ impl BoundShim {
         }
         served
     }
-}
-
-/// Runs `shoal shim` until `tasks` is cancelled or the server fails.
-pub async fn run(config: ShimConfig, tasks: Tasks) -> Result<(), ShimError> {
-    BoundShim::bind(config).await?.serve(tasks).await
 }

@@ -14,4 +14,4 @@ mod requests;
 pub mod service;
 mod ui;
 
-pub use service::{bind, run, BoundSeeder, SeederConfig, SeederError};
+pub use service::{bind, BoundSeeder, SeederConfig, SeederError};

@@ -210,7 +210,7 @@ impl BoundSeeder {
             served = axum::serve(listener, app).with_graceful_shutdown(tasks.cancelled()) => {
                 served.map_err(|error| SeederError::Listen { addr, error })
             }
-            () = async { tasks.cancelled().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => Ok(()),
+            () = tasks.cancelled_for(SHUTDOWN_GRACE) => Ok(()),
         };
         tasks.shutdown().await;
         if let Err(e) = cache.record_uses() {
@@ -219,14 +219,6 @@ impl BoundSeeder {
         seeding.stop().await;
         served
     }
-}
-
-/// Runs the seeder until `tasks` is cancelled. `on_ready` gets the bound HTTP address once the
-/// store is open and every stored blob is being seeded.
-pub async fn run(config: SeederConfig, on_ready: impl FnOnce(SocketAddr), tasks: Tasks) -> Result<(), SeederError> {
-    let bound = bind(config).await?;
-    on_ready(bound.local_addr());
-    bound.serve(tasks).await
 }
 
 /// Seeding newly stored blobs, eviction and writing uses share one task, so they never race

@@ -20,6 +20,10 @@ pub fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
 /// Advances `counter`, which mirrors a running total kept elsewhere (librqbit's bytes uploaded),
 /// to `total`; never backwards, so a counter stays a counter if the source restarts.
 pub fn catch_up(counter: &IntCounter, total: u64) {
+    // Read-then-add is not atomic: two scrapes at once would both add the gap. Catch-ups are
+    // rare (a scrape, a 2 s tick), so one lock for all of them costs nothing.
+    static CATCHING_UP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = CATCHING_UP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let behind = total.saturating_sub(counter.get());
     if behind > 0 {
         counter.inc_by(behind);

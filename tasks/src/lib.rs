@@ -93,6 +93,16 @@ impl Tasks {
         async move { token.cancelled().await }
     }
 
+    /// Resolves `grace` after this node is cancelled: how long a server that was told to stop
+    /// waits for requests in flight before it drops them.
+    pub fn cancelled_for(&self, grace: std::time::Duration) -> impl Future<Output = ()> + Send + 'static {
+        let cancelled = self.cancelled();
+        async move {
+            cancelled.await;
+            tokio::time::sleep(grace).await;
+        }
+    }
+
     /// Whether this node has been cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.token.is_cancelled()
