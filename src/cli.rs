@@ -14,7 +14,7 @@ pub use groups::{
 #[derive(Parser, Debug)]
 #[command(
     name = "shoal",
-    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("SHOAL_COMMIT"), ")"),
+    version = shoal_telemetry::LONG_VERSION,
     about = "OCI image blobs over plain BitTorrent",
     after_help = "Logging: RUST_LOG picks what the services log to stderr, as tracing's EnvFilter reads it \
                   [default: info,librqbit=warn,librqbit_core=warn]; e.g. RUST_LOG=debug, or \

@@ -16,7 +16,7 @@ use std::time::Duration;
 use shoal_store::blob_store::BlobStore;
 use shoal_store::cache::{CacheError, CacheMetrics, CachedStore, StoreCache};
 use shoal_store::eviction::StoreLimit;
-use shoal_store::index::BlobIndex;
+use shoal_store::index::{BlobIndex, BlobRecord, IndexError};
 use shoal_store::usage::{now_ms, BlobUsage, Lease};
 use shoal_torrents::{BlobDigest, HashedBlob};
 use tokio::sync::Notify;
@@ -63,6 +63,11 @@ impl ShimCache {
         }
         self.enforce().await;
         Ok(())
+    }
+
+    /// Every stored blob, as the index records it.
+    pub(crate) fn blobs(&self) -> Result<Vec<(BlobDigest, BlobRecord)>, IndexError> {
+        self.stored.index.blobs()
     }
 
     pub(crate) fn private(&self) -> &PrivateBlobs {

@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::ShimMetrics;
+use crate::pulls::Pull;
 use crate::origin::Source as SourceKind;
 use crate::swarm::{Download, Swarm};
 
@@ -58,6 +59,8 @@ pub(crate) struct Feed {
     pub(crate) swarm: Arc<Swarm>,
     pub(crate) store: Arc<BlobStore>,
     pub(crate) metrics: Arc<ShimMetrics>,
+    /// This download's record on the live page.
+    pub(crate) pull: Arc<Pull>,
     pub(crate) upstream: Arc<Upstream>,
     /// Where its blocking copy runs (the shim's task tree).
     pub(crate) tasks: shoal_tasks::Tasks,
@@ -178,6 +181,7 @@ impl Feed {
         }
         *offset += chunk.len() as u64;
         self.metrics.bytes(source).inc_by(chunk.len() as u64);
+        self.pull.count(source, chunk.len() as u64);
         self.tx.send(Ok(chunk)).await.is_ok()
     }
 

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use shoal_store::blob_store::{BlobStore, StoreError};
-use shoal_store::usage::Lease;
+use shoal_store::usage::{now_ms, Lease};
 use shoal_tasks::single_flight::{Flight, SingleFlight};
 use shoal_tasks::Tasks;
 use shoal_torrents::{BlobDigest, HashedBlob};
@@ -35,6 +35,7 @@ use crate::error::{upstream_error, DownloadFailed, Subject};
 use crate::feed::{Feed, LandedFile};
 use crate::landing::{adopt_landed, TorrentTable};
 use crate::metrics::ShimMetrics;
+use crate::pulls::{Pull, PullLog};
 use crate::origin::{BlobOrigin, Source};
 use crate::pump::{pump, StoreSide};
 use crate::swarm::{BlobTorrentFile, Swarm};
@@ -63,6 +64,7 @@ pub(crate) struct BlobFetcher {
     metrics: Arc<ShimMetrics>,
     flights: SingleFlight<BlobDigest, Outcome>,
     cache: Arc<ShimCache>,
+    pulls: Arc<PullLog>,
     tasks: Tasks,
 }
 
@@ -91,9 +93,10 @@ impl BlobFetcher {
         swarm: Option<Arc<Swarm>>,
         metrics: Arc<ShimMetrics>,
         cache: Arc<ShimCache>,
+        pulls: Arc<PullLog>,
         tasks: Tasks,
     ) -> Self {
-        Self { store, upstream, swarm, metrics, flights: SingleFlight::default(), cache, tasks }
+        Self { store, upstream, swarm, metrics, flights: SingleFlight::default(), cache, pulls, tasks }
     }
 
     pub(crate) fn swarm(&self) -> Option<&Arc<Swarm>> {
@@ -205,19 +208,22 @@ impl BlobFetcher {
         let private = origin.auth.is_some();
         // Held until the blob is indexed and seeded: eviction never takes a blob mid-download.
         let lease = self.cache.lease(*digest).await;
+        let pull = self.pulls.start(*digest, format!("{}/{}", origin.registry, origin.repository), now_ms());
         let marked = if private { self.cache.private().mark(digest).map_err(|e| e.to_string()) } else { Ok(()) };
         let source = match marked {
             Err(e) => Err(RegistryError::Unavailable(format!("cannot mark {digest} private: {e}"))),
-            Ok(()) => self.open_source(origin, digest).await,
+            Ok(()) => self.open_source(origin, digest, &pull).await,
         };
         let source = match source {
             Ok(s) => s,
             Err(e) => {
+                pull.end(now_ms(), Some(e.to_string()));
                 leader.finish(Err(DownloadFailed::new(e.clone())));
                 return Err(e);
             }
         };
         let size = source.size;
+        pull.set_size(size);
         let (body_tx, body_rx) = mpsc::channel(16);
         let landed = Landed {
             store: Arc::clone(&self.store),
@@ -235,6 +241,7 @@ impl BlobFetcher {
             async move {
                 let _lease = lease;
                 let outcome = landed.run(source, body_tx).await;
+                pull.end(now_ms(), outcome.as_ref().err().map(ToString::to_string));
                 leader.finish(outcome.map(|_| ()).map_err(DownloadFailed::new));
             }
             .instrument(span),
@@ -245,7 +252,12 @@ impl BlobFetcher {
     /// Opens the byte source of a miss: the swarm (through the seeder's torrent) with HTTP
     /// fallbacks for whatever it does not deliver in time, or the upstream registry directly
     /// when there is no seeder or it has no torrent for the blob yet.
-    async fn open_source(&self, origin: &BlobOrigin, digest: &BlobDigest) -> Result<MissSource, RegistryError> {
+    async fn open_source(
+        &self,
+        origin: &BlobOrigin,
+        digest: &BlobDigest,
+        pull: &Arc<Pull>,
+    ) -> Result<MissSource, RegistryError> {
         let reference = self.reference(origin, digest)?;
         let swarm = self.swarm.as_ref().map(Arc::clone);
         let torrent = match &swarm {
@@ -259,12 +271,13 @@ impl BlobFetcher {
                 .blob_from_as(&reference, digest, None, 0, origin.auth.as_ref())
                 .await
                 .map_err(|e| upstream_error(Subject::Blob, &digest.to_string(), e))?;
-            let counter = self.metrics.bytes(Source::Upstream);
+            let (counter, pull) = (self.metrics.bytes(Source::Upstream), Arc::clone(pull));
             let chunks = stream
                 .chunks
                 .inspect(move |c| {
                     if let Ok(b) = c {
                         counter.inc_by(b.len() as u64);
+                        pull.count(Source::Upstream, b.len() as u64);
                     }
                 })
                 .boxed();
@@ -286,6 +299,7 @@ impl BlobFetcher {
             swarm,
             store: Arc::clone(&self.store),
             metrics: Arc::clone(&self.metrics),
+            pull: Arc::clone(pull),
             upstream: Arc::clone(&self.upstream),
             tasks: self.tasks.clone(),
             reference,

@@ -28,6 +28,9 @@ pub(crate) struct ShimState {
     pub blobs: Arc<BlobFetcher>,
     pub manifests: ManifestResolver,
     pub metrics: Arc<crate::metrics::ShimMetrics>,
+    /// For the live page: the stored blobs and the newest downloads.
+    pub cache: Arc<crate::cache::ShimCache>,
+    pub pulls: Arc<crate::pulls::PullLog>,
     /// Registry for requests without `?ns=` (direct mode: `docker pull localhost:5000/repo`).
     pub default_registry: String,
 }
@@ -36,6 +39,8 @@ pub(crate) fn router(state: Arc<ShimState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
+        .route("/ui", get(ui_page))
+        .route("/v1/pulls", get(pulls))
         .route("/v2", any(v2))
         .route("/v2/", any(v2))
         .route("/v2/{*rest}", any(v2))
@@ -72,9 +77,37 @@ fn api_version(mut response: Response) -> Response {
     response
 }
 
+fn host_view(state: &ShimState) -> Result<crate::ui::HostView, Response> {
+    let swarm = state.blobs.swarm().map(|s| s.as_ref());
+    crate::ui::sample(&state.cache, swarm, &state.metrics, &state.pulls).map_err(|e| {
+        tracing::error!(error = %e, "cannot read the index for the live page");
+        (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read the index: {e}\n")).into_response()
+    })
+}
+
+/// `GET /v1/pulls`: what the live page shows, as JSON.
+async fn pulls(State(state): State<Arc<ShimState>>) -> Response {
+    match host_view(&state) {
+        Ok(view) => axum::Json(view).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// `GET /ui`: the page with the view as of now inlined, so its first paint holds data.
+async fn ui_page(State(state): State<Arc<ShimState>>) -> Response {
+    match host_view(&state) {
+        Ok(view) => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
+            crate::ui::page(&view),
+        )
+            .into_response(),
+        Err(response) => response,
+    }
+}
+
 async fn metrics(State(state): State<Arc<ShimState>>) -> Response {
     if let Some(swarm) = state.blobs.swarm() {
-        shoal_store::metrics::catch_up(&state.metrics.bittorrent_uploaded_bytes, swarm.uploaded_bytes());
+        shoal_telemetry::catch_up(&state.metrics.bittorrent_uploaded_bytes, swarm.uploaded_bytes());
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }

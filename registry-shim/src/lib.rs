@@ -9,7 +9,9 @@
 //! chunk only after SHA-256 matched), `feed` (a miss's bytes from the swarm, then webseeds, then
 //! upstream) and `landing` (the store adopting what librqbit wrote) -> `swarm` (the librqbit
 //! session), `cache` (the shim's store index and LRU eviction), `private` (blobs fetched with a
-//! client's credentials). `service` binds and serves it. The store, its index and the cache
+//! client's credentials). `pulls` (the newest downloads and their bytes by source) and `ui`
+//! (the live page at `/ui`, its JSON at `/v1/pulls`) show what the host did. `service` binds and
+//! serves it. The store, its index and the cache
 //! policy are [`shoal_store`]'s, upstream access is [`shoal_upstream`]'s, shared with the seeder,
 //! so both verify and evict blobs the same way.
 
@@ -25,11 +27,13 @@ mod media;
 mod metrics;
 mod origin;
 mod private;
+mod pulls;
 mod pump;
 mod resolve;
 mod route;
 mod service;
 mod swarm;
+mod ui;
 
 pub use error::RegistryError;
 pub use metrics::ShimMetrics;

@@ -4,6 +4,21 @@ use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, T
 
 use crate::origin::Source;
 
+/// The shim's counters since start, as the live page shows them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct ShimCounts {
+    /// Blob bytes fetched for clients, by source.
+    pub from_peers: u64,
+    pub from_webseed: u64,
+    pub from_upstream: u64,
+    /// Bytes this host sent to BitTorrent peers (seeding onward).
+    pub bittorrent_uploaded_bytes: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub verification_failures: u64,
+    pub evicted_blobs: u64,
+}
+
 /// Every metric the shim exports.
 pub struct ShimMetrics {
     registry: Registry,
@@ -11,6 +26,8 @@ pub struct ShimMetrics {
     cache: IntCounterVec,
     bytes: IntCounterVec,
     pub verification_failures: IntCounter,
+    /// Upstream manifest fetches that failed, by `reason`.
+    pub manifest_failures: IntCounterVec,
     pub bittorrent_uploaded_bytes: IntCounter,
     pub blobs: IntGauge,
     pub bytes_stored: IntGauge,
@@ -26,7 +43,7 @@ impl Default for ShimMetrics {
 
 impl ShimMetrics {
     pub fn new() -> Self {
-        let registry = Registry::new();
+        let registry = shoal_telemetry::service_registry();
         let vec = |name: &str, help: &str, labels: &[&str]| {
             let v = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
             registry.register(Box::new(v.clone())).expect("unique metric");
@@ -47,6 +64,11 @@ impl ShimMetrics {
             "Blob bytes fetched for clients, by source: BitTorrent peers, webseed, upstream registry",
             &["source"],
         );
+        let manifest_failures = vec(
+            "shoal_shim_manifest_failures_total",
+            "Upstream manifest fetches that failed, by reason",
+            &["reason"],
+        );
         let verification_failures = IntCounter::new(
             "shoal_shim_verification_failures_total",
             "Blobs whose bytes did not match their digest (discarded, client aborted)",
@@ -59,8 +81,8 @@ impl ShimMetrics {
         )
         .expect("valid metric");
         registry.register(Box::new(bittorrent_uploaded_bytes.clone())).expect("unique metric");
-        let gauge = |name: &str, help: &str| shoal_store::metrics::gauge(&registry, name, help);
-        let counter = |name: &str, help: &str| shoal_store::metrics::counter(&registry, name, help);
+        let gauge = |name: &str, help: &str| shoal_telemetry::gauge(&registry, name, help);
+        let counter = |name: &str, help: &str| shoal_telemetry::counter(&registry, name, help);
         let blobs = gauge("shoal_shim_blobs", "Blobs in the shim's store");
         let bytes_stored = gauge("shoal_shim_stored_bytes", "Bytes of blobs in the shim's store");
         let evicted_blobs =
@@ -72,6 +94,7 @@ impl ShimMetrics {
             cache,
             bytes,
             verification_failures,
+            manifest_failures,
             bittorrent_uploaded_bytes,
             blobs,
             bytes_stored,
@@ -106,6 +129,20 @@ impl ShimMetrics {
             Source::Upstream => "upstream",
         };
         self.bytes.with_label_values(&[label])
+    }
+
+    /// The counters the live page shows.
+    pub(crate) fn counts(&self) -> ShimCounts {
+        ShimCounts {
+            from_peers: self.bytes(Source::Peers).get(),
+            from_webseed: self.bytes(Source::Webseed).get(),
+            from_upstream: self.bytes(Source::Upstream).get(),
+            bittorrent_uploaded_bytes: self.bittorrent_uploaded_bytes.get(),
+            cache_hits: self.cache.with_label_values(&["hit"]).get(),
+            cache_misses: self.cache.with_label_values(&["miss"]).get(),
+            verification_failures: self.verification_failures.get(),
+            evicted_blobs: self.evicted_blobs.get(),
+        }
     }
 
     pub fn render(&self) -> String {

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use oci_client::secrets::RegistryAuth;
+use prometheus::IntCounterVec;
 use sha2::{Digest, Sha256};
 use shoal_torrents::BlobDigest;
 use shoal_upstream::Upstream;
@@ -20,11 +21,13 @@ use crate::RegistryError;
 pub(crate) struct ManifestResolver {
     upstream: Arc<Upstream>,
     cache: Mutex<ManifestCache>,
+    /// Upstream manifest fetches that failed, by reason.
+    failures: IntCounterVec,
 }
 
 impl ManifestResolver {
-    pub(crate) fn new(upstream: Arc<Upstream>, cache: ManifestCache) -> Self {
-        Self { upstream, cache: Mutex::new(cache) }
+    pub(crate) fn new(upstream: Arc<Upstream>, cache: ManifestCache, failures: IntCounterVec) -> Self {
+        Self { upstream, cache: Mutex::new(cache), failures }
     }
 
     /// The manifest `reference` names in `registry`/`name`, as `client` may read it.
@@ -85,11 +88,17 @@ impl ManifestResolver {
         let sep = if matches!(reference, ManifestRef::Digest(_)) { "@" } else { ":" };
         let what = format!("{registry}/{name}{sep}{reference}");
         let image = Upstream::parse_reference(&what).map_err(|_| RegistryError::NameInvalid(what.clone()))?;
-        let pulled =
-            self.upstream.manifest_as(&image, client).await.map_err(|e| upstream_error(Subject::Manifest, &what, e))?;
+        let pulled = self.upstream.manifest_as(&image, client).await.map_err(|e| {
+            self.failures.with_label_values(&[e.reason()]).inc();
+            if !e.is_not_found() {
+                tracing::warn!(%what, reason = e.reason(), error = %e, "upstream manifest fetch failed");
+            }
+            upstream_error(Subject::Manifest, &what, e)
+        })?;
         let digest = BlobDigest::from_bytes(Sha256::digest(&pulled.bytes).into());
         if let ManifestRef::Digest(expected) = reference {
             if *expected != digest {
+                self.failures.with_label_values(&["digest_mismatch"]).inc();
                 tracing::error!(%what, actual = %digest, "upstream manifest does not match its digest");
                 return Err(RegistryError::Unavailable(format!(
                     "upstream sent a manifest that does not match {expected}"

@@ -14,6 +14,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::cache::ShimCache;
 use crate::fetch::BlobFetcher;
+use crate::pulls::PullLog;
 use crate::http::{router, ShimState};
 use crate::manifests::ManifestCache;
 use crate::metrics::ShimMetrics;
@@ -127,6 +128,7 @@ impl BoundShim {
     /// written and the BitTorrent session is stopped.
     pub async fn serve(self, tasks: Tasks) -> Result<(), ShimError> {
         tracing::info!(addr = %self.local_addr(), "shim listening");
+        let pulls = Arc::new(PullLog::default());
         let state = Arc::new(ShimState {
             blobs: Arc::new(BlobFetcher::new(
                 self.store,
@@ -134,10 +136,17 @@ impl BoundShim {
                 self.swarm.clone(),
                 Arc::clone(&self.metrics),
                 Arc::clone(&self.cache),
+                Arc::clone(&pulls),
                 tasks.child("blobs"),
             )),
+            cache: Arc::clone(&self.cache),
+            pulls,
             metrics: Arc::clone(&self.metrics),
-            manifests: ManifestResolver::new(Arc::clone(&self.upstream), ManifestCache::new(self.tag_ttl, 4096)),
+            manifests: ManifestResolver::new(
+                Arc::clone(&self.upstream),
+                ManifestCache::new(self.tag_ttl, 4096),
+                self.metrics.manifest_failures.clone(),
+            ),
             upstream: self.upstream,
             default_registry: self.default_registry,
         });

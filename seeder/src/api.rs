@@ -22,6 +22,7 @@ use shoal_torrents::{BlobDigest, BlobTorrent, Distribution, HashedBlob};
 use crate::metrics::SeederMetrics;
 use crate::mirror::{Mirror, MirrorError};
 use crate::requests::{self, MirrorRequest, RequestError};
+use crate::scrape::TrackerSwarms;
 use crate::ui::{self, Throughput};
 use shoal_store::blob_store::StoreError;
 use shoal_store::index::{ImageBlob, ImageRecord, IndexError};
@@ -38,6 +39,8 @@ pub(crate) struct ApiState {
     pub seeding: Arc<Seeding>,
     /// Upload rates sampled once a second ([`ui::record_throughput`]).
     pub throughput: Arc<Throughput>,
+    /// The swarms as the tracker counts them ([`crate::scrape::scrape_loop`]).
+    pub tracker: Arc<TrackerSwarms>,
     /// Trackers and this seeder's webseed base (`<public url>/webseed/`).
     pub distribution: Distribution,
     /// This seeder's public base URL, without a trailing slash.
@@ -107,14 +110,13 @@ impl From<MirrorError> for ApiError {
 
 /// `GET /v1/swarms`.
 async fn swarms(State(state): State<Arc<ApiState>>) -> Result<Json<ui::SwarmsView>, ApiError> {
-    let view = ui::sample_view(state.mirror.index(), &state.seeding, &state.metrics, &state.throughput)?;
-    Ok(Json(view))
+    Ok(Json(state.swarms_view()?))
 }
 
-/// `GET /ui`.
-async fn ui_page() -> Response {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], ui::PAGE)
-        .into_response()
+/// `GET /ui`: the page with the view as of now inlined, so its first paint holds data.
+async fn ui_page(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+    let page = ui::page(&state.swarms_view()?);
+    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], page).into_response())
 }
 
 fn root(e: &MirrorError) -> &MirrorError {
@@ -141,6 +143,11 @@ enum Located {
 }
 
 impl ApiState {
+    fn swarms_view(&self) -> Result<ui::SwarmsView, IndexError> {
+        let links = ui::Links { distribution: &self.distribution, public_url: &self.public_url };
+        ui::sample_view(self.mirror.index(), &self.seeding, &self.metrics, &self.throughput, &self.tracker, &links)
+    }
+
     /// The blob, fetched from upstream first when it is missing and the query names a repo
     /// (or the blob was evicted: then from a repository it was seen in). Counts as a use.
     async fn blob(&self, digest: BlobDigest, query: &BlobQuery) -> Result<HashedBlob, ApiError> {

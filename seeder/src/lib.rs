@@ -4,13 +4,15 @@
 //! [`shoal_store`]'s; registries are reached through [`shoal_upstream`]. This crate is the
 //! origin itself: [`mirror`] (image -> manifests -> blobs, single-flight per blob), `requests`
 //! (mirror jobs from the API and the notification endpoint), `api` (axum: torrents, magnets,
-//! webseeds, metrics), `ui` (the live page at `/ui` and its JSON, `/v1/swarms`), [`metrics`]
-//! and [`service`], which wires them together for `shoal seeder`.
+//! webseeds, metrics), `ui` (the live page at `/ui` and its JSON, `/v1/swarms`), `scrape` (the
+//! tracker's counts for the page), [`metrics`] and [`service`], which wires them together for
+//! `shoal seeder`.
 
 mod api;
 pub mod metrics;
 pub mod mirror;
 mod requests;
+mod scrape;
 pub mod service;
 mod ui;
 

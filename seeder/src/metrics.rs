@@ -1,7 +1,7 @@
 //! The seeder's Prometheus metrics, on a registry of its own (served at `/metrics`).
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, Registry, TextEncoder};
-use shoal_store::metrics::{counter, gauge};
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Registry, TextEncoder};
+use shoal_telemetry::{counter, counter_vec, gauge};
 
 /// Every metric the seeder exports.
 pub struct SeederMetrics {
@@ -11,7 +11,10 @@ pub struct SeederMetrics {
     pub bittorrent_uploaded_bytes: IntCounter,
     pub webseed_uploaded_bytes: IntCounter,
     pub upstream_fetches: IntCounter,
-    pub upstream_failures: IntCounter,
+    /// By `reason` ([`crate::MirrorError::reason`]).
+    pub upstream_failures: IntCounterVec,
+    /// Images whose mirroring failed, by `reason`.
+    pub mirror_failures: IntCounterVec,
     pub digest_mismatches: IntCounter,
     pub evicted_blobs: IntCounter,
     pub evicted_bytes: IntCounter,
@@ -30,7 +33,7 @@ impl SeederMetrics {
     }
 
     pub fn new() -> Self {
-        let registry = Registry::new();
+        let registry = shoal_telemetry::service_registry();
         let gauge = |name: &str, help: &str| gauge(&registry, name, help);
         let counter = |name: &str, help: &str| counter(&registry, name, help);
         let blobs = gauge("shoal_seeder_blobs", "Blobs in the store");
@@ -40,8 +43,18 @@ impl SeederMetrics {
         let webseed_uploaded_bytes =
             counter("shoal_seeder_webseed_uploaded_bytes_total", "Bytes of blob bodies served by the webseed");
         let upstream_fetches = counter("shoal_seeder_upstream_fetches_total", "Blob fetches from upstream registries");
-        let upstream_failures =
-            counter("shoal_seeder_upstream_failures_total", "Failed upstream blob fetches (any cause)");
+        let upstream_failures = counter_vec(
+            &registry,
+            "shoal_seeder_upstream_failures_total",
+            "Failed upstream blob fetches, by reason",
+            "reason",
+        );
+        let mirror_failures = counter_vec(
+            &registry,
+            "shoal_seeder_mirror_failures_total",
+            "Images whose mirroring failed, by reason",
+            "reason",
+        );
         let digest_mismatches = counter(
             "shoal_seeder_digest_mismatches_total",
             "Upstream blobs discarded because their bytes did not match",
@@ -63,6 +76,7 @@ impl SeederMetrics {
             webseed_uploaded_bytes,
             upstream_fetches,
             upstream_failures,
+            mirror_failures,
             digest_mismatches,
             evicted_blobs,
             evicted_bytes,

@@ -70,6 +70,22 @@ impl MirrorError {
         }
     }
 
+    /// The failure's kind, as a metric label: upstream's ([`UpstreamError::reason`]), or
+    /// `digest_mismatch`, `size_mismatch`, `stream_failed` (the body broke off), `bad_manifest`,
+    /// `local_io` (the store or index here) or `task`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            MirrorError::Upstream(e) => e.reason(),
+            MirrorError::Manifest { .. } | MirrorError::Digest { .. } => "bad_manifest",
+            MirrorError::Store(StoreError::DigestMismatch { .. }) => "digest_mismatch",
+            MirrorError::Store(StoreError::Size { .. }) => "size_mismatch",
+            MirrorError::Store(StoreError::Source { .. }) => "stream_failed",
+            MirrorError::Store(_) | MirrorError::Index(_) | MirrorError::Cache(_) => "local_io",
+            MirrorError::Task(_) => "task",
+            MirrorError::Shared(inner) => inner.reason(),
+        }
+    }
+
     /// True when the failure is upstream's (unreachable, refused, bad bytes), not ours.
     pub fn is_upstream(&self) -> bool {
         match self {
@@ -266,7 +282,7 @@ impl Mirror {
                 let _ = self.stored.send(h.clone());
             }
             Err(e) => {
-                self.metrics.upstream_failures.inc();
+                self.metrics.upstream_failures.with_label_values(&[e.reason()]).inc();
                 if e.is_digest_mismatch() {
                     self.metrics.digest_mismatches.inc();
                 }
@@ -319,6 +335,7 @@ impl Mirror {
         let record = match self.mirror_reference(&reference).await {
             Ok(record) => record,
             Err(e) => {
+                self.metrics.mirror_failures.with_label_values(&[e.reason()]).inc();
                 // Upstream has no such image: a restart would fail the same way, so the job
                 // goes (a failure that may pass, an outage, stays for the next start).
                 if e.is_not_found() {

@@ -15,6 +15,7 @@ use tower_http::trace::TraceLayer;
 use crate::api::{self, ApiState};
 use crate::metrics::SeederMetrics;
 use crate::mirror::{Mirror, MirrorError, PlatformFilter};
+use crate::scrape::{self, TrackerSwarms};
 use crate::ui::{self, Throughput};
 use shoal_store::blob_store::{BlobStore, StoreError};
 use shoal_store::cache::{CacheError, CachedStore, StoreCache};
@@ -165,7 +166,7 @@ impl BoundSeeder {
         let (seeder, gauges) = (Arc::clone(&seeding), Arc::clone(&metrics));
         tasks.spawn("seeder-gauges", async move {
             loop {
-                shoal_store::metrics::catch_up(&gauges.bittorrent_uploaded_bytes, seeder.uploaded_bytes());
+                shoal_telemetry::catch_up(&gauges.bittorrent_uploaded_bytes, seeder.uploaded_bytes());
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         });
@@ -173,6 +174,17 @@ impl BoundSeeder {
         tasks.spawn(
             "seeder-throughput",
             ui::record_throughput(Arc::clone(&seeding), Arc::clone(&metrics), Arc::clone(&throughput)),
+        );
+
+        let tracker = Arc::new(TrackerSwarms::default());
+        let index_mirror = Arc::clone(&mirror);
+        let stored_hashes = move || match index_mirror.index().blobs() {
+            Ok(blobs) => Ok(blobs.iter().filter_map(|(_, r)| r.info_hash.parse().ok()).collect()),
+            Err(e) => Err(format!("reading the index: {e}")),
+        };
+        tasks.spawn(
+            "seeder-tracker-scrape",
+            scrape::scrape_loop(config.seeding.trackers.clone(), stored_hashes, Arc::clone(&tracker)),
         );
 
         let mut jobs = mirror.unfinished_jobs()?;
@@ -198,6 +210,7 @@ impl BoundSeeder {
             metrics,
             seeding: Arc::clone(&seeding),
             throughput,
+            tracker,
             distribution: Distribution {
                 trackers: config.seeding.trackers.clone(),
                 webseeds: vec![format!("{public_url}/webseed/")],

@@ -293,6 +293,18 @@ impl BlobIndex {
         let value = table.get(reference)?;
         value.map(|v| decode(reference, v.value())).transpose()
     }
+
+    /// Every mirrored image reference, by reference.
+    pub fn images(&self) -> Result<Vec<ImageRecord>, IndexError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(IMAGES)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (key, value) = entry?;
+            out.push(decode(key.value(), value.value())?);
+        }
+        Ok(out)
+    }
 }
 
 impl BlobIndex {
@@ -412,7 +424,8 @@ mod tests {
         index.finish_job("r/app:1").unwrap();
         drop(index);
         let index = BlobIndex::open(&path).unwrap();
-        assert_eq!(index.image("r/app:1").unwrap(), Some(image));
+        assert_eq!(index.image("r/app:1").unwrap(), Some(image.clone()));
+        assert_eq!(index.images().unwrap(), vec![image]);
         assert_eq!(index.jobs().unwrap(), vec!["r/app:2".to_string()]);
     }
 }

@@ -52,6 +52,37 @@ pub enum SeedingError {
     Bitfield { path: PathBuf, error: std::io::Error },
 }
 
+/// One torrent of the session, sampled (for the live pages).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TorrentSample {
+    pub info_hash: InfoHash,
+    /// librqbit's state: `initializing`, `live`, `paused` or `error`.
+    pub state: String,
+    /// Peers connected now.
+    pub peers_live: u32,
+    /// Distinct peers this torrent has seen since it was added.
+    pub peers_seen: u32,
+    /// Bytes uploaded to peers since the torrent was added to the session.
+    pub uploaded_bytes: u64,
+    /// librqbit's current upload-speed estimate.
+    pub upload_bytes_per_s: u64,
+    /// The peers connected now, most uploaded-to first.
+    pub peers: Vec<PeerSample>,
+}
+
+/// One connected peer of a torrent.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PeerSample {
+    /// `ip:port` as connected.
+    pub addr: String,
+    /// What the peer's handshake calls its client, when it says.
+    pub client: Option<String>,
+    /// Bytes this session sent the peer.
+    pub uploaded_bytes: u64,
+    /// Bytes this session got from the peer.
+    pub downloaded_bytes: u64,
+}
+
 /// How the session talks to peers and trackers.
 #[derive(Clone, Debug)]
 pub struct SeedingConfig {
@@ -204,6 +235,43 @@ impl Seeding {
     pub fn uploaded_by_torrent(&self) -> Vec<(InfoHash, u64)> {
         self.session.with_torrents(|torrents| {
             torrents.map(|(_, t)| (InfoHash::from_bytes(t.info_hash().0), t.stats().uploaded_bytes)).collect()
+        })
+    }
+
+    /// Every torrent of the session, with its live peers, sampled from librqbit's stats.
+    pub fn torrent_samples(&self) -> Vec<TorrentSample> {
+        self.session.with_torrents(|torrents| {
+            torrents
+                .map(|(_, t)| {
+                    let stats = t.stats();
+                    let peers = stats.live.as_ref().map(|l| &l.snapshot.peer_stats);
+                    let peer_list = t.live().map_or_else(Vec::new, |live| {
+                        // The default filter: peers connected now.
+                        let mut list: Vec<PeerSample> = live
+                            .per_peer_stats_snapshot(Default::default())
+                            .peers
+                            .into_iter()
+                            .map(|(addr, p)| PeerSample {
+                                addr,
+                                client: p.client_name,
+                                uploaded_bytes: p.counters.uploaded_bytes,
+                                downloaded_bytes: p.counters.fetched_bytes,
+                            })
+                            .collect();
+                        list.sort_by(|a, b| b.uploaded_bytes.cmp(&a.uploaded_bytes).then_with(|| a.addr.cmp(&b.addr)));
+                        list
+                    });
+                    TorrentSample {
+                        info_hash: InfoHash::from_bytes(t.info_hash().0),
+                        state: stats.state.to_string(),
+                        peers_live: peers.map_or(0, |p| p.live),
+                        peers_seen: peers.map_or(0, |p| p.seen),
+                        uploaded_bytes: stats.uploaded_bytes,
+                        upload_bytes_per_s: stats.live.as_ref().map_or(0, |l| l.upload_speed.as_bytes()),
+                        peers: peer_list,
+                    }
+                })
+                .collect()
         })
     }
 

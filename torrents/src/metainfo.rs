@@ -32,6 +32,19 @@ impl Distribution {
         }
         Self { trackers: dedup(&self.trackers), webseeds: dedup(&self.webseeds) }
     }
+
+    /// The magnet of a torrent handed out so: all a magnet needs is the infohash, name and size.
+    pub fn magnet(&self, info_hash: InfoHash, name: String, size: u64) -> Magnet {
+        let d = self.normalized();
+        Magnet {
+            info_hash,
+            name: Some(name),
+            size: Some(size),
+            trackers: d.trackers,
+            webseeds: d.webseeds,
+            torrent_url: None,
+        }
+    }
 }
 
 /// One blob's single-file v1 torrent, in the profile's shape.
@@ -93,15 +106,7 @@ impl BlobTorrent {
     }
 
     pub fn magnet(&self, distribution: &Distribution) -> Magnet {
-        let d = distribution.normalized();
-        Magnet {
-            info_hash: self.info_hash(),
-            name: Some(self.name.clone()),
-            size: Some(self.size),
-            trackers: d.trackers,
-            webseeds: d.webseeds,
-            torrent_url: None,
-        }
+        distribution.magnet(self.info_hash(), self.name.clone(), self.size)
     }
 }
 

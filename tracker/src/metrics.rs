@@ -34,7 +34,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new();
+        let registry = shoal_telemetry::service_registry();
         let by_event = IntCounterVec::new(
             Opts::new("shoal_tracker_announces_total", "Announces served, by event (HTTP and UDP)"),
             &["event"],

@@ -66,6 +66,45 @@ impl UpstreamError {
             _ => false,
         }
     }
+
+    /// The failure's kind, as a metric label: `not_found`, `unauthorized`, `rate_limited`,
+    /// `timeout`, `unreachable` (DNS, refused, reset), `http_status` (any other error status),
+    /// `bad_reference`, `bad_manifest`, `protocol` (answers that break the spec) or `other`.
+    pub fn reason(&self) -> &'static str {
+        use oci_client::errors::{OciDistributionError as E, OciErrorCode as C};
+        if self.is_not_found() {
+            return "not_found";
+        }
+        match self {
+            Self::Reference { .. } => "bad_reference",
+            Self::Unreachable { .. } => "unreachable",
+            Self::UnknownSize { .. } | Self::RangeIgnored { .. } => "protocol",
+            Self::Manifest { .. } => "bad_manifest",
+            Self::Registry { error, .. } => match error {
+                E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => "unauthorized",
+                E::ServerError { code: 401 | 403, .. } => "unauthorized",
+                E::ServerError { code: 429, .. } => "rate_limited",
+                E::ServerError { .. } => "http_status",
+                E::RegistryError { envelope, .. } => match envelope.errors.first().map(|e| &e.code) {
+                    Some(C::Unauthorized | C::Denied) => "unauthorized",
+                    Some(C::Toomanyrequests) => "rate_limited",
+                    _ => "http_status",
+                },
+                E::RequestError(e) if e.is_timeout() => "timeout",
+                E::RequestError(e) if e.is_connect() || e.is_request() => "unreachable",
+                E::RequestError(e) if e.status().is_some() => "http_status",
+                E::ManifestParsingError(_)
+                | E::JsonError(_)
+                | E::ManifestEncodingError(_)
+                | E::UnsupportedMediaTypeError(_)
+                | E::UnsupportedSchemaVersionError(_)
+                | E::VersionedParsingError(_) => "bad_manifest",
+                E::SpecViolationError(_) | E::DigestError(_) | E::RegistryNoDigestError => "protocol",
+                E::UrlParseError(_) => "bad_reference",
+                _ => "other",
+            },
+        }
+    }
 }
 
 /// A username and password for one registry. `Debug` redacts the password.
@@ -469,6 +508,34 @@ mod tests {
         for r in ["ghcr.io", "docker.io", "reg.lan:5001", "10.0.0.1:5000"] {
             assert!(!up.is_plain_http(r), "{r}");
         }
+    }
+
+    #[test]
+    fn failures_are_labelled_by_their_kind() {
+        use oci_client::errors::OciDistributionError as E;
+        let status = |code: u16| UpstreamError::Registry {
+            registry: "r".into(),
+            error: E::ServerError { code, url: "http://r/v2/".into(), message: String::new() },
+        };
+        let labels: Vec<_> = [404, 401, 403, 429, 500, 502].map(|c| status(c).reason()).into();
+        assert_eq!(labels, ["not_found", "unauthorized", "unauthorized", "rate_limited", "http_status", "http_status"]);
+        let unreachable = UpstreamError::Unreachable { registry: "r".into(), message: "refused".into() };
+        assert_eq!(unreachable.reason(), "unreachable");
+        assert_eq!(Upstream::parse_reference("not a reference").unwrap_err().reason(), "bad_reference");
+        let manifest = UpstreamError::Manifest { registry: "r".into(), digest: "d".into(), message: "m".into() };
+        assert_eq!(manifest.reason(), "bad_manifest");
+        let ignored = UpstreamError::RangeIgnored { registry: "r".into(), offset: 1 };
+        assert_eq!(ignored.reason(), "protocol");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_unreachable() {
+        // A port nobody listens on (bound, then closed).
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let up = Upstream::new(UpstreamConfig::default());
+        let reference = Upstream::parse_reference(&format!("{closed}/app:1")).unwrap();
+        let error = up.manifest(&reference).await.unwrap_err();
+        assert_eq!(error.reason(), "unreachable", "{error:?}");
     }
 
     #[test]
