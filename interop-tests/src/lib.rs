@@ -3,6 +3,7 @@
 //! Tests here drive real clients (aria2c, mktorrent, libtorrent, qbittorrent-nox...) against
 //! Shoal. A missing tool is a failure with the install hint, never a skip: CI installs them all.
 
+pub mod browser;
 pub mod docker;
 pub mod registry;
 pub mod stack;

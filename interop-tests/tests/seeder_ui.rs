@@ -1,17 +1,21 @@
 //! The seeder's live page (`/ui`) in a real browser: headless Chromium (Debian's package) loads
-//! it from a seeder that mirrored a skopeo-pushed image out of a real `docker-registry`, after
-//! aria2c downloaded a layer from it over BitTorrent and curl fetched another by webseed. The
-//! DOM Chromium dumps must show the numbers `/v1/swarms` reports (swarm count = blobs, bytes by
-//! source, per-swarm uploads, the upload-rate peak), and a screenshot must come out as a real
-//! PNG. `SHOAL_UI_SCREENSHOT=docs/ui.png` also copies the screenshot there (the docs' picture).
+//! it from a seeder that mirrored a skopeo-pushed image out of a real `docker-registry`, while
+//! and after aria2c downloaded a layer from it over BitTorrent and curl fetched another by
+//! webseed. The page as served already holds the view (first paint). While aria2c is connected
+//! the DOM lists it as a peer; afterwards the DOM must show the numbers `/v1/swarms` reports
+//! (swarm count = blobs, bytes by channel, per-swarm uploads, the upload-rate peak and y-axis),
+//! the image by `image:tag`, which blob is the config and which the layers, each swarm's magnet
+//! (copy button) and `.torrent` link, the tracker's count of seeders, and a `/metrics` link; a
+//! screenshot must come out as a real PNG. `SHOAL_UI_SCREENSHOT=docs/ui.png` also copies the
+//! screenshot there (the docs' picture).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use shoal_interop_tests::browser::{attr, chromium, png_size, tag_with_id, text_of, value_of};
 use shoal_interop_tests::registry::{curl, skopeo_push, start_registry, write_oci_layout};
 use shoal_interop_tests::stack::{start_seeder, start_tracker};
-use shoal_interop_tests::{aria2c_download, require_tool, run_ok, sha256_file};
+use shoal_interop_tests::{aria2c_command, assert_aria2c_succeeded, require_tool, sha256_file};
 use shoal_torrents::{hash_reader, BlobTorrent, Distribution};
 
 /// Runs blocking work (child processes, curl) off the runtime the in-process seeder serves on.
@@ -23,65 +27,6 @@ fn get_json(url: &str) -> serde_json::Value {
     let (status, body, _) = curl(url, &[]);
     assert_eq!(status, 200, "GET {url}: {}", String::from_utf8_lossy(&body));
     serde_json::from_slice(&body).unwrap()
-}
-
-/// aria2c fetching `torrent` over BitTorrent alone (no webseed in it), into `dir`.
-fn aria2c(dir: &Path, torrent: &Path) {
-    aria2c_download(dir, torrent.as_os_str());
-}
-
-/// Headless Chromium on `url` with its own throwaway profile and no background traffic; the
-/// page gets 5 s of virtual time (several polls) before Chromium dumps or shoots it.
-fn chromium(profile: &Path, url: &str, output: &[String]) -> Vec<u8> {
-    let out = run_ok(
-        Command::new("timeout")
-            .arg("120")
-            .arg(require_tool("chromium"))
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--no-default-browser-check",
-                "--hide-scrollbars",
-                "--virtual-time-budget=5000",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .args(output)
-            .arg(url),
-    );
-    out.stdout
-}
-
-/// The opening tag of the element with this id, e.g. `<span id="x" data-value="3">`.
-fn tag_with_id<'a>(dom: &'a str, id: &str) -> &'a str {
-    let at = dom.find(&format!(" id=\"{id}\"")).unwrap_or_else(|| panic!("no element #{id} in the DOM:\n{dom}"));
-    let start = dom[..at].rfind('<').unwrap();
-    let end = at + dom[at..].find('>').unwrap();
-    &dom[start..=end]
-}
-
-fn attr(tag: &str, name: &str) -> String {
-    let key = format!(" {name}=\"");
-    let at = tag.find(&key).unwrap_or_else(|| panic!("no {name} in {tag}")) + key.len();
-    tag[at..at + tag[at..].find('"').unwrap()].to_owned()
-}
-
-/// `data-value` of the element with this id, as a number.
-fn value_of(dom: &str, id: &str) -> u64 {
-    let tag = tag_with_id(dom, id);
-    attr(tag, "data-value").parse().unwrap_or_else(|e| panic!("#{id} data-value in {tag}: {e}"))
-}
-
-/// The text right inside the element with this id.
-fn text_of<'a>(dom: &'a str, id: &str) -> &'a str {
-    let tag = tag_with_id(dom, id);
-    let at = dom.find(tag).unwrap() + tag.len();
-    &dom[at..at + dom[at..].find('<').unwrap()]
 }
 
 /// The `<tr>` of one swarm in the table.
@@ -96,13 +41,6 @@ fn cell_value(row: &str, class: &str) -> u64 {
     let at = row.find(&format!("class=\"num {class}\"")).unwrap_or_else(|| panic!("no {class} cell in {row}"));
     let start = row[..at].rfind('<').unwrap();
     attr(&row[start..start + row[start..].find('>').unwrap() + 1], "data-value").parse().unwrap()
-}
-
-/// Width and height from a PNG's IHDR, after checking the signature.
-fn png_size(bytes: &[u8]) -> (u32, u32) {
-    assert!(bytes.len() > 24 && bytes.starts_with(b"\x89PNG\r\n\x1a\n") && &bytes[12..16] == b"IHDR", "not a PNG");
-    let be = |b: &[u8]| u32::from_be_bytes(b.try_into().unwrap());
-    (be(&bytes[16..20]), be(&bytes[20..24]))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,13 +90,31 @@ async fn headless_chromium_renders_the_seeders_live_numbers() {
         torrent.torrent_bytes(&Distribution { trackers: vec![announce.clone()], webseeds: vec![] }),
     )
     .unwrap();
+    // aria2c, slowed so that it is still connected while Chromium looks.
     let download = tmp.path().join("aria2c");
     let started = Instant::now();
-    blocking({
-        let (download, torrent_path) = (download.clone(), torrent_path.clone());
-        move || aria2c(&download, &torrent_path)
+    let (mut cmd, log) = aria2c_command(&download, torrent_path.as_os_str(), &["--max-download-limit=300K"]);
+    let aria2c = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let url = swarms_url.clone();
+    let bt_digest = bt_layer.digest.clone();
+    blocking(move || {
+        shoal_interop_tests::wait_until("aria2c connected to the layer's swarm", Duration::from_secs(30), || {
+            let v = get_json(&url);
+            let swarm = v["swarms"].as_array().unwrap().iter().find(|s| s["digest"] == bt_digest.as_str()).cloned();
+            swarm.is_some_and(|s| !s["peer_list"].as_array().unwrap().is_empty())
+        })
     })
     .await;
+    let ui = format!("{base}/ui");
+    let profile = tmp.path().join("chromium-profile");
+    let during = blocking({
+        let (profile, ui) = (profile.clone(), ui.clone());
+        move || String::from_utf8(chromium(&profile, &ui, &["--dump-dom".into()])).unwrap()
+    })
+    .await;
+    assert!(during.contains("data-peer=\"127.0.0.1:"), "aria2c listed as a connected peer:\n{during}");
+    let out = blocking(move || aria2c.wait_with_output().unwrap()).await;
+    assert_aria2c_succeeded(torrent_path.as_os_str(), &out, &log);
     eprintln!("aria2c fetched {} bytes over BitTorrent in {:?}", bt_layer.size, started.elapsed());
     assert_eq!(sha256_file(&download.join(torrent.name.as_str())), bt_layer.digest);
     let webseed_url = format!("{base}/webseed/sha256-{}", ws_layer.digest.trim_start_matches("sha256:"));
@@ -178,8 +134,26 @@ async fn headless_chromium_renders_the_seeders_live_numbers() {
     })
     .await;
 
-    let ui = format!("{base}/ui");
-    let profile = tmp.path().join("chromium-profile");
+    // The tracker's counts have been scraped since.
+    let url = swarms_url.clone();
+    let bt_digest = bt_layer.digest.clone();
+    blocking(move || {
+        shoal_interop_tests::wait_until("a scrape counting the layer's seeder", Duration::from_secs(20), || {
+            let v = get_json(&url);
+            let swarm = v["swarms"].as_array().unwrap().iter().find(|s| s["digest"] == bt_digest.as_str()).cloned();
+            swarm.is_some_and(|s| s["tracker"]["seeders"].as_u64().unwrap_or(0) >= 1)
+        })
+    })
+    .await;
+    // The page as served, before any script ran: the first paint has the view.
+    let page_url = ui.clone();
+    let (status, raw, _) = blocking(move || curl(&page_url, &[])).await;
+    assert_eq!(status, 200);
+    let raw = String::from_utf8(raw).unwrap();
+    let inlined = raw.split("<script id=\"first-view\" type=\"application/json\">").nth(1).unwrap();
+    let inlined: serde_json::Value = serde_json::from_str(&inlined[..inlined.find("</script>").unwrap()]).unwrap();
+    assert_eq!(inlined["totals"]["swarms"], blobs.len(), "the served page inlines the view");
+
     let dom = blocking({
         let (profile, ui) = (profile.clone(), ui.clone());
         move || String::from_utf8(chromium(&profile, &ui, &["--dump-dom".into()])).unwrap()
@@ -194,6 +168,7 @@ async fn headless_chromium_renders_the_seeders_live_numbers() {
         assert_eq!(before["totals"][key], totals[key], "totals.{key} changed during the test");
     }
     let n = |v: &serde_json::Value| v.as_u64().unwrap();
+    let n_str = |v: &serde_json::Value| v.as_str().unwrap().to_owned();
     assert_eq!(attr(tag_with_id(&dom, "status"), "class"), "ok", "the page read /v1/swarms");
     assert_eq!(value_of(&dom, "swarm-count"), blobs.len() as u64);
     assert_eq!(text_of(&dom, "swarm-count"), blobs.len().to_string());
@@ -223,8 +198,41 @@ async fn headless_chromium_renders_the_seeders_live_numbers() {
     let peak = after["rates"].as_array().unwrap().iter().map(|r| n(&r["bittorrent_bytes_per_s"])).max().unwrap();
     let chart = tag_with_id(&dom, "rate-chart");
     assert!(peak > 0);
-    assert_eq!(attr(chart, "data-peak-bittorrent").parse::<u64>().unwrap(), peak, "{chart}");
+    assert_eq!(attr(chart, "data-peak-fill").parse::<u64>().unwrap(), peak, "{chart}");
     assert!(attr(chart, "data-samples").parse::<u64>().unwrap() > 0);
+    // The y-axis names the chart's top: the peak over both channels.
+    let peak_ws = after["rates"].as_array().unwrap().iter().map(|r| n(&r["webseed_bytes_per_s"])).max().unwrap();
+    assert_eq!(value_of(&dom, "rate-chart-ymax"), peak.max(peak_ws));
+    assert!(text_of(&dom, "rate-chart-ymax").ends_with("/s"));
+    assert_eq!(attr(tag_with_id(&dom, "metrics-link"), "href"), "metrics");
+
+    // The image by its tag, its config and layers by role, each swarm's magnet and .torrent.
+    let image_ref = format!("127.0.0.1:{rport}/team/ui:v1");
+    assert!(dom.contains(&format!("data-image=\"{image_ref}\"")), "the image row names {image_ref}:\n{dom}");
+    let config = &blobs[0];
+    assert!(row(&dom, &config.digest).contains("data-value=\"config\""), "{}", row(&dom, &config.digest));
+    assert!(bt_row.contains("data-value=\"layer\""), "{bt_row}");
+    assert!(bt_row.contains(&image_ref), "the layer's row names its image: {bt_row}");
+    let magnet = n_str(&bt_swarm["magnet"]);
+    assert!(magnet.starts_with(&format!("magnet:?xt=urn:btih:{}", n_str(&bt_swarm["info_hash"]))), "{magnet}");
+    assert!(bt_row.contains(&format!("data-copy=\"{}\"", magnet.replace('&', "&amp;"))), "copy button: {bt_row}");
+    assert!(bt_row.contains(&format!("href=\"{}\"", n_str(&bt_swarm["torrent"]))), ".torrent link: {bt_row}");
+    let (status, torrent_body, _) = blocking({
+        let url = n_str(&bt_swarm["torrent"]).to_owned();
+        move || curl(&url, &[])
+    })
+    .await;
+    assert_eq!(status, 200);
+    let linked = shoal_torrents::ParsedTorrent::parse(&torrent_body).unwrap();
+    assert_eq!(linked.info_hash.hex(), n_str(&bt_swarm["info_hash"]), "the linked .torrent is the blob's");
+    // What the tracker counts: at least the seeder itself as a seeder.
+    let tracker_cell = {
+        let at = bt_row.find("class=\"num tracker\"").unwrap();
+        let start = bt_row[..at].rfind('<').unwrap();
+        attr(&bt_row[start..start + bt_row[start..].find('>').unwrap() + 1], "data-value")
+    };
+    let seeders: u64 = tracker_cell.split('/').next().unwrap().parse().unwrap();
+    assert!(seeders >= 1, "tracker S/L/C {tracker_cell}");
 
     // A screenshot for people: a real PNG of the window's size with more in it than a blank page.
     let png = tmp.path().join("ui.png");
