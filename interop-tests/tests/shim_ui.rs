@@ -70,11 +70,13 @@ async fn headless_chromium_renders_what_the_shim_pulled_and_seeds() {
 
     // The page as served, before any script: the view is inlined.
     let ui = format!("{base}/ui");
-    let raw = String::from_utf8(blocking({
-        let ui = ui.clone();
-        move || get(&ui)
-    })
-    .await)
+    let raw = String::from_utf8(
+        blocking({
+            let ui = ui.clone();
+            move || get(&ui)
+        })
+        .await,
+    )
     .unwrap();
     let inlined = raw.split("<script id=\"first-view\" type=\"application/json\">").nth(1).unwrap();
     let inlined: serde_json::Value = serde_json::from_str(&inlined[..inlined.find("</script>").unwrap()]).unwrap();

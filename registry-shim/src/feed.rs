@@ -15,8 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::ShimMetrics;
-use crate::pulls::Pull;
 use crate::origin::Source as SourceKind;
+use crate::pulls::Pull;
 use crate::swarm::{Download, Swarm};
 
 /// A file holding a whole blob, handed from the feed to the store.

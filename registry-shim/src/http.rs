@@ -77,19 +77,21 @@ fn api_version(mut response: Response) -> Response {
     response
 }
 
-fn host_view(state: &ShimState) -> Result<crate::ui::HostView, Response> {
+fn host_view(state: &ShimState) -> Result<crate::ui::HostView, shoal_store::index::IndexError> {
     let swarm = state.blobs.swarm().map(|s| s.as_ref());
-    crate::ui::sample(&state.cache, swarm, &state.metrics, &state.pulls).map_err(|e| {
-        tracing::error!(error = %e, "cannot read the index for the live page");
-        (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read the index: {e}\n")).into_response()
-    })
+    crate::ui::sample(&state.cache, swarm, &state.metrics, &state.pulls)
+}
+
+fn index_unreadable(e: shoal_store::index::IndexError) -> Response {
+    tracing::error!(error = %e, "cannot read the index for the live page");
+    (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read the index: {e}\n")).into_response()
 }
 
 /// `GET /v1/pulls`: what the live page shows, as JSON.
 async fn pulls(State(state): State<Arc<ShimState>>) -> Response {
     match host_view(&state) {
         Ok(view) => axum::Json(view).into_response(),
-        Err(response) => response,
+        Err(e) => index_unreadable(e),
     }
 }
 
@@ -101,7 +103,7 @@ async fn ui_page(State(state): State<Arc<ShimState>>) -> Response {
             crate::ui::page(&view),
         )
             .into_response(),
-        Err(response) => response,
+        Err(e) => index_unreadable(e),
     }
 }
 

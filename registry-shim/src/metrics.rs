@@ -64,11 +64,8 @@ impl ShimMetrics {
             "Blob bytes fetched for clients, by source: BitTorrent peers, webseed, upstream registry",
             &["source"],
         );
-        let manifest_failures = vec(
-            "shoal_shim_manifest_failures_total",
-            "Upstream manifest fetches that failed, by reason",
-            &["reason"],
-        );
+        let manifest_failures =
+            vec("shoal_shim_manifest_failures_total", "Upstream manifest fetches that failed, by reason", &["reason"]);
         let verification_failures = IntCounter::new(
             "shoal_shim_verification_failures_total",
             "Blobs whose bytes did not match their digest (discarded, client aborted)",

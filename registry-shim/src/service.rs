@@ -14,11 +14,11 @@ use tower_http::trace::TraceLayer;
 
 use crate::cache::ShimCache;
 use crate::fetch::BlobFetcher;
-use crate::pulls::PullLog;
 use crate::http::{router, ShimState};
 use crate::manifests::ManifestCache;
 use crate::metrics::ShimMetrics;
 use crate::private::PrivateBlobs;
+use crate::pulls::PullLog;
 use crate::resolve::ManifestResolver;
 use crate::swarm::{Swarm, SwarmConfig};
 

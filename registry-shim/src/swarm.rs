@@ -235,8 +235,10 @@ impl Swarm {
         if blob.size == 0 {
             return; // nothing to swarm; libtorrent cannot even load a zero-length torrent
         }
-        if let Err(e) = self.seeding.seed(blob).await {
-            tracing::warn!(digest = %blob.digest, error = %e, "could not seed a stored blob");
+        match self.seeding.seed(blob).await {
+            Ok(true) => tracing::info!(digest = %blob.digest, size = blob.size, "seeding onward"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(digest = %blob.digest, error = %e, "could not seed a stored blob"),
         }
     }
 

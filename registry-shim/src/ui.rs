@@ -149,7 +149,9 @@ mod tests {
         assert_eq!(view.totals.counts, counts);
         let json = serde_json::to_value(&view).unwrap();
         assert_eq!(json["totals"]["from_peers"], 5, "the counts sit in the totals");
-        for field in ["t.from_peers", "t.from_webseed", "t.from_upstream", "t.bittorrent_uploaded_bytes", "p.from_peers"] {
+        for field in
+            ["t.from_peers", "t.from_webseed", "t.from_upstream", "t.bittorrent_uploaded_bytes", "p.from_peers"]
+        {
             assert!(TEMPLATE.contains(field), "the page reads {field}");
         }
         assert!(page(&view).contains(r#""stored_bytes":60"#), "the first view is inlined");

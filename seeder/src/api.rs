@@ -116,7 +116,8 @@ async fn swarms(State(state): State<Arc<ApiState>>) -> Result<Json<ui::SwarmsVie
 /// `GET /ui`: the page with the view as of now inlined, so its first paint holds data.
 async fn ui_page(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
     let page = ui::page(&state.swarms_view()?);
-    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], page).into_response())
+    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], page)
+        .into_response())
 }
 
 fn root(e: &MirrorError) -> &MirrorError {

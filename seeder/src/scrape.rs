@@ -81,10 +81,8 @@ pub(crate) fn scrape_urls(base: &str, hashes: &[InfoHash]) -> Vec<String> {
     hashes
         .chunks(BATCH)
         .map(|batch| {
-            let params: Vec<String> = batch
-                .iter()
-                .map(|h| format!("info_hash={}", percent_encode(h.as_bytes(), NON_ALPHANUMERIC)))
-                .collect();
+            let params: Vec<String> =
+                batch.iter().map(|h| format!("info_hash={}", percent_encode(h.as_bytes(), NON_ALPHANUMERIC))).collect();
             format!("{base}{sep}{}", params.join("&"))
         })
         .collect()

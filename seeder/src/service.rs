@@ -272,11 +272,11 @@ async fn seed_evict_and_record(
 /// Seeds a newly stored blob, unless an eviction already took it again.
 async fn seed_if_stored(mirror: &Mirror, seeding: &Seeding, blob: &HashedBlob) {
     match mirror.stored_blob(&blob.digest) {
-        Ok(Some(_)) => {
-            if let Err(e) = seeding.seed(blob).await {
-                tracing::error!(digest = %blob.digest, error = %e, "cannot seed a stored blob");
-            }
-        }
+        Ok(Some(_)) => match seeding.seed(blob).await {
+            Ok(true) => tracing::info!(digest = %blob.digest, size = blob.size, "seeding"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(digest = %blob.digest, error = %e, "cannot seed a stored blob"),
+        },
         Ok(None) => tracing::debug!(digest = %blob.digest, "evicted before it was seeded"),
         Err(e) => tracing::error!(digest = %blob.digest, error = %e, "cannot look up a stored blob"),
     }

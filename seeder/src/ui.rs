@@ -184,7 +184,8 @@ pub(crate) fn swarms_view(samples: Samples<'_>, links: &Links<'_>) -> SwarmsView
     for image in &images {
         let name = image.references[0].clone();
         for m in &image.manifests {
-            let roles = std::iter::once((&m.config, BlobRole::Config)).chain(m.layers.iter().map(|l| (l, BlobRole::Layer)));
+            let roles =
+                std::iter::once((&m.config, BlobRole::Config)).chain(m.layers.iter().map(|l| (l, BlobRole::Layer)));
             for (digest, role) in roles {
                 let entry = named.entry(digest.as_str()).or_insert((role, Vec::new()));
                 if !entry.1.contains(&name) {
@@ -197,7 +198,8 @@ pub(crate) fn swarms_view(samples: Samples<'_>, links: &Links<'_>) -> SwarmsView
         .iter()
         .map(|b| {
             let torrent = by_hash.get(b.info_hash.as_str());
-            let (role, images) = named.get(b.digest.as_str()).cloned().map_or((None, Vec::new()), |(r, i)| (Some(r), i));
+            let (role, images) =
+                named.get(b.digest.as_str()).cloned().map_or((None, Vec::new()), |(r, i)| (Some(r), i));
             SwarmView {
                 digest: b.digest.clone(),
                 size: b.size,
@@ -373,9 +375,16 @@ mod tests {
         }
     }
 
-    fn view(blobs: &[StoredBlob], images: &[ImageRecord], torrents: &[TorrentSample], tracker: TrackerView) -> SwarmsView {
-        let distribution =
-            Distribution { trackers: vec!["http://t:6969/announce".into()], webseeds: vec!["http://s:7000/webseed/".into()] };
+    fn view(
+        blobs: &[StoredBlob],
+        images: &[ImageRecord],
+        torrents: &[TorrentSample],
+        tracker: TrackerView,
+    ) -> SwarmsView {
+        let distribution = Distribution {
+            trackers: vec!["http://t:6969/announce".into()],
+            webseeds: vec!["http://s:7000/webseed/".into()],
+        };
         let links = Links { distribution: &distribution, public_url: "http://s:7000" };
         let counters = Counters { mirrors: 2, mirror_seconds_sum: 3.0, ..Default::default() };
         let rates = vec![RateSample { at_ms: 5, bittorrent_bytes_per_s: 10, webseed_bytes_per_s: 0 }];
@@ -419,7 +428,9 @@ mod tests {
         let s = &view.swarms[0];
         assert_eq!(s.torrent, format!("http://s:7000/v1/blobs/{}/torrent", digest(1)));
         assert!(s.magnet.starts_with(&format!("magnet:?xt=urn:btih:{}&dn=sha256-", "01".repeat(20))), "{}", s.magnet);
-        for part in ["&xl=100", "&tr=http%3A%2F%2Ft%3A6969%2Fannounce", "&ws=", "&xs=http%3A%2F%2Fs%3A7000%2Fv1%2Fblobs"] {
+        for part in
+            ["&xl=100", "&tr=http%3A%2F%2Ft%3A6969%2Fannounce", "&ws=", "&xs=http%3A%2F%2Fs%3A7000%2Fv1%2Fblobs"]
+        {
             assert!(s.magnet.contains(part), "{part} in {}", s.magnet);
         }
     }
@@ -508,7 +519,9 @@ mod tests {
         assert_eq!(json["swarms"][0]["peer_list"][1]["addr"], "10.0.0.1:6881");
         assert_eq!(json["swarms"][0]["info_hash"], "01".repeat(20));
         // Every field the page's script reads.
-        for field in ["t.swarms", "t.blobs", "t.bytes_stored", "t.peers", "s.magnet", "s.torrent", "s.role", "s.tracker"] {
+        for field in
+            ["t.swarms", "t.blobs", "t.bytes_stored", "t.peers", "s.magnet", "s.torrent", "s.role", "s.tracker"]
+        {
             assert!(TEMPLATE.contains(field), "the page reads {field}");
         }
         let page = page(&view);

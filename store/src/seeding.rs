@@ -177,8 +177,10 @@ impl Seeding {
         self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Seeds a stored blob (a no-op if it already is).
-    pub async fn seed(&self, blob: &HashedBlob) -> Result<(), SeedingError> {
+    /// Seeds a stored blob (a no-op if it already is); true when the session took it on now.
+    /// The caller logs it: the seeder and a shim in one `shoal up` share this code, and a line
+    /// that does not say which read as one blob seeded twice.
+    pub async fn seed(&self, blob: &HashedBlob) -> Result<bool, SeedingError> {
         let torrent = BlobTorrent::from_hashed(blob);
         let info_hash = torrent.info_hash();
         self.write_complete_bitfield(&info_hash.hex(), blob.pieces.len())?;
@@ -195,11 +197,13 @@ impl Seeding {
             .await
             .map_err(|e| SeedingError::Add { digest: blob.digest, message: format!("{e:#}") })?;
         match response {
-            AddTorrentResponse::Added(id, _) => tracing::info!(digest = %blob.digest, %info_hash, id, "seeding"),
-            AddTorrentResponse::AlreadyManaged(..) => tracing::debug!(digest = %blob.digest, "already seeding"),
-            AddTorrentResponse::ListOnly(_) => {}
+            AddTorrentResponse::Added(id, _) => {
+                tracing::debug!(digest = %blob.digest, %info_hash, id, "added to the BitTorrent session");
+                Ok(true)
+            }
+            AddTorrentResponse::AlreadyManaged(..) => Ok(false),
+            AddTorrentResponse::ListOnly(_) => Ok(false),
         }
-        Ok(())
     }
 
     /// Stops seeding a blob and forgets it in librqbit's persistence (its `.bitv` included);

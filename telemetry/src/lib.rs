@@ -29,9 +29,7 @@ pub fn service_registry() -> Registry {
     registry.register(Box::new(info)).expect("unique metric");
     // Linux only (procfs); elsewhere the page simply has no process_* metrics.
     #[cfg(target_os = "linux")]
-    registry
-        .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
-        .expect("unique metric");
+    registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).expect("unique metric");
     registry
 }
 
