@@ -19,6 +19,8 @@ pub enum RegistryError {
     BlobUnknown(String),
     #[error("{0}")]
     Unsupported(String),
+    #[error("invalid pagination: {0}")]
+    PaginationInvalid(String),
     #[error("authentication required")]
     Unauthorized { www_authenticate: Option<String> },
     #[error("access denied")]
@@ -42,6 +44,7 @@ impl RegistryError {
             RegistryError::ManifestUnknown(_) => "MANIFEST_UNKNOWN",
             RegistryError::BlobUnknown(_) | RegistryError::RangeNotSatisfiable { .. } => "BLOB_UNKNOWN",
             RegistryError::Unsupported(_) => "UNSUPPORTED",
+            RegistryError::PaginationInvalid(_) => "PAGINATION_NUMBER_INVALID",
             RegistryError::Unauthorized { .. } => "UNAUTHORIZED",
             RegistryError::Denied => "DENIED",
             RegistryError::NotFound => "NAME_UNKNOWN",
@@ -77,6 +80,8 @@ impl DownloadFailed {
 pub(crate) enum Subject {
     Blob,
     Manifest,
+    /// A repository's tag list: upstream's 404 means the repository is unknown.
+    Tags,
 }
 
 /// Maps an upstream failure to what the shim's client should hear.
@@ -84,6 +89,7 @@ pub(crate) fn upstream_error(subject: Subject, what: &str, e: shoal_upstream::Up
     let unknown = || match subject {
         Subject::Blob => RegistryError::BlobUnknown(what.to_owned()),
         Subject::Manifest => RegistryError::ManifestUnknown(what.to_owned()),
+        Subject::Tags => RegistryError::NotFound,
     };
     use oci_client::errors::{OciDistributionError as E, OciErrorCode as C};
     use shoal_upstream::UpstreamError as U;

@@ -15,11 +15,12 @@ use tower::ServiceExt;
 use oci_client::secrets::RegistryAuth;
 
 use crate::auth;
+use crate::error::{upstream_error, Subject};
 use crate::fetch::{BlobBody, BlobFetcher};
 use crate::media;
 use crate::origin::BlobOrigin;
 use crate::resolve::ManifestResolver;
-use crate::route::Route;
+use crate::route::{Page, Route};
 use crate::RegistryError;
 
 /// Everything a request handler needs.
@@ -50,9 +51,10 @@ pub(crate) fn router(state: Arc<ShimState>) -> Router {
 impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
         let status = match &self {
-            RegistryError::NameInvalid(_) | RegistryError::DigestInvalid(_) | RegistryError::ManifestInvalid(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            RegistryError::NameInvalid(_)
+            | RegistryError::DigestInvalid(_)
+            | RegistryError::ManifestInvalid(_)
+            | RegistryError::PaginationInvalid(_) => StatusCode::BAD_REQUEST,
             RegistryError::ManifestUnknown(_) | RegistryError::BlobUnknown(_) | RegistryError::NotFound => {
                 StatusCode::NOT_FOUND
             }
@@ -136,6 +138,10 @@ async fn v2(State(state): State<Arc<ShimState>>, request: Request) -> Response {
 fn endpoint_label(path: &str) -> &'static str {
     if path.contains("/manifests/") {
         "manifests"
+    } else if path.ends_with("/tags/list") {
+        "tags"
+    } else if path.ends_with("/_catalog") {
+        "catalog"
     } else if path.contains("/blobs/") {
         "blobs"
     } else if path.trim_end_matches('/') == "/v2" {
@@ -161,15 +167,51 @@ async fn handle(state: &Arc<ShimState>, registry: &str, request: Request) -> Res
     match route {
         Route::Base => ping(state, registry, client.as_ref()).await,
         Route::Unsupported => {
-            Err(RegistryError::Unsupported("pushing, listing and the catalog are not supported".into()))
+            Err(RegistryError::Unsupported("pushing is not supported: this is a pull-only mirror".into()))
+        }
+        Route::Tags { name } => {
+            let page = Page::parse(request.uri().query())?;
+            let ns = namespace(request.uri().query());
+            let tags = state
+                .upstream
+                .tags_as(registry, name.as_str(), client.as_ref(), page.n.map(|n| n + 1), page.last.as_deref())
+                .await
+                .map_err(|e| upstream_error(Subject::Tags, name.as_str(), e))?;
+            let mut tags = tags;
+            tags.sort();
+            tags.dedup();
+            let (tags, more) = page.of(&tags);
+            let body = serde_json::json!({ "name": name.as_str(), "tags": tags });
+            Ok(listing(body, more.then(|| page.next_link(request.uri().path(), &tags, ns.as_deref())).flatten()))
+        }
+        Route::Catalog => {
+            let page = Page::parse(request.uri().query())?;
+            let ns = namespace(request.uri().query());
+            let prefix = format!("{registry}/");
+            let blobs =
+                state.cache.blobs().map_err(|e| RegistryError::Unavailable(format!("reading the index: {e}")))?;
+            let mut repositories: Vec<String> = blobs
+                .iter()
+                .flat_map(|(_, r)| r.repos.iter())
+                .filter_map(|r| r.strip_prefix(&prefix).map(str::to_owned))
+                .collect();
+            repositories.sort();
+            repositories.dedup();
+            let (repositories, more) = page.of(&repositories);
+            let body = serde_json::json!({ "repositories": repositories });
+            let link = more.then(|| page.next_link(request.uri().path(), &repositories, ns.as_deref())).flatten();
+            Ok(listing(body, link))
         }
         Route::Manifest { name, reference } => {
             let accept: Vec<&str> =
                 request.headers().get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).collect();
             let accepted = media::accepted(&accept);
             let manifest = state.manifests.resolve(registry, &name, &reference, client.as_ref()).await?;
-            if !accepted.is_empty() && !accepted.iter().any(|m| *m == manifest.media_type) {
-                tracing::debug!(media_type = %manifest.media_type, "client did not list the manifest's type; serving it anyway");
+            // As Distribution does: a type the client did not accept is not served (it would
+            // fail to parse it); no conversion (Distribution's list -> linux/amd64 rewrite).
+            if !accepted.iter().any(|m| *m == manifest.media_type) {
+                let what = format!("{name}:{reference}");
+                return Err(RegistryError::ManifestUnknown(media::not_accepted(&what, &manifest.media_type)));
             }
             let mut response = Response::new(if head { Body::empty() } else { Body::from(manifest.bytes.clone()) });
             let h = response.headers_mut();
@@ -204,6 +246,15 @@ async fn ping(state: &ShimState, registry: &str, client: Option<&RegistryAuth>) 
             Ok(Response::new(Body::from("{}")))
         }
     }
+}
+
+/// A JSON listing, with the next page's `Link` when there is one.
+fn listing(body: serde_json::Value, link: Option<String>) -> Response {
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+    if let Some(link) = link {
+        response.headers_mut().insert(header::LINK, header_value(&link));
+    }
+    response
 }
 
 fn header_value(s: &str) -> HeaderValue {

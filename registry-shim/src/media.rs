@@ -25,6 +25,19 @@ pub(crate) fn accepted(accept_headers: &[&str]) -> Vec<&'static str> {
     ALL_MANIFESTS.into_iter().filter(|m| listed.iter().any(|l| l.eq_ignore_ascii_case(m))).collect()
 }
 
+/// Why a manifest of `media_type` is not served to a client that did not accept it, in
+/// Distribution's words (it answers such requests 404 `MANIFEST_UNKNOWN` too).
+pub(crate) fn not_accepted(reference: &str, media_type: &str) -> String {
+    let kind = match media_type {
+        OCI_INDEX => "OCI index",
+        OCI_MANIFEST => "OCI manifest",
+        DOCKER_MANIFEST_LIST => "Docker manifest list",
+        DOCKER_MANIFEST => "Docker schema 2 manifest",
+        other => other,
+    };
+    format!("{reference}: {kind} found, but the Accept header does not list {media_type}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,5 +52,11 @@ mod tests {
         assert_eq!(accepted(&[]), ALL_MANIFESTS);
         assert_eq!(accepted(&["*/*"]), ALL_MANIFESTS);
         assert!(accepted(&["text/html"]).is_empty());
+    }
+
+    #[test]
+    fn a_refusal_names_the_kind_found() {
+        let m = not_accepted("a:1", OCI_INDEX);
+        assert!(m.starts_with("a:1: OCI index found") && m.ends_with(OCI_INDEX), "{m}");
     }
 }

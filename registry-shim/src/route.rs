@@ -117,8 +117,68 @@ pub(crate) enum Route {
         name: RepoName,
         digest: BlobDigest,
     },
-    /// Paths of the push API (uploads, tag listing, catalog): refused as UNSUPPORTED.
+    /// `/v2/<name>/tags/list`: content discovery, proxied to upstream.
+    Tags {
+        name: RepoName,
+    },
+    /// `/v2/_catalog`: the repositories this shim holds blobs of.
+    Catalog,
+    /// Paths of the push API (uploads): refused as UNSUPPORTED.
     Unsupported,
+}
+
+/// Most entries one listing page gives, whatever `n` asks for (Distribution's default cap).
+pub(crate) const MAX_PAGE: usize = 1000;
+
+/// The `n` and `last` of a listing (`tags/list`, `_catalog`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Page {
+    /// At most this many entries; `None`: up to [`MAX_PAGE`].
+    pub n: Option<usize>,
+    /// Entries after this one (in lexical order).
+    pub last: Option<String>,
+}
+
+impl Page {
+    /// Reads `n` and `last` from a query string; a bad `n` is `PAGINATION_NUMBER_INVALID`.
+    pub(crate) fn parse(query: Option<&str>) -> Result<Self, RegistryError> {
+        let mut page = Page::default();
+        for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            match &*key {
+                "n" => {
+                    let n: usize = value.parse().map_err(|_| {
+                        RegistryError::PaginationInvalid(format!("n must be a non-negative integer, not {value:?}"))
+                    })?;
+                    page.n = Some(n.min(MAX_PAGE));
+                }
+                "last" => page.last = Some(value.into_owned()).filter(|l| !l.is_empty()),
+                _ => {}
+            }
+        }
+        Ok(page)
+    }
+
+    /// The page of `entries` (sorted, deduplicated) after `last`, and whether more follow.
+    pub(crate) fn of(&self, entries: &[String]) -> (Vec<String>, bool) {
+        let n = self.n.unwrap_or(MAX_PAGE);
+        let after = entries.iter().filter(|e| self.last.as_ref().is_none_or(|l| e.as_str() > l.as_str()));
+        let mut page: Vec<String> = after.take(n + 1).cloned().collect();
+        let more = page.len() > n;
+        page.truncate(n);
+        (page, more)
+    }
+
+    /// The `Link` header of the next page after `entries` (relative, as Distribution sends it),
+    /// keeping `ns` for a mirror request.
+    pub(crate) fn next_link(&self, path: &str, entries: &[String], ns: Option<&str>) -> Option<String> {
+        let last = entries.last()?;
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(ns) = ns {
+            query.append_pair("ns", ns);
+        }
+        query.append_pair("n", &self.n.unwrap_or(MAX_PAGE).to_string()).append_pair("last", last);
+        Some(format!("<{path}?{}>; rel=\"next\"", query.finish()))
+    }
 }
 
 impl Route {
@@ -127,8 +187,14 @@ impl Route {
         if rest.is_empty() {
             return Ok(Route::Base);
         }
-        if rest == "_catalog" || rest.ends_with("/tags/list") || rest.contains("/blobs/uploads") {
+        if rest.contains("/blobs/uploads") {
             return Ok(Route::Unsupported);
+        }
+        if rest == "_catalog" {
+            return Ok(Route::Catalog);
+        }
+        if let Some(name) = rest.strip_suffix("/tags/list") {
+            return Ok(Route::Tags { name: RepoName::parse(name)? });
         }
         if let Some((name, reference)) = rest.rsplit_once("/manifests/") {
             return Ok(Route::Manifest { name: RepoName::parse(name)?, reference: ManifestRef::parse(reference)? });
@@ -184,6 +250,25 @@ mod tests {
         assert!(matches!(Route::parse("a/manifests/-bad"), Err(RegistryError::ManifestInvalid(_))));
         assert!(matches!(Route::parse("a/nothing"), Err(RegistryError::NotFound)));
         assert_eq!(Route::parse("a/blobs/uploads/").unwrap(), Route::Unsupported);
-        assert_eq!(Route::parse("a/tags/list").unwrap(), Route::Unsupported);
+        assert_eq!(Route::parse("a/b/tags/list").unwrap(), Route::Tags { name: RepoName::parse("a/b").unwrap() });
+        assert_eq!(Route::parse("_catalog").unwrap(), Route::Catalog);
+        assert!(matches!(Route::parse("A/tags/list"), Err(RegistryError::NameInvalid(_))));
+    }
+
+    #[test]
+    fn pages_take_n_after_last_and_say_whether_more_follow() {
+        let entries: Vec<String> = ["a", "b", "c", "d"].map(String::from).into();
+        let page = |q: &str| Page::parse(Some(q)).unwrap();
+        assert_eq!(page("n=2").of(&entries), (vec!["a".to_owned(), "b".to_owned()], true));
+        assert_eq!(page("n=2&last=b").of(&entries), (vec!["c".to_owned(), "d".to_owned()], false));
+        assert_eq!(page("last=bb").of(&entries).0, ["c", "d"]);
+        assert_eq!(page("n=0").of(&entries), (vec![], true));
+        assert_eq!(page("").of(&entries).0.len(), 4);
+        assert_eq!(page("n=999999").n, Some(MAX_PAGE));
+        assert!(matches!(Page::parse(Some("n=-1")), Err(RegistryError::PaginationInvalid(_))));
+        assert!(matches!(Page::parse(Some("n=x")), Err(RegistryError::PaginationInvalid(_))));
+        let link = page("n=2").next_link("/v2/a/tags/list", &entries[..2], Some("docker.io")).unwrap();
+        assert_eq!(link, "</v2/a/tags/list?ns=docker.io&n=2&last=b>; rel=\"next\"");
+        assert_eq!(page("n=2").next_link("/v2/_catalog", &[], None), None);
     }
 }

@@ -340,6 +340,23 @@ impl Upstream {
         Ok(PulledManifest { bytes, digest, media_type })
     }
 
+    /// One page of `repository`'s tags at `registry`: at most `n` after `last`, as upstream
+    /// lists them, with a client's own credentials if it sent any.
+    pub async fn tags_as(
+        &self,
+        registry: &str,
+        repository: &str,
+        client: Option<&RegistryAuth>,
+        n: Option<usize>,
+        last: Option<&str>,
+    ) -> Result<Vec<String>, UpstreamError> {
+        // oci-client names a repository by a reference; the tag in it is not sent.
+        let reference = Self::parse_reference(&format!("{registry}/{repository}:latest"))?;
+        let (oci, auth) = self.access(&reference, client);
+        let listed = oci.list_tags(&reference, &auth, n, last).await.map_err(Self::registry_error(&reference))?;
+        Ok(listed.tags)
+    }
+
     /// Opens a blob's body. The bytes are not verified here: the store verifies them in the
     /// same pass that writes and torrents them (asking for `bytes=0-` keeps oci-client from
     /// hashing them a second time).
