@@ -34,6 +34,8 @@ pub(crate) struct ShimState {
     pub pulls: Arc<crate::pulls::PullLog>,
     /// Registry for requests without `?ns=` (direct mode: `docker pull localhost:5000/repo`).
     pub default_registry: String,
+    /// Set once the shim warned that it is used as a Docker Hub mirror with another upstream.
+    pub warned_hub_mirror: std::sync::atomic::AtomicBool,
 }
 
 pub(crate) fn router(state: Arc<ShimState>) -> Router {
@@ -119,7 +121,11 @@ async fn metrics(State(state): State<Arc<ShimState>>) -> Response {
 async fn v2(State(state): State<Arc<ShimState>>, request: Request) -> Response {
     let endpoint = endpoint_label(request.uri().path());
     let path = request.uri().path().to_owned();
-    let registry = namespace(request.uri().query()).unwrap_or_else(|| state.default_registry.clone());
+    let ns = namespace(request.uri().query());
+    if ns.is_none() {
+        warn_if_hub_mirror(&state, &path);
+    }
+    let registry = ns.unwrap_or_else(|| state.default_registry.clone());
     let response = match handle(&state, &registry, request).await {
         Ok(response) => api_version(response),
         Err(RegistryError::Unauthorized { www_authenticate: None }) => {
@@ -132,6 +138,24 @@ async fn v2(State(state): State<Arc<ShimState>>, request: Request) -> Response {
     };
     state.metrics.request(endpoint, response.status().as_u16());
     response
+}
+
+/// Requests without `ns` go to `--upstream` under the name asked for. Docker's `registry-mirrors`
+/// sends Docker Hub's official images as `library/<name>`: such a request to a shim whose
+/// upstream is not Docker Hub is most likely a misconfiguration, said once.
+fn warn_if_hub_mirror(state: &ShimState, path: &str) {
+    let hub = matches!(state.default_registry.as_str(), "docker.io" | "registry-1.docker.io" | "index.docker.io");
+    if !hub
+        && path.starts_with("/v2/library/")
+        && !state.warned_hub_mirror.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::warn!(
+            upstream = %state.default_registry,
+            %path,
+            "asked for a Docker Hub official image (library/...) without ns=, as Docker's registry-mirrors does, \
+             but the upstream is not Docker Hub: serving it from the upstream under that name (said once)"
+        );
+    }
 }
 
 /// A bounded label for the requests metric (paths themselves would explode cardinality).

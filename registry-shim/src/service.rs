@@ -149,6 +149,7 @@ impl BoundShim {
             ),
             upstream: self.upstream,
             default_registry: self.default_registry,
+            warned_hub_mirror: Default::default(),
         });
         tasks.spawn("shim-cache", self.cache.background());
         let app = router(state).layer(TraceLayer::new_for_http());
