@@ -158,6 +158,13 @@ fn warn_if_hub_mirror(state: &ShimState, path: &str) {
     }
 }
 
+/// Whether an ns-less request for `path` looks like Docker's Hub mirroring while the upstream
+/// is `upstream`, not Docker Hub.
+fn hub_mirror_elsewhere(upstream: &str, path: &str) -> bool {
+    let hub = matches!(upstream, "docker.io" | "registry-1.docker.io" | "index.docker.io");
+    !hub && path.starts_with("/v2/library/")
+}
+
 /// A bounded label for the requests metric (paths themselves would explode cardinality).
 fn endpoint_label(path: &str) -> &'static str {
     if path.contains("/manifests/") {
@@ -347,5 +354,20 @@ mod tests {
         assert_eq!(namespace(Some("a=b&ns=docker.io")).as_deref(), Some("docker.io"));
         assert_eq!(namespace(Some("a=b")), None);
         assert_eq!(namespace(None), None);
+    }
+
+    #[test]
+    fn hub_official_images_without_ns_are_noticed_only_with_another_upstream() {
+        assert!(hub_mirror_elsewhere("ghcr.io", "/v2/library/alpine/manifests/3.20"));
+        assert!(!hub_mirror_elsewhere("docker.io", "/v2/library/alpine/manifests/3.20"));
+        assert!(!hub_mirror_elsewhere("registry-1.docker.io", "/v2/library/alpine/blobs/x"));
+        assert!(!hub_mirror_elsewhere("ghcr.io", "/v2/team/app/manifests/1"));
+    }
+
+    #[test]
+    fn endpoints_are_labelled_by_kind() {
+        let labels = ["/v2/a/manifests/1", "/v2/a/tags/list", "/v2/_catalog", "/v2/a/blobs/x", "/v2/", "/v2/a/b"]
+            .map(endpoint_label);
+        assert_eq!(labels, ["manifests", "tags", "catalog", "blobs", "base", "other"]);
     }
 }
