@@ -144,9 +144,7 @@ async fn v2(State(state): State<Arc<ShimState>>, request: Request) -> Response {
 /// sends Docker Hub's official images as `library/<name>`: such a request to a shim whose
 /// upstream is not Docker Hub is most likely a misconfiguration, said once.
 fn warn_if_hub_mirror(state: &ShimState, path: &str) {
-    let hub = matches!(state.default_registry.as_str(), "docker.io" | "registry-1.docker.io" | "index.docker.io");
-    if !hub
-        && path.starts_with("/v2/library/")
+    if hub_mirror_elsewhere(&state.default_registry, path)
         && !state.warned_hub_mirror.swap(true, std::sync::atomic::Ordering::Relaxed)
     {
         tracing::warn!(
