@@ -29,6 +29,18 @@ fn get_json(url: &str) -> serde_json::Value {
     serde_json::from_slice(&body).unwrap()
 }
 
+/// Waits (30 s at most) until `/v1/swarms` at `url` shows the swarm of `digest` as `ready` says.
+async fn wait_for_swarm(url: &str, digest: &str, what: &'static str, ready: fn(&serde_json::Value) -> bool) {
+    let (url, digest) = (url.to_owned(), digest.to_owned());
+    blocking(move || {
+        shoal_interop_tests::wait_until(what, Duration::from_secs(30), || {
+            let v = get_json(&url);
+            v["swarms"].as_array().unwrap().iter().find(|s| s["digest"] == digest.as_str()).is_some_and(ready)
+        })
+    })
+    .await;
+}
+
 /// The `<tr>` of one swarm in the table.
 fn row<'a>(dom: &'a str, digest: &str) -> &'a str {
     let at = dom.find(&format!("data-digest=\"{digest}\"")).unwrap_or_else(|| panic!("no row for {digest}:\n{dom}"));
@@ -95,14 +107,8 @@ async fn headless_chromium_renders_the_seeders_live_numbers() {
     let started = Instant::now();
     let (mut cmd, log) = aria2c_command(&download, torrent_path.as_os_str(), &["--max-download-limit=300K"]);
     let aria2c = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let url = swarms_url.clone();
-    let bt_digest = bt_layer.digest.clone();
-    blocking(move || {
-        shoal_interop_tests::wait_until("aria2c connected to the layer's swarm", Duration::from_secs(30), || {
-            let v = get_json(&url);
-            let swarm = v["swarms"].as_array().unwrap().iter().find(|s| s["digest"] == bt_digest.as_str()).cloned();
-            swarm.is_some_and(|s| !s["peer_list"].as_array().unwrap().is_empty())
-        })
+    wait_for_swarm(&swarms_url, &bt_layer.digest, "aria2c connected to the layer's swarm", |s| {
+        !s["peer_list"].as_array().unwrap().is_empty()
     })
     .await;
     let ui = format!("{base}/ui");
@@ -135,14 +141,8 @@ async fn headless_chromium_renders_the_seeders_live_numbers() {
     .await;
 
     // The tracker's counts have been scraped since.
-    let url = swarms_url.clone();
-    let bt_digest = bt_layer.digest.clone();
-    blocking(move || {
-        shoal_interop_tests::wait_until("a scrape counting the layer's seeder", Duration::from_secs(20), || {
-            let v = get_json(&url);
-            let swarm = v["swarms"].as_array().unwrap().iter().find(|s| s["digest"] == bt_digest.as_str()).cloned();
-            swarm.is_some_and(|s| s["tracker"]["seeders"].as_u64().unwrap_or(0) >= 1)
-        })
+    wait_for_swarm(&swarms_url, &bt_layer.digest, "a scrape counting the layer's seeder", |s| {
+        s["tracker"]["seeders"].as_u64().unwrap_or(0) >= 1
     })
     .await;
     // The page as served, before any script ran: the first paint has the view.
