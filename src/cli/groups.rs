@@ -5,7 +5,10 @@
 //! stamped out once per prefix; the fields and their meaning are written once, here, and each
 //! group has one conversion into its library config (in `commands/common.rs`).
 
-/// `--insecure-registry`, `--upstream-username`, `--upstream-password`.
+/// `--insecure-registry`, `--upstream-username`, `--upstream-password` and the three upstream
+/// deadlines.
+// Not rustfmt's: it indents the multi-line attributes further on every run.
+#[rustfmt::skip]
 macro_rules! upstream_flags {
     ($name:ident, $env:literal) => {
         #[derive(clap::Args, Debug, Clone)]
@@ -19,6 +22,18 @@ macro_rules! upstream_flags {
             /// Password for --upstream; prefer the environment variable to the flag.
             #[arg(long, env = concat!($env, "UPSTREAM_PASSWORD"), hide_env_values = true)]
             pub upstream_password: Option<super::Secret>,
+            /// Milliseconds to connect to an upstream registry before the call fails.
+            #[arg(long, env = concat!($env, "UPSTREAM_CONNECT_TIMEOUT_MS"), default_value_t = 2000,
+                  value_parser = clap::value_parser!(u64).range(1..))]
+            pub upstream_connect_timeout_ms: u64,
+            /// Milliseconds from a request to upstream's answer (headers; a manifest's body).
+            #[arg(long, env = concat!($env, "UPSTREAM_FIRST_BYTE_TIMEOUT_MS"), default_value_t = 10000,
+                  value_parser = clap::value_parser!(u64).range(1..))]
+            pub upstream_first_byte_timeout_ms: u64,
+            /// Milliseconds a blob body from upstream may go without a byte before it fails.
+            #[arg(long, env = concat!($env, "UPSTREAM_IDLE_TIMEOUT_MS"), default_value_t = 30000,
+                  value_parser = clap::value_parser!(u64).range(1..))]
+            pub upstream_idle_timeout_ms: u64,
         }
 
         impl From<$name> for UpstreamFlags {
@@ -27,6 +42,11 @@ macro_rules! upstream_flags {
                     insecure_registries: f.insecure_registries,
                     username: f.upstream_username,
                     password: f.upstream_password,
+                    deadlines: shoal_upstream::Deadlines {
+                        connect: std::time::Duration::from_millis(f.upstream_connect_timeout_ms),
+                        first_byte: std::time::Duration::from_millis(f.upstream_first_byte_timeout_ms),
+                        idle: std::time::Duration::from_millis(f.upstream_idle_timeout_ms),
+                    },
                 }
             }
         }
@@ -107,6 +127,7 @@ pub struct UpstreamFlags {
     pub insecure_registries: Vec<String>,
     pub username: Option<String>,
     pub password: Option<super::Secret>,
+    pub deadlines: shoal_upstream::Deadlines,
 }
 
 /// A store limit as every subcommand gives it.

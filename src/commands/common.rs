@@ -53,6 +53,7 @@ impl UpstreamFlags {
             insecure_registries: [self.insecure_registries, file.insecure_registries.clone()].concat(),
             credentials,
             default_registry: registry.map(str::to_owned),
+            deadlines: self.deadlines,
         })
     }
 }

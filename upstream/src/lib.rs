@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -49,6 +49,8 @@ pub enum UpstreamError {
     RangeIgnored { registry: String, offset: u64 },
     #[error("manifest {digest} from {registry} is not valid: {message}")]
     Manifest { registry: String, digest: String, message: String },
+    #[error("upstream {registry} did not answer {what} within {after:?} (--upstream-first-byte-timeout-ms)")]
+    TimedOut { registry: String, what: &'static str, after: Duration },
 }
 
 impl UpstreamError {
@@ -78,6 +80,7 @@ impl UpstreamError {
         match self {
             Self::Reference { .. } => "bad_reference",
             Self::Unreachable { .. } => "unreachable",
+            Self::TimedOut { .. } => "timeout",
             Self::UnknownSize { .. } | Self::RangeIgnored { .. } => "protocol",
             Self::Manifest { .. } => "bad_manifest",
             Self::Registry { error, .. } => match error {
@@ -130,6 +133,25 @@ pub struct UpstreamConfig {
     pub credentials: HashMap<String, Credentials>,
     /// Registry used when a torrent request names a repository but no `ns`.
     pub default_registry: Option<String>,
+    pub deadlines: Deadlines,
+}
+
+/// How long each stage of an upstream call may take, so a silent upstream is an error (and a
+/// fallback) within these bounds instead of a hang.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadlines {
+    /// To open the TCP connection (and TLS).
+    pub connect: Duration,
+    /// From the request to the response's headers (a manifest's whole body), each call.
+    pub first_byte: Duration,
+    /// Between two reads of a body: a stream that stalls this long fails.
+    pub idle: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self { connect: Duration::from_secs(2), first_byte: Duration::from_secs(10), idle: Duration::from_secs(30) }
+    }
 }
 
 /// A manifest as pulled: raw bytes, their digest and media type.
@@ -161,20 +183,41 @@ pub struct Upstream {
     probe: reqwest::Client,
 }
 
-fn oci_client(protocol: ClientProtocol) -> Client {
-    Client::new(ClientConfig { protocol, platform_resolver: None, ..Default::default() })
+fn oci_client(protocol: ClientProtocol, deadlines: &Deadlines) -> Client {
+    Client::new(ClientConfig {
+        protocol,
+        platform_resolver: None,
+        connect_timeout: Some(deadlines.connect),
+        // reqwest's read timeout is per read: the idle deadline of a body.
+        read_timeout: Some(deadlines.idle),
+        ..Default::default()
+    })
+}
+
+/// `call`, or [`UpstreamError::TimedOut`] after `deadlines.first_byte`.
+async fn within<T>(
+    deadlines: &Deadlines,
+    registry: &str,
+    what: &'static str,
+    call: impl std::future::Future<Output = Result<T, UpstreamError>>,
+) -> Result<T, UpstreamError> {
+    let after = deadlines.first_byte;
+    tokio::time::timeout(after, call)
+        .await
+        .unwrap_or_else(|_| Err(UpstreamError::TimedOut { registry: registry.to_owned(), what, after }))
 }
 
 impl Upstream {
     pub fn new(config: UpstreamConfig) -> Self {
+        let deadlines = config.deadlines;
         let probe = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .timeout(std::time::Duration::from_secs(15))
+            .connect_timeout(deadlines.connect)
+            .timeout(deadlines.first_byte)
             .build()
             .unwrap_or_default();
         Self {
-            https: oci_client(ClientProtocol::Https),
-            http: oci_client(ClientProtocol::Http),
+            https: oci_client(ClientProtocol::Https, &deadlines),
+            http: oci_client(ClientProtocol::Http, &deadlines),
             config,
             per_client: Mutex::default(),
             probe,
@@ -257,7 +300,8 @@ impl Upstream {
                 pool.remove(&oldest);
             }
         }
-        let client = oci_client(if plain { ClientProtocol::Http } else { ClientProtocol::Https });
+        let protocol = if plain { ClientProtocol::Http } else { ClientProtocol::Https };
+        let client = oci_client(protocol, &self.config.deadlines);
         pool.insert(key, (client.clone(), now));
         client
     }
@@ -319,10 +363,10 @@ impl Upstream {
         client: Option<&RegistryAuth>,
     ) -> Result<PulledManifest, UpstreamError> {
         let (oci, auth) = self.access(reference, client);
-        let (bytes, digest) = oci
-            .pull_manifest_raw(reference, &auth, MANIFEST_MEDIA_TYPES)
-            .await
-            .map_err(Self::registry_error(reference))?;
+        let pull = async {
+            oci.pull_manifest_raw(reference, &auth, MANIFEST_MEDIA_TYPES).await.map_err(Self::registry_error(reference))
+        };
+        let (bytes, digest) = within(&self.config.deadlines, reference.registry(), "a manifest request", pull).await?;
         #[derive(Deserialize)]
         struct Probe {
             #[serde(rename = "mediaType")]
@@ -353,8 +397,8 @@ impl Upstream {
         // oci-client names a repository by a reference; the tag in it is not sent.
         let reference = Self::parse_reference(&format!("{registry}/{repository}:latest"))?;
         let (oci, auth) = self.access(&reference, client);
-        let listed = oci.list_tags(&reference, &auth, n, last).await.map_err(Self::registry_error(&reference))?;
-        Ok(listed.tags)
+        let list = async { oci.list_tags(&reference, &auth, n, last).await.map_err(Self::registry_error(&reference)) };
+        Ok(within(&self.config.deadlines, registry, "a tag list request", list).await?.tags)
     }
 
     /// Opens a blob's body. The bytes are not verified here: the store verifies them in the
@@ -415,16 +459,19 @@ impl Upstream {
         client: Option<&RegistryAuth>,
     ) -> Result<BlobStream, UpstreamError> {
         let (client, auth) = self.access(reference, client);
-        client
-            .auth(reference, &auth, oci_client::RegistryOperation::Pull)
-            .await
-            .map_err(Self::registry_error(reference))?;
         let descriptor =
             OciDescriptor { digest: digest.to_string(), size: size.unwrap_or(0) as i64, ..Default::default() };
-        let response = client
-            .pull_blob_stream_partial(reference, &descriptor, offset, None)
-            .await
-            .map_err(Self::registry_error(reference))?;
+        let open = async {
+            client
+                .auth(reference, &auth, oci_client::RegistryOperation::Pull)
+                .await
+                .map_err(Self::registry_error(reference))?;
+            client
+                .pull_blob_stream_partial(reference, &descriptor, offset, None)
+                .await
+                .map_err(Self::registry_error(reference))
+        };
+        let response = within(&self.config.deadlines, reference.registry(), "a blob request", open).await?;
         let (stream, partial) = match response {
             BlobResponse::Full(s) => (s, false),
             BlobResponse::Partial(s) => (s, true),
@@ -553,6 +600,26 @@ mod tests {
         let reference = Upstream::parse_reference(&format!("{closed}/app:1")).unwrap();
         let error = up.manifest(&reference).await.unwrap_err();
         assert_eq!(error.reason(), "unreachable", "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_silent_upstream_is_a_timeout_within_the_first_byte_deadline() {
+        // Accepts (the kernel's backlog does) and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let deadlines = Deadlines { first_byte: std::time::Duration::from_millis(300), ..Default::default() };
+        let up = Upstream::new(UpstreamConfig { deadlines, ..Default::default() });
+        let reference = Upstream::parse_reference(&format!("{}/app:1", silent.local_addr().unwrap())).unwrap();
+        let started = Instant::now();
+        let error = up.manifest(&reference).await.unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(3), "{:?}", started.elapsed());
+        assert_eq!(error.reason(), "timeout", "{error}");
+        assert!(error.to_string().contains("did not answer a manifest request within 300ms"), "{error}");
+        let digest = BlobDigest::from_bytes([0; 32]);
+        let error = up.blob(&reference, &digest, Some(1)).await.err().unwrap();
+        assert_eq!(error.reason(), "timeout", "{error}");
+        let error = up.tags_as(&reference.registry().to_owned(), "app", None, None, None).await.unwrap_err();
+        assert_eq!(error.reason(), "timeout", "{error}");
+        drop(silent);
     }
 
     #[test]

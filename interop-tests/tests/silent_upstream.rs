@@ -1,0 +1,89 @@
+//! An upstream that accepts connections and never answers (a bound listener nobody reads) is a
+//! clear error within the first-byte deadline, never a hang: for the shim's manifest, blob and
+//! tag-list requests (a 1 s deadline) and for the seeder's mirror (the default 10 s), each
+//! failure counted with reason `timeout`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use shoal_interop_tests::registry::curl;
+use shoal_interop_tests::stack::{start_seeder, start_tracker};
+use shoal_registry_shim::{BoundShim, ShimConfig};
+use shoal_upstream::{Deadlines, UpstreamConfig};
+
+const DIGEST: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+async fn start_shim(data: &Path, upstream: &str, first_byte: Duration) -> std::net::SocketAddr {
+    let deadlines = Deadlines { first_byte, ..Default::default() };
+    let shim = BoundShim::bind(ShimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.to_owned(),
+        default_registry: upstream.to_owned(),
+        tag_ttl: Duration::from_secs(30),
+        upstream: UpstreamConfig { deadlines, ..Default::default() },
+        swarm: None,
+        store_limit: None,
+    })
+    .await
+    .unwrap();
+    let addr = shim.local_addr();
+    tokio::spawn(shim.serve(shoal_tasks::Tasks::root("test-shim")));
+    addr
+}
+
+/// (status, body, seconds taken) of a GET.
+async fn timed_get(url: String, extra: &'static [&'static str]) -> (u16, String, f64) {
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let (status, body, _) = curl(&url, extra);
+        (status, String::from_utf8_lossy(&body).into_owned(), started.elapsed().as_secs_f64())
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_upstream_fails_within_its_deadline() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The kernel completes the handshakes into the backlog; nobody ever reads or answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = silent.local_addr().unwrap().to_string();
+    let shim = start_shim(&tmp.path().join("shim"), &upstream, Duration::from_secs(1)).await;
+
+    let requests = [
+        (format!("http://{shim}/v2/team/app/manifests/v1"), "manifest"),
+        (format!("http://{shim}/v2/team/app/blobs/{DIGEST}"), "blob"),
+        (format!("http://{shim}/v2/team/app/tags/list"), "tag list"),
+    ];
+    for (url, what) in requests {
+        let (status, body, took) = timed_get(url, &[]).await;
+        eprintln!("{what}: {status} after {took:.2} s: {body}");
+        assert_eq!(status, 502, "{what}: {body}");
+        assert!(body.contains("UNAVAILABLE") && body.contains("did not answer"), "{what}: {body}");
+        assert!(took < 4.0, "{what} took {took:.2} s against a 1 s deadline");
+    }
+    let (_, metrics, _) = timed_get(format!("http://{shim}/metrics"), &[]).await;
+    assert!(metrics.contains("shoal_shim_manifest_failures_total{reason=\"timeout\"} 1"), "{metrics}");
+
+    // The seeder's mirror, on its default deadlines (first byte 10 s).
+    let announce = start_tracker().await;
+    let seeder = start_seeder(&tmp.path().join("seeder"), &upstream, std::slice::from_ref(&announce)).await;
+    let url = format!("{}/v1/images", seeder.url);
+    let started = Instant::now();
+    let body = format!(r#"{{"image":"{upstream}/team/app:v1"}}"#);
+    let (status, answer, _) = tokio::task::spawn_blocking(move || {
+        curl(&url, &["-X", "POST", "-H", "content-type: application/json", "-d", &body])
+    })
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    eprintln!("seeder mirror: {status} after {took:?}: {answer}");
+    assert_eq!(status, 502, "{answer}");
+    assert!(answer.contains("did not answer"), "{answer}");
+    assert!(took >= Duration::from_secs(9) && took < Duration::from_secs(14), "{took:?} against 10 s");
+    let (_, metrics, _) = timed_get(format!("{}/metrics", seeder.url), &[]).await;
+    assert!(metrics.contains("shoal_seeder_mirror_failures_total{reason=\"timeout\"} 1"), "{metrics}");
+    seeder.stop().await;
+    drop(silent);
+}
