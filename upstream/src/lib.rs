@@ -617,7 +617,7 @@ mod tests {
         let digest = BlobDigest::from_bytes([0; 32]);
         let error = up.blob(&reference, &digest, Some(1)).await.err().unwrap();
         assert_eq!(error.reason(), "timeout", "{error}");
-        let error = up.tags_as(&reference.registry().to_owned(), "app", None, None, None).await.unwrap_err();
+        let error = up.tags_as(reference.registry(), "app", None, None, None).await.unwrap_err();
         assert_eq!(error.reason(), "timeout", "{error}");
         drop(silent);
     }
