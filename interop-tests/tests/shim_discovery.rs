@@ -1,10 +1,11 @@
 //! The rest of the pull API through the shim, against a real `docker-registry` with an OCI
 //! image, a Docker schema 2 image (skopeo `--format v2s2`) and an OCI index under five tags:
 //! `tags/list` (sorted, `n`/`last` pages with `Link` headers, followed to the end, `skopeo
-//! list-tags`, unknown repository, bad `n`), `_catalog` (the repositories the shim holds), and
-//! the Accept matrix: each Accept set docker, containerd, podman/skopeo and narrower clients
-//! send, for each manifest type, served exactly when the client listed the type (or sent no
-//! Accept), as upstream answers where upstream refuses too.
+//! list-tags`, unknown repository, bad `n`), `_catalog` (the repositories the shim holds),
+//! `ns` values that are no registry host (refused), and the Accept matrix: each Accept set
+//! docker, containerd, podman/skopeo and narrower clients send, for each manifest type, served
+//! exactly when the client listed the type (or sent no Accept), as upstream answers where
+//! upstream refuses too.
 
 use std::process::Command;
 use std::time::Duration;
@@ -115,6 +116,12 @@ async fn tags_catalog_and_accept_negotiation_work_like_a_registry() {
         let (status, _, body) = get(&format!("{base}/v2/team/nothing/tags/list"), &[]);
         assert_eq!(status, 404, "{body}");
         assert!(body.contains("NAME_UNKNOWN"), "{body}");
+        // An `ns` that is not a registry host is refused before anything is asked of it.
+        for ns in ["a/b", "x@evil.example", "127.0.0.1:99999", "http%3A%2F%2Fx"] {
+            let (status, _, body) = get(&format!("{base}/v2/team/disc/manifests/v1?ns={ns}"), &[]);
+            assert_eq!(status, 400, "ns={ns}: {body}");
+            assert!(body.contains("NAME_INVALID") && body.contains("not a registry host"), "{body}");
+        }
         let (status, _, body) = get(&format!("{base}/v2/team/disc/tags/list?n=many"), &[]);
         assert_eq!(status, 400, "{body}");
         assert!(body.contains("PAGINATION_NUMBER_INVALID"), "{body}");

@@ -9,6 +9,8 @@ use std::sync::Arc;
 pub enum RegistryError {
     #[error("invalid repository name {0:?}")]
     NameInvalid(String),
+    #[error("ns={0:?} is not a registry host (host[:port])")]
+    NamespaceInvalid(String),
     #[error("invalid digest {0:?}")]
     DigestInvalid(String),
     #[error("{0}")]
@@ -38,7 +40,7 @@ impl RegistryError {
     /// The `code` field of the OCI error envelope.
     pub fn code(&self) -> &'static str {
         match self {
-            RegistryError::NameInvalid(_) => "NAME_INVALID",
+            RegistryError::NameInvalid(_) | RegistryError::NamespaceInvalid(_) => "NAME_INVALID",
             RegistryError::DigestInvalid(_) => "DIGEST_INVALID",
             RegistryError::ManifestInvalid(_) => "MANIFEST_INVALID",
             RegistryError::ManifestUnknown(_) => "MANIFEST_UNKNOWN",

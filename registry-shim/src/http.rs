@@ -54,6 +54,7 @@ impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
         let status = match &self {
             RegistryError::NameInvalid(_)
+            | RegistryError::NamespaceInvalid(_)
             | RegistryError::DigestInvalid(_)
             | RegistryError::ManifestInvalid(_)
             | RegistryError::PaginationInvalid(_) => StatusCode::BAD_REQUEST,
@@ -122,6 +123,12 @@ async fn v2(State(state): State<Arc<ShimState>>, request: Request) -> Response {
     let endpoint = endpoint_label(request.uri().path());
     let path = request.uri().path().to_owned();
     let ns = namespace(request.uri().query());
+    if let Some(ns) = ns.as_deref().filter(|ns| !shoal_upstream::is_registry_host(ns)) {
+        // Checked before anything is asked of it: `ns` must not steer a request elsewhere.
+        let response = RegistryError::NamespaceInvalid(ns.to_owned()).into_response();
+        state.metrics.request(endpoint, response.status().as_u16());
+        return response;
+    }
     if ns.is_none() {
         warn_if_hub_mirror(&state, &path);
     }

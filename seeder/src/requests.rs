@@ -47,10 +47,7 @@ pub(crate) fn repository(name: &str) -> Result<&str, RequestError> {
 
 /// A registry host as `?ns=` names it: `host[:port]`, no scheme, no path.
 pub(crate) fn registry(host: &str) -> Result<&str, RequestError> {
-    let ok = !host.is_empty()
-        && host.len() <= 255
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b));
-    if ok {
+    if shoal_upstream::is_registry_host(host) {
         Ok(host)
     } else {
         Err(RequestError::Registry(host.to_owned()))
