@@ -18,11 +18,22 @@ pub use groups::{
     about = "OCI image blobs over plain BitTorrent",
     after_help = "Logging: RUST_LOG picks what the services log to stderr, as tracing's EnvFilter reads it \
                   [default: info,librqbit=warn,librqbit_core=warn]; e.g. RUST_LOG=debug, or \
-                  RUST_LOG=info,shoal_registry_shim=debug."
+                  RUST_LOG=info,shoal_registry_shim=debug. Colours only on a terminal; \
+                  --log-format json (SHOAL_LOG_FORMAT) for one JSON object per line."
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// How the services log to stderr: `text` (colours only on a terminal) or `json` (one
+    /// object per line, for log shippers).
+    #[arg(long, global = true, env = "SHOAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]

@@ -19,6 +19,7 @@ pub(crate) mod up;
 /// Runs the command line; errors are printed as one clear chain of causes.
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
+    common::init_logging(cli.log_format);
     let result = match cli.command {
         Command::Torrent(args) => torrent::run(args),
         Command::Magnet(args) => magnet::run(args),

@@ -13,7 +13,7 @@ use shoal_store::seeding::SeedingConfig;
 use shoal_tasks::Tasks;
 use shoal_upstream::{Credentials, UpstreamConfig};
 
-use crate::cli::{BitTorrentFlags, ShimTiming, StoreLimitFlags, UpstreamFlags};
+use crate::cli::{BitTorrentFlags, LogFormat, ShimTiming, StoreLimitFlags, UpstreamFlags};
 
 /// The optional JSON config file (`--config`): lists that are awkward as flags, and
 /// credentials that must not sit on a command line.
@@ -80,10 +80,15 @@ impl BitTorrentFlags {
     }
 }
 
-pub(crate) fn init_logging() {
+pub(crate) fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librqbit=warn,librqbit_core=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        // Escape codes only where a terminal draws them: a file or journal gets plain text.
+        LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init(),
+        LogFormat::Json => logs.json().try_init(),
+    };
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

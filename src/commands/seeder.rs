@@ -6,11 +6,10 @@ use anyhow::Context;
 use shoal_seeder::SeederConfig;
 use shoal_tasks::Tasks;
 
-use super::common::{cancel_on_signal, init_logging, ConfigFile};
+use super::common::{cancel_on_signal, ConfigFile};
 use crate::cli::{BitTorrentFlags, SeederArgs, StoreLimitFlags, UpstreamFlags};
 
 pub(crate) fn run(args: SeederArgs) -> anyhow::Result<()> {
-    init_logging();
     let file = ConfigFile::load(args.config.as_deref())?;
     let mut seeding = BitTorrentFlags::from(args.bittorrent).into_config(!args.no_super_seed);
     seeding.dht = args.dht;

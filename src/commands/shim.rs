@@ -6,11 +6,10 @@ use anyhow::Context;
 use shoal_registry_shim::{BoundShim, ShimConfig};
 use shoal_tasks::Tasks;
 
-use super::common::{cancel_on_signal, init_logging, ConfigFile};
+use super::common::{cancel_on_signal, ConfigFile};
 use crate::cli::{BitTorrentFlags, ShimArgs, StoreLimitFlags, UpstreamFlags};
 
 pub(crate) fn run(args: ShimArgs) -> anyhow::Result<()> {
-    init_logging();
     let seeding = BitTorrentFlags::from(args.bittorrent).into_config(false);
     let swarm = args.seeder.clone().map(|seeder| args.timing.swarm_config(seeder, seeding));
     let config = ShimConfig {

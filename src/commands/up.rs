@@ -14,12 +14,11 @@ use shoal_tasks::Tasks;
 use shoal_tracker::TrackerConfig;
 use tracing::Instrument;
 
-use super::common::{init_logging, shutdown_signal, ConfigFile};
+use super::common::{shutdown_signal, ConfigFile};
 use crate::cli::{BitTorrentFlags, StoreLimitFlags, UpArgs, UpstreamFlags};
 use crate::magnets::OutputFormat;
 
 pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
-    init_logging();
     let file = ConfigFile::load(args.config.as_deref())?;
     let upstream = UpstreamFlags::from(args.upstream_access.clone()).into_config(Some(&args.upstream), &file)?;
     let images = [args.images.clone(), file.images].concat();
