@@ -34,119 +34,11 @@ use shoal_torrents::BlobDigest;
 pub const MANIFEST_MEDIA_TYPES: &[&str] =
     &[OCI_IMAGE_INDEX_MEDIA_TYPE, IMAGE_MANIFEST_LIST_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE];
 
-/// Why talking to an upstream registry failed.
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
-    #[error("invalid image reference {reference:?}: {message}")]
-    Reference { reference: String, message: String },
-    #[error("upstream {registry}: {error}")]
-    Registry { registry: String, error: oci_client::errors::OciDistributionError },
-    #[error("upstream {registry} is unreachable: {message}")]
-    Unreachable { registry: String, message: String },
-    #[error("upstream {registry} sent no size for blob {digest}")]
-    UnknownSize { registry: String, digest: BlobDigest },
-    #[error("upstream {registry} ignored a range request from byte {offset}")]
-    RangeIgnored { registry: String, offset: u64 },
-    #[error("manifest {digest} from {registry} is not valid: {message}")]
-    Manifest { registry: String, digest: String, message: String },
-    #[error("upstream {registry} did not answer {what} within {after:?} (--upstream-first-byte-timeout-ms)")]
-    TimedOut { registry: String, what: &'static str, after: Duration },
-}
+mod error;
+mod host;
 
-impl UpstreamError {
-    /// Whether upstream said the thing asked for does not exist (no such manifest, tag, blob
-    /// or repository), as opposed to failing.
-    pub fn is_not_found(&self) -> bool {
-        use oci_client::errors::{OciDistributionError as E, OciErrorCode as C};
-        let Self::Registry { error, .. } = self else { return false };
-        match error {
-            E::ImageManifestNotFoundError(_) | E::ServerError { code: 404, .. } => true,
-            E::RegistryError { envelope, .. } => envelope
-                .errors
-                .first()
-                .is_some_and(|e| matches!(e.code, C::ManifestUnknown | C::BlobUnknown | C::NameUnknown | C::NotFound)),
-            _ => false,
-        }
-    }
-
-    /// The failure's kind, as a metric label: `not_found`, `unauthorized`, `rate_limited`,
-    /// `timeout`, `unreachable` (DNS, refused, reset), `http_status` (any other error status),
-    /// `bad_reference`, `bad_manifest`, `protocol` (answers that break the spec) or `other`.
-    pub fn reason(&self) -> &'static str {
-        use oci_client::errors::{OciDistributionError as E, OciErrorCode as C};
-        if self.is_not_found() {
-            return "not_found";
-        }
-        match self {
-            Self::Reference { .. } => "bad_reference",
-            Self::Unreachable { .. } => "unreachable",
-            Self::TimedOut { .. } => "timeout",
-            Self::UnknownSize { .. } | Self::RangeIgnored { .. } => "protocol",
-            Self::Manifest { .. } => "bad_manifest",
-            Self::Registry { error, .. } => match error {
-                E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => "unauthorized",
-                E::ServerError { code: 401 | 403, .. } => "unauthorized",
-                E::ServerError { code: 429, .. } => "rate_limited",
-                E::ServerError { .. } => "http_status",
-                E::RegistryError { envelope, .. } => match envelope.errors.first().map(|e| &e.code) {
-                    Some(C::Unauthorized | C::Denied) => "unauthorized",
-                    Some(C::Toomanyrequests) => "rate_limited",
-                    _ => "http_status",
-                },
-                E::RequestError(e) if e.is_timeout() => "timeout",
-                E::RequestError(e) if e.is_connect() || e.is_request() => "unreachable",
-                E::RequestError(e) if e.status().is_some() => "http_status",
-                E::ManifestParsingError(_)
-                | E::JsonError(_)
-                | E::ManifestEncodingError(_)
-                | E::UnsupportedMediaTypeError(_)
-                | E::UnsupportedSchemaVersionError(_)
-                | E::VersionedParsingError(_) => "bad_manifest",
-                E::SpecViolationError(_) | E::DigestError(_) | E::RegistryNoDigestError => "protocol",
-                E::UrlParseError(_) => "bad_reference",
-                _ => "other",
-            },
-        }
-    }
-}
-
-/// Whether `host` is a registry host as an image reference names it: a domain of
-/// `[A-Za-z0-9]`/`-` components joined by `.` (a component neither starts nor ends with `-`),
-/// or a bracketed IPv6 address, then an optional `:port` (1-65535). No scheme, path, user or
-/// query: `?ns=` and the seeder's `ns` pass through this before any request is made.
-pub fn is_registry_host(host: &str) -> bool {
-    if host.is_empty() || host.len() > 255 {
-        return false;
-    }
-    let (name, port) = match host.strip_prefix('[') {
-        Some(rest) => match rest.split_once(']') {
-            Some((v6, tail)) if v6.parse::<std::net::Ipv6Addr>().is_ok() => match tail {
-                "" => return true,
-                t => match t.strip_prefix(':') {
-                    Some(port) => ("", Some(port)),
-                    None => return false,
-                },
-            },
-            _ => return false,
-        },
-        None => match host.rsplit_once(':') {
-            Some((name, port)) => (name, Some(port)),
-            None => (host, None),
-        },
-    };
-    let port_ok = port.is_none_or(|p| {
-        !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n > 0)
-    });
-    let component_ok = |c: &str| {
-        !c.is_empty()
-            && c.len() <= 63
-            && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !c.starts_with('-')
-            && !c.ends_with('-')
-    };
-    let name_ok = host.starts_with('[') || name.split('.').all(component_ok);
-    port_ok && name_ok
-}
+pub use error::UpstreamError;
+pub use host::is_registry_host;
 
 /// A username and password for one registry. `Debug` redacts the password.
 #[derive(Clone, Deserialize)]
@@ -612,24 +504,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn failures_are_labelled_by_their_kind() {
-        use oci_client::errors::OciDistributionError as E;
-        let status = |code: u16| UpstreamError::Registry {
-            registry: "r".into(),
-            error: E::ServerError { code, url: "http://r/v2/".into(), message: String::new() },
-        };
-        let labels: Vec<_> = [404, 401, 403, 429, 500, 502].map(|c| status(c).reason()).into();
-        assert_eq!(labels, ["not_found", "unauthorized", "unauthorized", "rate_limited", "http_status", "http_status"]);
-        let unreachable = UpstreamError::Unreachable { registry: "r".into(), message: "refused".into() };
-        assert_eq!(unreachable.reason(), "unreachable");
-        assert_eq!(Upstream::parse_reference("not a reference").unwrap_err().reason(), "bad_reference");
-        let manifest = UpstreamError::Manifest { registry: "r".into(), digest: "d".into(), message: "m".into() };
-        assert_eq!(manifest.reason(), "bad_manifest");
-        let ignored = UpstreamError::RangeIgnored { registry: "r".into(), offset: 1 };
-        assert_eq!(ignored.reason(), "protocol");
-    }
-
     #[tokio::test]
     async fn a_refused_connection_is_unreachable() {
         // A port nobody listens on (bound, then closed).
@@ -658,37 +532,6 @@ mod tests {
         let error = up.tags_as(reference.registry(), "app", None, None, None).await.unwrap_err();
         assert_eq!(error.reason(), "timeout", "{error}");
         drop(silent);
-    }
-
-    #[test]
-    fn registry_hosts_follow_the_reference_grammar() {
-        for ok in ["docker.io", "ghcr.io", "127.0.0.1:5000", "localhost", "reg-1.lan:443", "[::1]", "[::1]:5000", "a"] {
-            assert!(is_registry_host(ok), "{ok}");
-        }
-        let bad = [
-            "",
-            "a/b",
-            "http://x",
-            "x:",
-            "x:0",
-            "x:65536",
-            "x:1a",
-            "-a.io",
-            "a-.io",
-            "a..b",
-            "a_b.io",
-            "user@host",
-            "[zz]",
-            "[::1]x",
-            "x?y",
-            "x y",
-            "..",
-            "a:1:2",
-        ];
-        for no in bad {
-            assert!(!is_registry_host(no), "{no}");
-        }
-        assert!(!is_registry_host(&"a".repeat(256)));
     }
 
     #[test]
