@@ -113,6 +113,30 @@ pub struct Shim {
     pub metrics: Arc<ShimMetrics>,
 }
 
+/// Starts a shim with no swarm (every miss straight from upstream) over `registry`, reached as
+/// `upstream` says; returns its address.
+pub async fn start_direct_shim(
+    data: &Path,
+    registry: &str,
+    tag_ttl: Duration,
+    upstream: UpstreamConfig,
+) -> std::net::SocketAddr {
+    let shim = BoundShim::bind(ShimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.to_owned(),
+        default_registry: registry.to_owned(),
+        tag_ttl,
+        upstream,
+        swarm: None,
+        store_limit: None,
+    })
+    .await
+    .unwrap();
+    let addr = shim.local_addr();
+    tokio::spawn(shim.serve(Tasks::root("test-shim")));
+    addr
+}
+
 /// Starts a shim over `registry`, fetching torrents from `seeder` (or upstream only, without).
 pub async fn start_shim(data: &Path, registry: &str, seeder: Option<&str>, trackers: &[String]) -> Shim {
     let shim = BoundShim::bind(ShimConfig {

@@ -11,24 +11,11 @@ use std::time::Duration;
 use shoal_interop_tests::registry::{
     curl, push_image, skopeo_pull, skopeo_push, start_registry, write_oci_index, PushedImage,
 };
+use shoal_interop_tests::stack::start_direct_shim;
 use shoal_interop_tests::{require_tool, sha256_file};
-use shoal_registry_shim::{BoundShim, ShimConfig};
 
 async fn start_shim(data: &Path, upstream_port: u16, tag_ttl: Duration) -> SocketAddr {
-    let shim = BoundShim::bind(ShimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data.to_owned(),
-        default_registry: format!("127.0.0.1:{upstream_port}"),
-        tag_ttl,
-        upstream: Default::default(),
-        swarm: None,
-        store_limit: None,
-    })
-    .await
-    .unwrap();
-    let addr = shim.local_addr();
-    tokio::spawn(shim.serve(shoal_tasks::Tasks::root("test-shim")));
-    addr
+    start_direct_shim(data, &format!("127.0.0.1:{upstream_port}"), tag_ttl, Default::default()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

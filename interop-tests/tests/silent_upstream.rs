@@ -3,33 +3,13 @@
 //! tag-list requests (a 1 s deadline) and for the seeder's mirror (the default 10 s), each
 //! failure counted with reason `timeout`.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use shoal_interop_tests::registry::curl;
-use shoal_interop_tests::stack::{start_seeder, start_tracker};
-use shoal_registry_shim::{BoundShim, ShimConfig};
+use shoal_interop_tests::stack::{start_direct_shim, start_seeder, start_tracker};
 use shoal_upstream::{Deadlines, UpstreamConfig};
 
 const DIGEST: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-
-async fn start_shim(data: &Path, upstream: &str, first_byte: Duration) -> std::net::SocketAddr {
-    let deadlines = Deadlines { first_byte, ..Default::default() };
-    let shim = BoundShim::bind(ShimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data.to_owned(),
-        default_registry: upstream.to_owned(),
-        tag_ttl: Duration::from_secs(30),
-        upstream: UpstreamConfig { deadlines, ..Default::default() },
-        swarm: None,
-        store_limit: None,
-    })
-    .await
-    .unwrap();
-    let addr = shim.local_addr();
-    tokio::spawn(shim.serve(shoal_tasks::Tasks::root("test-shim")));
-    addr
-}
 
 /// (status, body, seconds taken) of a GET.
 async fn timed_get(url: String, extra: &'static [&'static str]) -> (u16, String, f64) {
@@ -48,7 +28,9 @@ async fn a_silent_upstream_fails_within_its_deadline() {
     // The kernel completes the handshakes into the backlog; nobody ever reads or answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let upstream = silent.local_addr().unwrap().to_string();
-    let shim = start_shim(&tmp.path().join("shim"), &upstream, Duration::from_secs(1)).await;
+    let deadlines = Deadlines { first_byte: Duration::from_secs(1), ..Default::default() };
+    let upstream_config = UpstreamConfig { deadlines, ..Default::default() };
+    let shim = start_direct_shim(&tmp.path().join("shim"), &upstream, Duration::from_secs(30), upstream_config).await;
 
     let requests = [
         (format!("http://{shim}/v2/team/app/manifests/v1"), "manifest"),

@@ -207,36 +207,29 @@ async fn handle(state: &Arc<ShimState>, registry: &str, request: Request) -> Res
         }
         Route::Tags { name } => {
             let page = Page::parse(request.uri().query())?;
-            let ns = namespace(request.uri().query());
             let tags = state
                 .upstream
                 .tags_as(registry, name.as_str(), client.as_ref(), page.n.map(|n| n + 1), page.last.as_deref())
                 .await
                 .map_err(|e| upstream_error(Subject::Tags, name.as_str(), e))?;
-            let mut tags = tags;
-            tags.sort();
-            tags.dedup();
-            let (tags, more) = page.of(&tags);
-            let body = serde_json::json!({ "name": name.as_str(), "tags": tags });
-            Ok(listing(body, more.then(|| page.next_link(request.uri().path(), &tags, ns.as_deref())).flatten()))
+            Ok(listing(&page, tags, &request, |tags| serde_json::json!({ "name": name.as_str(), "tags": tags })))
         }
         Route::Catalog => {
             let page = Page::parse(request.uri().query())?;
-            let ns = namespace(request.uri().query());
             let prefix = format!("{registry}/");
             let blobs =
                 state.cache.blobs().map_err(|e| RegistryError::Unavailable(format!("reading the index: {e}")))?;
-            let mut repositories: Vec<String> = blobs
+            let repositories: Vec<String> = blobs
                 .iter()
                 .flat_map(|(_, r)| r.repos.iter())
                 .filter_map(|r| r.strip_prefix(&prefix).map(str::to_owned))
                 .collect();
-            repositories.sort();
-            repositories.dedup();
-            let (repositories, more) = page.of(&repositories);
-            let body = serde_json::json!({ "repositories": repositories });
-            let link = more.then(|| page.next_link(request.uri().path(), &repositories, ns.as_deref())).flatten();
-            Ok(listing(body, link))
+            Ok(listing(
+                &page,
+                repositories,
+                &request,
+                |repositories| serde_json::json!({ "repositories": repositories }),
+            ))
         }
         Route::Manifest { name, reference } => {
             let accept: Vec<&str> =
@@ -284,10 +277,20 @@ async fn ping(state: &ShimState, registry: &str, client: Option<&RegistryAuth>) 
     }
 }
 
-/// A JSON listing, with the next page's `Link` when there is one.
-fn listing(body: serde_json::Value, link: Option<String>) -> Response {
-    let mut response = ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
-    if let Some(link) = link {
+/// One page of `entries` (sorted and deduplicated here) as the JSON `body` makes of it, with
+/// the next page's `Link` (keeping the request's `ns`) when more follow.
+fn listing(
+    page: &Page,
+    mut entries: Vec<String>,
+    request: &Request,
+    body: impl FnOnce(&[String]) -> serde_json::Value,
+) -> Response {
+    entries.sort();
+    entries.dedup();
+    let (entries, more) = page.of(&entries);
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], body(&entries).to_string()).into_response();
+    let ns = namespace(request.uri().query());
+    if let Some(link) = more.then(|| page.next_link(request.uri().path(), &entries, ns.as_deref())).flatten() {
         response.headers_mut().insert(header::LINK, header_value(&link));
     }
     response
