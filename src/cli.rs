@@ -125,6 +125,11 @@ pub struct ShimTiming {
     /// Seconds a tag is trusted before it is resolved upstream again.
     #[arg(long, env = "SHOAL_SHIM_TAG_TTL_SECS", default_value_t = 30)]
     pub tag_ttl_secs: u64,
+    /// Seconds after upstream last confirmed a tag during which the shim still serves it (with
+    /// a `Warning` header) when upstream cannot be reached, also after a restart.
+    #[arg(long, env = "SHOAL_SHIM_STALE_TAG_MAX_AGE_SECS",
+          default_value_t = shoal_registry_shim::DEFAULT_STALE_TAG_MAX_AGE.as_secs())]
+    pub stale_tag_max_age_secs: u64,
     /// Most 16 KiB chunk requests the shim keeps outstanding at one peer (each peer's window
     /// follows its rate, 300 ms of it, at least 8, up to this).
     #[arg(long, env = "SHOAL_SHIM_PEER_REQUEST_WINDOW", default_value_t = shoal_registry_shim::DEFAULT_PEER_REQUEST_WINDOW)]

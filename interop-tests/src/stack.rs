@@ -126,6 +126,7 @@ pub async fn start_direct_shim(
         data_dir: data.to_owned(),
         default_registry: registry.to_owned(),
         tag_ttl,
+        stale_tag_max_age: shoal_registry_shim::DEFAULT_STALE_TAG_MAX_AGE,
         upstream,
         swarm: None,
         store_limit: None,
@@ -144,6 +145,7 @@ pub async fn start_shim(data: &Path, registry: &str, seeder: Option<&str>, track
         data_dir: data.to_owned(),
         default_registry: registry.to_owned(),
         tag_ttl: Duration::from_secs(30),
+        stale_tag_max_age: shoal_registry_shim::DEFAULT_STALE_TAG_MAX_AGE,
         upstream: Default::default(),
         swarm: seeder.map(|seeder| SwarmConfig {
             seeder_url: Some(seeder.to_owned()),

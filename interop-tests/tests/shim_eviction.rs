@@ -61,6 +61,7 @@ async fn start_with(data: &Path, port: u16, swarm: Option<SwarmConfig>) -> Runni
         data_dir: data.to_owned(),
         default_registry: format!("127.0.0.1:{port}"),
         tag_ttl: Duration::from_secs(30),
+        stale_tag_max_age: shoal_registry_shim::DEFAULT_STALE_TAG_MAX_AGE,
         upstream: Default::default(),
         swarm,
         store_limit: Some(StoreLimit::new(MAX, 0.95, 0.85).unwrap()),
@@ -109,12 +110,13 @@ async fn the_shim_evicts_least_recently_used_blobs_and_keeps_its_index_across_re
     for layer in [l1, l2, l3] {
         pull(shim.addr, layer).await;
     }
+    // Indexed just after the client has its last byte, and indexing stamps the blob's last
+    // use: wait for it, or l3's stamp could come after l1's re-read below.
+    let three = sum(&[l1, l2, l3]);
+    eventually("three blobs indexed", || shim.metrics.bytes_stored.get() as u64 == three).await;
     // Read again: l1 is now more recent than l2 and l3.
     pull(shim.addr, l1).await;
     assert_eq!(shim.metrics.evicted_blobs.get(), 0, "evicted under the high watermark");
-    // Indexed just after the client has its last byte.
-    let three = sum(&[l1, l2, l3]);
-    eventually("three blobs indexed", || shim.metrics.bytes_stored.get() as u64 == three).await;
 
     // The fourth goes over the high watermark: l2 then l3 (least recently used) go, down to
     // two blobs (below the low watermark); l1 (read again) and l4 (newest) stay.

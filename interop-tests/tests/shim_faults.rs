@@ -112,6 +112,7 @@ async fn a_peer_serving_corrupted_pieces_never_gets_bad_bytes_to_the_client() {
         data_dir: tmp.path().join("shim"),
         default_registry: registry.clone(),
         tag_ttl: Duration::from_secs(30),
+        stale_tag_max_age: shoal_registry_shim::DEFAULT_STALE_TAG_MAX_AGE,
         upstream: Default::default(),
         swarm: Some(SwarmConfig {
             seeder_url: Some(seeder.url.clone()),

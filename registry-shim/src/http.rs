@@ -19,7 +19,7 @@ use crate::error::{upstream_error, Subject};
 use crate::fetch::{BlobBody, BlobFetcher};
 use crate::media;
 use crate::origin::BlobOrigin;
-use crate::resolve::ManifestResolver;
+use crate::resolve::{ManifestResolver, Resolved};
 use crate::route::{Page, Route};
 use crate::RegistryError;
 
@@ -235,7 +235,8 @@ async fn handle(state: &Arc<ShimState>, registry: &str, request: Request) -> Res
             let accept: Vec<&str> =
                 request.headers().get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).collect();
             let accepted = media::accepted(&accept);
-            let manifest = state.manifests.resolve(registry, &name, &reference, client.as_ref()).await?;
+            let Resolved { manifest, stale_for } =
+                state.manifests.resolve(registry, &name, &reference, client.as_ref()).await?;
             // As Distribution does: a type the client did not accept is not served (it would
             // fail to parse it); no conversion (Distribution's list -> linux/amd64 rewrite).
             if !accepted.iter().any(|m| *m == manifest.media_type) {
@@ -247,6 +248,14 @@ async fn handle(state: &Arc<ShimState>, registry: &str, request: Request) -> Res
             h.insert(header::CONTENT_TYPE, header_value(&manifest.media_type));
             h.insert(header::CONTENT_LENGTH, HeaderValue::from(manifest.bytes.len()));
             h.insert("Docker-Content-Digest", header_value(&manifest.digest.to_string()));
+            if let Some(age) = stale_for {
+                // RFC 7234's "Response is Stale", with the age: clients that log it say why.
+                let warning = format!(
+                    "110 shoal \"Response is Stale: upstream unreachable, tag last confirmed {}s ago\"",
+                    age.as_secs()
+                );
+                h.insert(header::WARNING, header_value(&warning));
+            }
             Ok(response)
         }
         Route::Blob { name, digest } => {

@@ -31,6 +31,9 @@ pub struct ShimConfig {
     pub default_registry: String,
     /// How long a tag is trusted before it is resolved upstream again.
     pub tag_ttl: Duration,
+    /// How long after upstream last confirmed a tag the shim still serves it when upstream
+    /// cannot be reached (in memory and, through the index, across restarts).
+    pub stale_tag_max_age: Duration,
     /// Upstream access: insecure registries and credentials per registry.
     pub upstream: UpstreamConfig,
     /// The swarm side; `None` runs a plain verifying pull-through cache (no seeder, no peers).
@@ -67,9 +70,16 @@ pub struct BoundShim {
     swarm: Option<Arc<Swarm>>,
     metrics: Arc<ShimMetrics>,
     cache: Arc<ShimCache>,
+    index: Arc<BlobIndex>,
     tag_ttl: Duration,
+    stale_tag_max_age: Duration,
     default_registry: String,
 }
+
+/// How long a tag the shim cannot confirm upstream is still served: a week, long enough to
+/// ride out an outage (or a weekend of one), short enough that a host cut off for longer
+/// notices.
+pub const DEFAULT_STALE_TAG_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How long serving waits, once cancelled, for requests in flight before dropping them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -92,7 +102,7 @@ impl BoundShim {
         };
         let cache = Arc::new(ShimCache::new(
             Arc::clone(&store),
-            index,
+            Arc::clone(&index),
             private,
             swarm.as_deref(),
             metrics.cache_metrics(),
@@ -109,7 +119,9 @@ impl BoundShim {
             swarm,
             metrics,
             cache,
+            index,
             tag_ttl: config.tag_ttl,
+            stale_tag_max_age: config.stale_tag_max_age,
             default_registry: config.default_registry,
         })
     }
@@ -145,6 +157,8 @@ impl BoundShim {
             manifests: ManifestResolver::new(
                 Arc::clone(&self.upstream),
                 ManifestCache::new(self.tag_ttl, 4096),
+                self.index,
+                self.stale_tag_max_age,
                 self.metrics.manifest_failures.clone(),
             ),
             upstream: self.upstream,

@@ -124,4 +124,8 @@ impl ShimTiming {
     pub(crate) fn tag_ttl(&self) -> Duration {
         Duration::from_secs(self.tag_ttl_secs)
     }
+
+    pub(crate) fn stale_tag_max_age(&self) -> Duration {
+        Duration::from_secs(self.stale_tag_max_age_secs)
+    }
 }

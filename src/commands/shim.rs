@@ -17,6 +17,7 @@ pub(crate) fn run(args: ShimArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir,
         default_registry: args.upstream.clone(),
         tag_ttl: args.timing.tag_ttl(),
+        stale_tag_max_age: args.timing.stale_tag_max_age(),
         upstream: UpstreamFlags::from(args.upstream_access)
             .into_config(Some(&args.upstream), &ConfigFile::default())?,
         swarm,

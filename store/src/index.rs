@@ -4,7 +4,8 @@
 //! pieces, 20 bytes each, so a .torrent is rebuilt without reading the blob), `infohashes`
 //! (infohash hex -> digest hex), `images` (image reference -> [`ImageRecord`] as JSON) and
 //! `evicted` (digest hex -> the repositories of a blob no longer stored, as JSON, so it can be
-//! fetched again without being told where from).
+//! fetched again without being told where from); and the shim's `manifests` and `tags`
+//! ([`manifests`]).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -15,6 +16,10 @@ use serde::{Deserialize, Serialize};
 use shoal_torrents::{BlobDigest, BlobTorrent, HashedBlob, InfoHash, PieceLength};
 
 use crate::usage::now_ms;
+
+mod manifests;
+
+pub use manifests::{tag_key, ConfirmedTag, StoredManifest};
 
 const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
 const PIECES: TableDefinition<&str, &[u8]> = TableDefinition::new("pieces");
@@ -112,6 +117,7 @@ impl BlobIndex {
             tx.open_table(IMAGES)?;
             tx.open_table(JOBS)?;
             tx.open_table(EVICTED)?;
+            manifests::create_tables(&tx)?;
         }
         tx.commit()?;
         Ok(Self { db })

@@ -10,7 +10,9 @@ use shoal_torrents::BlobDigest;
 pub enum UpstreamError {
     #[error("invalid image reference {reference:?}: {message}")]
     Reference { reference: String, message: String },
-    #[error("upstream {registry}: {error}")]
+    /// Formats the whole cause chain (reqwest's own message stops at "error sending request",
+    /// hiding the refused connection or DNS failure beneath), as logs and error bodies need.
+    #[error("upstream {registry}: {}", causes(.error))]
     Registry { registry: String, error: oci_client::errors::OciDistributionError },
     #[error("upstream {registry} is unreachable: {message}")]
     Unreachable { registry: String, message: String },
@@ -22,6 +24,21 @@ pub enum UpstreamError {
     Manifest { registry: String, digest: String, message: String },
     #[error("upstream {registry} did not answer {what} within {after:?} (--upstream-first-byte-timeout-ms)")]
     TimedOut { registry: String, what: &'static str, after: Duration },
+}
+
+/// `e` and its sources, joined by ": ", each once (layers often repeat their inner message).
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
 }
 
 impl UpstreamError {
@@ -102,5 +119,17 @@ mod tests {
         assert_eq!(manifest.reason(), "bad_manifest");
         let ignored = UpstreamError::RangeIgnored { registry: "r".into(), offset: 1 };
         assert_eq!(ignored.reason(), "protocol");
+    }
+
+    #[test]
+    fn a_registry_error_names_its_whole_cause_chain_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("error sending request")]
+        struct Outer(#[source] std::io::Error);
+        let inner = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused (os error 111)");
+        let chain = causes(&Outer(inner));
+        assert_eq!(chain, "error sending request: Connection refused (os error 111)");
+        let repeated = std::io::Error::other(Outer(std::io::Error::other("x")));
+        assert_eq!(causes(&repeated), "error sending request: x");
     }
 }
