@@ -130,6 +130,11 @@ pub struct ShimTiming {
     #[arg(long, env = "SHOAL_SHIM_STALE_TAG_MAX_AGE_SECS",
           default_value_t = shoal_registry_shim::DEFAULT_STALE_TAG_MAX_AGE.as_secs())]
     pub stale_tag_max_age_secs: u64,
+    /// Milliseconds a containerd mirror request (`?ns=`) may take before the shim answers 404,
+    /// so containerd fetches from the registry itself; the shim's own fetch goes on.
+    #[arg(long, env = "SHOAL_SHIM_MIRROR_MISS_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..),
+          default_value_t = shoal_registry_shim::DEFAULT_MIRROR_MISS_TIMEOUT.as_millis() as u64)]
+    pub mirror_miss_timeout_ms: u64,
     /// Most 16 KiB chunk requests the shim keeps outstanding at one peer (each peer's window
     /// follows its rate, 300 ms of it, at least 8, up to this).
     #[arg(long, env = "SHOAL_SHIM_PEER_REQUEST_WINDOW", default_value_t = shoal_registry_shim::DEFAULT_PEER_REQUEST_WINDOW)]

@@ -127,6 +127,7 @@ pub async fn start_direct_shim(
         default_registry: registry.to_owned(),
         tag_ttl,
         stale_tag_max_age: shoal_registry_shim::DEFAULT_STALE_TAG_MAX_AGE,
+        mirror_miss_timeout: shoal_registry_shim::DEFAULT_MIRROR_MISS_TIMEOUT,
         upstream,
         swarm: None,
         store_limit: None,
@@ -146,6 +147,7 @@ pub async fn start_shim(data: &Path, registry: &str, seeder: Option<&str>, track
         default_registry: registry.to_owned(),
         tag_ttl: Duration::from_secs(30),
         stale_tag_max_age: shoal_registry_shim::DEFAULT_STALE_TAG_MAX_AGE,
+        mirror_miss_timeout: shoal_registry_shim::DEFAULT_MIRROR_MISS_TIMEOUT,
         upstream: Default::default(),
         swarm: seeder.map(|seeder| SwarmConfig {
             seeder_url: Some(seeder.to_owned()),

@@ -62,6 +62,7 @@ async fn start_with(data: &Path, port: u16, swarm: Option<SwarmConfig>) -> Runni
         default_registry: format!("127.0.0.1:{port}"),
         tag_ttl: Duration::from_secs(30),
         stale_tag_max_age: shoal_registry_shim::DEFAULT_STALE_TAG_MAX_AGE,
+        mirror_miss_timeout: shoal_registry_shim::DEFAULT_MIRROR_MISS_TIMEOUT,
         upstream: Default::default(),
         swarm,
         store_limit: Some(StoreLimit::new(MAX, 0.95, 0.85).unwrap()),

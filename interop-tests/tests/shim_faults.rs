@@ -113,6 +113,7 @@ async fn a_peer_serving_corrupted_pieces_never_gets_bad_bytes_to_the_client() {
         default_registry: registry.clone(),
         tag_ttl: Duration::from_secs(30),
         stale_tag_max_age: shoal_registry_shim::DEFAULT_STALE_TAG_MAX_AGE,
+        mirror_miss_timeout: shoal_registry_shim::DEFAULT_MIRROR_MISS_TIMEOUT,
         upstream: Default::default(),
         swarm: Some(SwarmConfig {
             seeder_url: Some(seeder.url.clone()),

@@ -1,7 +1,8 @@
 //! An upstream that accepts connections and never answers (a bound listener nobody reads) is a
 //! clear error within the first-byte deadline, never a hang: for the shim's manifest, blob and
 //! tag-list requests (a 1 s deadline) and for the seeder's mirror (the default 10 s), each
-//! failure counted with reason `timeout`.
+//! failure counted with reason `timeout`; a containerd mirror request (`ns=`) is a 404 within
+//! `--mirror-miss-timeout-ms` (1 s).
 
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,29 @@ async fn a_silent_upstream_fails_within_its_deadline() {
     }
     let (_, metrics, _) = timed_get(format!("http://{shim}/metrics"), &[]).await;
     assert!(metrics.contains("shoal_shim_manifest_failures_total{reason=\"timeout\"} 1"), "{metrics}");
+
+    // As a containerd mirror (`ns=`): a 404 within --mirror-miss-timeout-ms (1 s), so the
+    // client asks the registry itself; the shim's own fetch goes on and fails on its deadline
+    // (5 s here, so the two cannot race).
+    let deadlines = Deadlines { first_byte: Duration::from_secs(5), ..Default::default() };
+    let upstream_config = UpstreamConfig { deadlines, ..Default::default() };
+    let shim = start_direct_shim(&tmp.path().join("mirror"), &upstream, Duration::from_secs(30), upstream_config).await;
+    let mirror = [
+        (format!("http://{shim}/v2/team/app/manifests/v1?ns={upstream}"), "MANIFEST_UNKNOWN"),
+        (format!("http://{shim}/v2/team/app/blobs/{DIGEST}?ns={upstream}"), "BLOB_UNKNOWN"),
+    ];
+    for (url, code) in mirror {
+        let (status, body, took) = timed_get(url, &[]).await;
+        eprintln!("mirror {code}: {status} after {took:.2} s: {body}");
+        assert_eq!(status, 404, "{body}");
+        assert!(body.contains(code) && body.contains("--mirror-miss-timeout-ms"), "{body}");
+        assert!((0.9..2.5).contains(&took), "a mirror miss took {took:.2} s against 1 s");
+    }
+    shoal_interop_tests::eventually("the mirror's manifest fetch to time out on its own", || {
+        let (_, metrics, _) = tokio::task::block_in_place(|| curl(&format!("http://{shim}/metrics"), &[]));
+        String::from_utf8_lossy(&metrics).contains("shoal_shim_manifest_failures_total{reason=\"timeout\"} 1")
+    })
+    .await;
 
     // The seeder's mirror, on its default deadlines (first byte 10 s).
     let announce = start_tracker().await;

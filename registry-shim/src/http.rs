@@ -1,6 +1,7 @@
 //! The HTTP edge: axum routes for the Distribution v2 pull API, OCI error envelopes, status codes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -8,6 +9,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
+use shoal_tasks::Tasks;
 use shoal_torrents::BlobDigest;
 use tokio_stream::wrappers::ReceiverStream;
 use tower::ServiceExt;
@@ -36,6 +38,11 @@ pub(crate) struct ShimState {
     pub default_registry: String,
     /// Set once the shim warned that it is used as a Docker Hub mirror with another upstream.
     pub warned_hub_mirror: std::sync::atomic::AtomicBool,
+    /// How long a mirror request (`ns=`) may take before it is answered 404 (`--mirror-miss-timeout-ms`).
+    pub mirror_miss_timeout: Duration,
+    /// Where a mirror request's manifest fetch runs, so it goes on (and fills the cache) after
+    /// the client was told to go elsewhere.
+    pub tasks: Tasks,
 }
 
 pub(crate) fn router(state: Arc<ShimState>) -> Router {
@@ -132,8 +139,10 @@ async fn v2(State(state): State<Arc<ShimState>>, request: Request) -> Response {
     if ns.is_none() {
         warn_if_hub_mirror(&state, &path);
     }
+    // A mirror that cannot answer at once says 404, and containerd asks the registry itself.
+    let mirror_deadline = ns.is_some().then_some(state.mirror_miss_timeout);
     let registry = ns.unwrap_or_else(|| state.default_registry.clone());
-    let response = match handle(&state, &registry, request).await {
+    let response = match handle(&state, &registry, request, mirror_deadline).await {
         Ok(response) => api_version(response),
         Err(RegistryError::Unauthorized { www_authenticate: None }) => {
             // oci-client does not keep the upstream's challenge: ask for it (without
@@ -187,7 +196,12 @@ fn endpoint_label(path: &str) -> &'static str {
     }
 }
 
-async fn handle(state: &Arc<ShimState>, registry: &str, request: Request) -> Result<Response, RegistryError> {
+async fn handle(
+    state: &Arc<ShimState>,
+    registry: &str,
+    request: Request,
+    mirror_deadline: Option<Duration>,
+) -> Result<Response, RegistryError> {
     let path = request.uri().path();
     let route = Route::parse(path.strip_prefix("/v2").unwrap_or(path).trim_start_matches('/'))?;
     let head = match *request.method() {
@@ -235,8 +249,23 @@ async fn handle(state: &Arc<ShimState>, registry: &str, request: Request) -> Res
             let accept: Vec<&str> =
                 request.headers().get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).collect();
             let accepted = media::accepted(&accept);
-            let Resolved { manifest, stale_for } =
-                state.manifests.resolve(registry, &name, &reference, client.as_ref()).await?;
+            let Resolved { manifest, stale_for } = match mirror_deadline {
+                None => state.manifests.resolve(registry, &name, &reference, client.as_ref()).await?,
+                Some(deadline) => {
+                    let what = format!("{registry}/{name}:{reference}");
+                    let (state, registry) = (Arc::clone(state), registry.to_owned());
+                    let (name, reference) = (name.clone(), reference.clone());
+                    let resolving = state.tasks.clone().spawn("mirror-manifest", async move {
+                        state.manifests.resolve(&registry, &name, &reference, client.as_ref()).await
+                    });
+                    let resolved = within(deadline, &what, RegistryError::ManifestUnknown, resolving).await?;
+                    match resolved {
+                        Ok(Some(resolved)) => resolved?,
+                        Ok(None) => return Err(RegistryError::Unavailable("the shim is stopping".into())),
+                        Err(e) => return Err(RegistryError::Unavailable(format!("resolving {what} failed: {e}"))),
+                    }
+                }
+            };
             // As Distribution does: a type the client did not accept is not served (it would
             // fail to parse it); no conversion (Distribution's list -> linux/amd64 rewrite).
             if !accepted.iter().any(|m| *m == manifest.media_type) {
@@ -261,9 +290,34 @@ async fn handle(state: &Arc<ShimState>, registry: &str, request: Request) -> Res
         Route::Blob { name, digest } => {
             let origin =
                 BlobOrigin { registry: registry.to_owned(), repository: name.as_str().to_owned(), auth: client };
-            blob(state, &origin, &digest, head, request).await
+            let answer = blob(state, &origin, &digest, head, request);
+            match mirror_deadline {
+                None => answer.await,
+                // A miss's download is led by a task of its own: it goes on filling the store.
+                Some(deadline) => {
+                    within(deadline, &format!("{registry}/{name}@{digest}"), RegistryError::BlobUnknown, answer).await?
+                }
+            }
         }
     }
+}
+
+/// `answer`, or `unknown` (a 404) once `deadline` has passed without it: a mirror request
+/// (`ns=`) the shim cannot answer in time sends containerd to the registry itself.
+async fn within<T>(
+    deadline: Duration,
+    what: &str,
+    unknown: fn(String) -> RegistryError,
+    answer: impl std::future::Future<Output = T>,
+) -> Result<T, RegistryError> {
+    tokio::time::timeout(deadline, answer).await.map_err(|_| {
+        tracing::info!(%what, deadline_ms = deadline.as_millis() as u64,
+            "mirror request not answered within --mirror-miss-timeout-ms: 404, so the client asks the registry");
+        unknown(format!(
+            "{what}: not answered within {} ms (--mirror-miss-timeout-ms); ask the registry",
+            deadline.as_millis()
+        ))
+    })
 }
 
 /// `GET /v2/`: the upstream's answer to these credentials, so `docker login` through the shim

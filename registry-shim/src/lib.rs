@@ -38,5 +38,5 @@ mod ui;
 pub use error::RegistryError;
 pub use metrics::ShimMetrics;
 pub use origin::Source;
-pub use service::{BoundShim, ShimConfig, ShimError, DEFAULT_STALE_TAG_MAX_AGE};
+pub use service::{BoundShim, ShimConfig, ShimError, DEFAULT_MIRROR_MISS_TIMEOUT, DEFAULT_STALE_TAG_MAX_AGE};
 pub use swarm::{SwarmConfig, DEFAULT_PEER_REQUEST_WINDOW};

@@ -34,6 +34,9 @@ pub struct ShimConfig {
     /// How long after upstream last confirmed a tag the shim still serves it when upstream
     /// cannot be reached (in memory and, through the index, across restarts).
     pub stale_tag_max_age: Duration,
+    /// How long a mirror request (`ns=`, containerd's hosts.toml) may take before the shim
+    /// answers 404 so the client goes to the registry itself.
+    pub mirror_miss_timeout: Duration,
     /// Upstream access: insecure registries and credentials per registry.
     pub upstream: UpstreamConfig,
     /// The swarm side; `None` runs a plain verifying pull-through cache (no seeder, no peers).
@@ -73,6 +76,7 @@ pub struct BoundShim {
     index: Arc<BlobIndex>,
     tag_ttl: Duration,
     stale_tag_max_age: Duration,
+    mirror_miss_timeout: Duration,
     default_registry: String,
 }
 
@@ -80,6 +84,10 @@ pub struct BoundShim {
 /// ride out an outage (or a weekend of one), short enough that a host cut off for longer
 /// notices.
 pub const DEFAULT_STALE_TAG_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How long a containerd mirror request waits for the shim before it is told 404 (and asks
+/// the registry): a cache hit answers in milliseconds, so this only bounds a miss.
+pub const DEFAULT_MIRROR_MISS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long serving waits, once cancelled, for requests in flight before dropping them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -122,6 +130,7 @@ impl BoundShim {
             index,
             tag_ttl: config.tag_ttl,
             stale_tag_max_age: config.stale_tag_max_age,
+            mirror_miss_timeout: config.mirror_miss_timeout,
             default_registry: config.default_registry,
         })
     }
@@ -164,6 +173,8 @@ impl BoundShim {
             upstream: self.upstream,
             default_registry: self.default_registry,
             warned_hub_mirror: Default::default(),
+            mirror_miss_timeout: self.mirror_miss_timeout,
+            tasks: tasks.child("manifests"),
         });
         tasks.spawn("shim-cache", self.cache.background());
         let app = router(state).layer(TraceLayer::new_for_http());

@@ -128,4 +128,8 @@ impl ShimTiming {
     pub(crate) fn stale_tag_max_age(&self) -> Duration {
         Duration::from_secs(self.stale_tag_max_age_secs)
     }
+
+    pub(crate) fn mirror_miss_timeout(&self) -> Duration {
+        Duration::from_millis(self.mirror_miss_timeout_ms)
+    }
 }

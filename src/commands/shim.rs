@@ -18,6 +18,7 @@ pub(crate) fn run(args: ShimArgs) -> anyhow::Result<()> {
         default_registry: args.upstream.clone(),
         tag_ttl: args.timing.tag_ttl(),
         stale_tag_max_age: args.timing.stale_tag_max_age(),
+        mirror_miss_timeout: args.timing.mirror_miss_timeout(),
         upstream: UpstreamFlags::from(args.upstream_access)
             .into_config(Some(&args.upstream), &ConfigFile::default())?,
         swarm,

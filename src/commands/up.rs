@@ -51,6 +51,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
         default_registry: args.upstream.clone(),
         tag_ttl: args.timing.tag_ttl(),
         stale_tag_max_age: args.timing.stale_tag_max_age(),
+        mirror_miss_timeout: args.timing.mirror_miss_timeout(),
         upstream,
         swarm: Some(args.timing.swarm_config(seeder_local.clone(), bittorrent(args.shim_bt_listen).into_config(false))),
         store_limit: StoreLimitFlags::from(args.shim_store.clone()).into_limit()?,
