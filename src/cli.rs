@@ -7,8 +7,8 @@ use clap::{Args, Parser, Subcommand};
 mod groups;
 
 pub use groups::{
-    BitTorrentFlags, SeederBitTorrent, SeederStoreLimit, SeederUpstream, ShimBitTorrent, ShimStoreLimit, ShimUpstream,
-    StoreLimitFlags, UpShimStoreLimit, UpUpstream, UpstreamFlags,
+    BitTorrentFlags, SeederBitTorrent, SeederMirrorRetries, SeederStoreLimit, SeederUpstream, ShimBitTorrent,
+    ShimStoreLimit, ShimUpstream, StoreLimitFlags, UpMirrorRetries, UpShimStoreLimit, UpUpstream, UpstreamFlags,
 };
 
 #[derive(Parser, Debug)]
@@ -53,6 +53,18 @@ pub enum Command {
     /// Have a seeder mirror an image, then print each blob's media type, digest, size and magnet.
     /// Exits with 3 when the upstream registry has no such image or tag, 1 on other failures.
     Magnets(MagnetsArgs),
+    /// List a seeder's mirror jobs: running, or waiting to be tried again after a failure.
+    Jobs(JobsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct JobsArgs {
+    /// The seeder's HTTP base URL (`shoal up` serves it on port 7000).
+    #[arg(long, env = "SHOAL_SEEDER", default_value = "http://127.0.0.1:7000", value_parser = http_url)]
+    pub seeder: String,
+    /// Print the seeder's JSON as it is.
+    #[arg(long, env = "SHOAL_JOBS_JSON")]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -107,6 +119,8 @@ pub struct UpArgs {
     pub upstream_access: UpUpstream,
     #[command(flatten)]
     pub shim_store: UpShimStoreLimit,
+    #[command(flatten)]
+    pub retries: UpMirrorRetries,
     #[command(flatten)]
     pub timing: ShimTiming,
 }
@@ -223,6 +237,8 @@ pub struct SeederArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub store: SeederStoreLimit,
+    #[command(flatten)]
+    pub retries: SeederMirrorRetries,
 }
 
 /// A value that never shows in `Debug` output or logs.

@@ -8,6 +8,7 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 
 mod common;
+pub(crate) mod jobs;
 pub(crate) mod magnet;
 pub(crate) mod magnets;
 pub(crate) mod seeder;
@@ -28,6 +29,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Shim(args) => shim::run(args),
         Command::Up(args) => up::run(args),
         Command::Magnets(args) => magnets::run(args),
+        Command::Jobs(args) => jobs::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -91,6 +91,7 @@ pub async fn start_seeder_with(data: &Path, registry: &str, seeding: SeedingConf
         images: vec![],
         platforms: vec![],
         store_limit: None,
+        retries: Default::default(),
     };
     let bound = tokio::time::timeout(Duration::from_secs(60), shoal_seeder::bind(config))
         .await

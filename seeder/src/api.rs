@@ -19,6 +19,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use shoal_torrents::{BlobDigest, BlobTorrent, Distribution, HashedBlob};
 
+use crate::jobs::MirrorJobs;
 use crate::metrics::SeederMetrics;
 use crate::mirror::{Mirror, MirrorError};
 use crate::requests::{self, MirrorRequest, RequestError};
@@ -34,6 +35,7 @@ use shoal_upstream::{Upstream, UpstreamError};
 /// What every handler shares.
 pub(crate) struct ApiState {
     pub mirror: Arc<Mirror>,
+    pub jobs: Arc<MirrorJobs>,
     pub metrics: Arc<SeederMetrics>,
     /// The BitTorrent session, read for `/v1/swarms`.
     pub seeding: Arc<Seeding>,
@@ -56,6 +58,7 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/blobs/{digest}/torrent", get(blob_torrent))
         .route("/v1/blobs/{digest}/magnet", get(blob_magnet))
         .route("/v1/images", post(mirror_image))
+        .route("/v1/jobs", get(jobs))
         .route("/v1/images/{*reference}", get(image))
         .route("/v1/notifications", post(notification))
         .route("/webseed/{name}", get(webseed).head(webseed))
@@ -339,7 +342,7 @@ async fn image(State(state): State<Arc<ApiState>>, Path(reference): Path<String>
 async fn mirror_image(State(state): State<Arc<ApiState>>, body: axum::body::Bytes) -> Result<Response, ApiError> {
     let request: MirrorRequest = serde_json::from_slice(&body)
         .map_err(|e| RequestError::Body(format!("expected {{\"image\": \"..\"}}: {e}")))?;
-    let record = state.mirror.mirror_image(&request.image).await.map_err(|e| {
+    let record = state.jobs.mirror(&request.image).await.map_err(|e| {
         if e.is_not_found() {
             ApiError::new(StatusCode::NOT_FOUND, format!("manifest unknown: {} ({e})", request.image))
         } else {
@@ -349,16 +352,16 @@ async fn mirror_image(State(state): State<Arc<ApiState>>, body: axum::body::Byte
     Ok(Json(state.image_view(&record)?).into_response())
 }
 
+/// `GET /v1/jobs`: mirror jobs running or waiting for their next attempt.
+async fn jobs(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+    Ok(Json(serde_json::json!({ "jobs": state.jobs.list()? })).into_response())
+}
+
 async fn notification(State(state): State<Arc<ApiState>>, body: axum::body::Bytes) -> Result<Response, ApiError> {
     let images = requests::pushed_images(&body)?;
+    // Jobs, not one-off tasks: the runner starts them (several at once) and retries failures.
     for image in &images {
-        let mirror = Arc::clone(&state.mirror);
-        let image = image.clone();
-        state.tasks.spawn("seeder-mirror-pushed", async move {
-            if let Err(e) = mirror.mirror_image(&image).await {
-                tracing::error!(%image, error = %e, "mirroring a pushed image failed");
-            }
-        });
+        state.jobs.enqueue(image)?;
     }
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "mirroring": images }))).into_response())
 }

@@ -326,21 +326,15 @@ impl Mirror {
     }
 
     /// Mirrors an image: its manifest (every allowed platform of an index) and all their blobs.
-    /// The job is recorded first, so a restart after a crash finishes it.
-    pub async fn mirror_image(self: &Arc<Self>, image: &str) -> Result<ImageRecord, MirrorError> {
+    /// One attempt; the job around it (recorded first, retried, dropped) is [`crate::jobs`]'.
+    pub(crate) async fn mirror_image(self: &Arc<Self>, image: &str) -> Result<ImageRecord, MirrorError> {
         let reference = Upstream::parse_reference(image)?;
         let key = reference.whole();
-        self.index.add_job(&key)?;
         let timer = self.metrics.mirror_seconds.start_timer();
         let record = match self.mirror_reference(&reference).await {
             Ok(record) => record,
             Err(e) => {
                 self.metrics.mirror_failures.with_label_values(&[e.reason()]).inc();
-                // Upstream has no such image: a restart would fail the same way, so the job
-                // goes (a failure that may pass, an outage, stays for the next start).
-                if e.is_not_found() {
-                    self.index.finish_job(&key)?;
-                }
                 return Err(e);
             }
         };
@@ -354,7 +348,6 @@ impl Mirror {
             );
             self.index.put_image(&ImageRecord { reference: pinned.whole(), ..record.clone() })?;
         }
-        self.index.finish_job(&key)?;
         tracing::info!(image = %key, digest = %record.digest, manifests = record.manifests.len(), "mirrored image");
         Ok(record)
     }
@@ -415,11 +408,6 @@ impl Mirror {
             config: describe(&manifest.config),
             layers: manifest.layers.iter().map(describe).collect(),
         })
-    }
-
-    /// Images whose mirroring was started but never finished (the process died).
-    pub fn unfinished_jobs(&self) -> Result<Vec<String>, MirrorError> {
-        Ok(self.index.jobs()?)
     }
 }
 

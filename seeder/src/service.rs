@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tower_http::trace::TraceLayer;
 
 use crate::api::{self, ApiState};
+use crate::jobs::{MirrorJobs, RetryPolicy};
 use crate::metrics::SeederMetrics;
 use crate::mirror::{Mirror, MirrorError, PlatformFilter};
 use crate::scrape::{self, TrackerSwarms};
@@ -41,6 +42,8 @@ pub struct SeederConfig {
     pub platforms: Vec<String>,
     /// How large the store may grow (`--max-store-bytes` and watermarks); `None`: no limit.
     pub store_limit: Option<StoreLimit>,
+    /// How often a failed mirror job is tried again before it is dropped.
+    pub retries: RetryPolicy,
 }
 
 /// How often recorded uses (webseed, torrent requests, uploads to peers) are written to the
@@ -152,6 +155,7 @@ impl BoundSeeder {
     pub async fn serve(self, tasks: Tasks) -> Result<(), SeederError> {
         let Self { config, listener, addr, public_url, stored, metrics, seeding, cache } = self;
         let upstream = Upstream::new(config.upstream.clone());
+        let index = Arc::clone(&stored.index);
         let (mirror, stored_rx) = Mirror::new(
             upstream,
             stored,
@@ -187,26 +191,19 @@ impl BoundSeeder {
             scrape::scrape_loop(config.seeding.trackers.clone(), stored_hashes, Arc::clone(&tracker)),
         );
 
-        let mut jobs = mirror.unfinished_jobs()?;
-        if !jobs.is_empty() {
-            tracing::info!(count = jobs.len(), "resuming mirror jobs a previous run left unfinished");
+        let jobs = MirrorJobs::new(Arc::clone(&mirror), index, config.retries);
+        let left = jobs.resume()?;
+        if left > 0 {
+            tracing::info!(count = left, "resuming mirror jobs a previous run left unfinished");
         }
         for image in &config.images {
-            if !jobs.contains(image) {
-                jobs.push(image.clone());
-            }
+            jobs.enqueue(image)?;
         }
-        let jobs_mirror = Arc::clone(&mirror);
-        tasks.spawn("seeder-mirror-jobs", async move {
-            for image in jobs {
-                if let Err(e) = jobs_mirror.mirror_image(&image).await {
-                    tracing::error!(%image, error = %e, "mirroring failed");
-                }
-            }
-        });
+        tasks.spawn("seeder-mirror-jobs", Arc::clone(&jobs).run(tasks.child("mirror-jobs")));
 
         let state = Arc::new(ApiState {
             mirror,
+            jobs,
             metrics,
             seeding: Arc::clone(&seeding),
             throughput,

@@ -1,4 +1,5 @@
-//! Flag groups several subcommands share: upstream access, store limits, BitTorrent listening.
+//! Flag groups several subcommands share: upstream access, store limits, BitTorrent listening,
+//! mirror-job retries.
 //!
 //! Each subcommand keeps its own environment names (`SHOAL_SEEDER_…`, `SHOAL_SHIM_…`, and
 //! `SHOAL_…` for `shoal up`), which compose files and units already use, so a group is a macro
@@ -121,6 +122,38 @@ macro_rules! bittorrent_flags {
     };
 }
 
+/// `--mirror-attempts` and `--mirror-retry-backoff-ms`: the seeder's mirror-job retries.
+// Not rustfmt's: it indents the multi-line attributes further on every run.
+#[rustfmt::skip]
+macro_rules! mirror_retry_flags {
+    ($name:ident, $env:literal) => {
+        #[derive(clap::Args, Debug, Clone, Copy)]
+        pub struct $name {
+            /// Attempts at mirroring an image before its job is dropped (a job left by a crash
+            /// or an outage is resumed at start; upstream saying "no such image" ends it at once).
+            #[arg(long, env = concat!($env, "MIRROR_ATTEMPTS"), default_value_t = 8,
+                  value_parser = clap::value_parser!(u32).range(1..))]
+            pub mirror_attempts: u32,
+            /// Milliseconds before a failed mirror job's second attempt; doubles after each
+            /// failure, up to 10 minutes.
+            #[arg(long, env = concat!($env, "MIRROR_RETRY_BACKOFF_MS"), default_value_t = 10000,
+                  value_parser = clap::value_parser!(u64).range(1..))]
+            pub mirror_retry_backoff_ms: u64,
+        }
+
+        impl From<$name> for shoal_seeder::RetryPolicy {
+            fn from(f: $name) -> Self {
+                let first_backoff = std::time::Duration::from_millis(f.mirror_retry_backoff_ms);
+                Self {
+                    attempts: f.mirror_attempts,
+                    first_backoff,
+                    max_backoff: shoal_seeder::RetryPolicy::default().max_backoff.max(first_backoff),
+                }
+            }
+        }
+    };
+}
+
 /// Upstream access as every subcommand gives it.
 #[derive(Debug, Clone)]
 pub struct UpstreamFlags {
@@ -153,4 +186,6 @@ store_limit_flags!(SeederStoreLimit, "", "SHOAL_SEEDER_");
 store_limit_flags!(ShimStoreLimit, "", "SHOAL_SHIM_");
 store_limit_flags!(UpShimStoreLimit, "shim-", "SHOAL_SHIM_");
 bittorrent_flags!(SeederBitTorrent, "SHOAL_SEEDER_", "0.0.0.0:6881");
+mirror_retry_flags!(SeederMirrorRetries, "SHOAL_SEEDER_");
+mirror_retry_flags!(UpMirrorRetries, "SHOAL_");
 bittorrent_flags!(ShimBitTorrent, "SHOAL_SHIM_", "0.0.0.0:6882");

@@ -32,7 +32,13 @@ impl std::error::Error for ImageUnknown {}
 /// resolved again, so a re-pushed tag gets its new blobs) and lists it.
 pub(crate) async fn mirror(seeder: &str, image: &str) -> anyhow::Result<ImageListing> {
     let url = format!("{}/v1/images", seeder.trim_end_matches('/'));
-    let response = reqwest::Client::new()
+    // A connect deadline only: mirroring a large image takes as long as it takes, and the
+    // seeder's own upstream deadlines bound each of its calls.
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .build()
+        .context("cannot build an HTTP client")?;
+    let response = client
         .post(&url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(serde_json::json!({ "image": image }).to_string())

@@ -23,6 +23,7 @@ pub(crate) fn run(args: SeederArgs) -> anyhow::Result<()> {
         images: [args.images, file.images].concat(),
         platforms: [args.platforms, file.platforms].concat(),
         store_limit: StoreLimitFlags::from(args.store).into_limit()?,
+        retries: args.retries.into(),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {

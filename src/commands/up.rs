@@ -42,6 +42,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
             low: StoreLimit::DEFAULT_LOW_WATERMARK,
         }
         .into_limit()?,
+        retries: args.retries.into(),
     };
     // The shim reaches the seeder on loopback whatever the public host is.
     let seeder_local = format!("http://127.0.0.1:{}", args.seeder_listen.port());

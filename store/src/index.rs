@@ -2,7 +2,8 @@
 //!
 //! Tables: `blobs` (digest hex -> [`BlobRecord`] as JSON), `pieces` (digest hex -> the SHA-1
 //! pieces, 20 bytes each, so a .torrent is rebuilt without reading the blob), `infohashes`
-//! (infohash hex -> digest hex), `images` (image reference -> [`ImageRecord`] as JSON) and
+//! (infohash hex -> digest hex), `images` (image reference -> [`ImageRecord`] as JSON),
+//! `mirror_jobs` ([`jobs`]) and
 //! `evicted` (digest hex -> the repositories of a blob no longer stored, as JSON, so it can be
 //! fetched again without being told where from); and the shim's `manifests` and `tags`
 //! ([`manifests`]).
@@ -17,15 +18,16 @@ use shoal_torrents::{BlobDigest, BlobTorrent, HashedBlob, InfoHash, PieceLength}
 
 use crate::usage::now_ms;
 
+mod jobs;
 mod manifests;
 
+pub use jobs::MirrorJob;
 pub use manifests::{tag_key, ConfirmedTag, StoredManifest};
 
 const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
 const PIECES: TableDefinition<&str, &[u8]> = TableDefinition::new("pieces");
 const INFOHASHES: TableDefinition<&str, &str> = TableDefinition::new("infohashes");
 const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
-const JOBS: TableDefinition<&str, u64> = TableDefinition::new("jobs");
 const EVICTED: TableDefinition<&str, &[u8]> = TableDefinition::new("evicted");
 
 /// Why the index could not be read or written.
@@ -115,9 +117,9 @@ impl BlobIndex {
             tx.open_table(PIECES)?;
             tx.open_table(INFOHASHES)?;
             tx.open_table(IMAGES)?;
-            tx.open_table(JOBS)?;
             tx.open_table(EVICTED)?;
             manifests::create_tables(&tx)?;
+            jobs::create_tables(&tx)?;
         }
         tx.commit()?;
         Ok(Self { db })
@@ -313,34 +315,6 @@ impl BlobIndex {
     }
 }
 
-impl BlobIndex {
-    /// Records that mirroring `reference` has started (kept until [`Self::finish_job`]).
-    pub fn add_job(&self, reference: &str) -> Result<(), IndexError> {
-        let tx = self.db.begin_write()?;
-        tx.open_table(JOBS)?.insert(reference, now_secs())?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    pub fn finish_job(&self, reference: &str) -> Result<(), IndexError> {
-        let tx = self.db.begin_write()?;
-        tx.open_table(JOBS)?.remove(reference)?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Mirror jobs started and never finished.
-    pub fn jobs(&self) -> Result<Vec<String>, IndexError> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(JOBS)?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            out.push(entry?.0.value().to_owned());
-        }
-        Ok(out)
-    }
-}
-
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("index records serialize")
 }
@@ -425,13 +399,9 @@ mod tests {
         };
         let index = BlobIndex::open(&path).unwrap();
         index.put_image(&image).unwrap();
-        index.add_job("r/app:1").unwrap();
-        index.add_job("r/app:2").unwrap();
-        index.finish_job("r/app:1").unwrap();
         drop(index);
         let index = BlobIndex::open(&path).unwrap();
         assert_eq!(index.image("r/app:1").unwrap(), Some(image.clone()));
         assert_eq!(index.images().unwrap(), vec![image]);
-        assert_eq!(index.jobs().unwrap(), vec!["r/app:2".to_string()]);
     }
 }
