@@ -326,7 +326,7 @@ impl Mirror {
     }
 
     /// Mirrors an image: its manifest (every allowed platform of an index) and all their blobs.
-    /// One attempt; the job around it (recorded first, retried, dropped) is [`crate::jobs`]'.
+    /// One attempt; the job around it (recorded first, retried, dropped) is the jobs module's.
     pub(crate) async fn mirror_image(self: &Arc<Self>, image: &str) -> Result<ImageRecord, MirrorError> {
         let reference = Upstream::parse_reference(image)?;
         let key = reference.whole();
