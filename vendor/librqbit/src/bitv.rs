@@ -23,6 +23,8 @@ struct DiskFlushRequest {
 pub struct DiskBackedBitV {
     bv: BitBox<u8, Msb0>,
     flush_tx: tokio::sync::mpsc::UnboundedSender<DiskFlushRequest>,
+    // Shoal patch 6: the file, shared with the flusher, for the last write on drop.
+    file: std::sync::Arc<std::fs::File>,
 }
 
 impl Drop for DiskBackedBitV {
@@ -34,7 +36,13 @@ impl Drop for DiskBackedBitV {
             })
             .is_err()
         {
-            tracing::warn!("error flushing bitv on drop: flusher task is dead")
+            // Shoal patch 6: the flusher task is gone when the runtime shut down before the
+            // torrent was dropped (every clean stop of a process). Write the last state here,
+            // synchronously (a bitfield is small), instead of losing it with a warning.
+            match self.file.pwrite_all(0, self.bv.as_raw_slice()) {
+                Ok(()) => tracing::debug!("bitv written on drop: the flusher task had stopped"),
+                Err(e) => tracing::warn!("error writing bitv on drop: {e:#}"),
+            }
         }
     }
 }
@@ -60,12 +68,15 @@ impl DiskBackedBitV {
             })
             .await
             .with_context(|| format!("error opening {filename:?}"))?;
+        let file = std::sync::Arc::new(file);
+        let flusher_file = file.clone();
 
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<DiskFlushRequest>();
         librqbit_core::spawn_utils::spawn(
             debug_span!("diskbitv-flusher", ?filename),
             format!("DiskBackedBitV::flusher {filename:?}"),
             async move {
+                let file = flusher_file;
                 loop {
                     let Some(mut req) = rx.recv().await else {
                         break;
@@ -98,7 +109,7 @@ impl DiskBackedBitV {
                 Ok::<_, anyhow::Error>(())
             },
         );
-        Ok(Self { bv, flush_tx: tx })
+        Ok(Self { bv, flush_tx: tx, file })
     }
 }
 
