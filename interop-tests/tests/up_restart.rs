@@ -2,7 +2,8 @@
 //! served in its redb index, so a real Docker daemon pulls the image again by tag (served
 //! stale, with a `Warning` header and a log line) and by digest, all from the store; a tag it
 //! never served fails at once with the cause; and a stale tag older than
-//! `--stale-tag-max-age-secs` is refused rather than served.
+//! `--stale-tag-max-age-secs` is refused rather than served. A clean stop (SIGTERM) prints one
+//! "stopped" line and logs no warning.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -14,11 +15,36 @@ use shoal_interop_tests::docker::DockerDaemon;
 use shoal_interop_tests::registry::{curl, push_image, PushedImage};
 use shoal_interop_tests::{free_port, run_ok, shoal_binary, ChildGuard};
 
-/// One `shoal up` process: its shim address and everything it logged so far.
+/// One `shoal up` process: its shim address and everything it printed and logged so far.
 struct Up {
     child: ChildGuard,
     shim: String,
+    stdout: Arc<Mutex<String>>,
     log: Arc<Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Appends each line `from` yields to `into` (echoed to the test's output), sending `()` on
+/// `ready` at the ready line.
+fn collect(
+    from: impl std::io::Read + Send + 'static,
+    into: &Arc<Mutex<String>>,
+    ready: Option<std::sync::mpsc::Sender<()>>,
+) -> std::thread::JoinHandle<()> {
+    let into = Arc::clone(into);
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            eprintln!("[shoal up] {line}");
+            if line.starts_with("shoal up: ready") {
+                if let Some(ready) = &ready {
+                    let _ = ready.send(());
+                }
+            }
+            let mut text = into.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+        }
+    })
 }
 
 /// Starts `shoal up` over `upstream` with every listener on a loopback port of its own and
@@ -40,33 +66,20 @@ fn start_up(data: &Path, upstream: &str, ports: &[u16; 5], extra: &[&str]) -> Up
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
     );
-    let log = Arc::new(Mutex::new(String::new()));
+    let (stdout, log) = (Arc::new(Mutex::new(String::new())), Arc::new(Mutex::new(String::new())));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let stdout = child.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("shoal up: ready") {
-                let _ = ready_tx.send(());
-            }
-        }
-    });
-    let stderr = child.0.stderr.take().unwrap();
-    let sink = Arc::clone(&log);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[shoal up] {line}");
-            let mut log = sink.lock().unwrap();
-            log.push_str(&line);
-            log.push('\n');
-        }
-    });
+    let readers = vec![
+        collect(child.0.stdout.take().unwrap(), &stdout, Some(ready_tx)),
+        collect(child.0.stderr.take().unwrap(), &log, None),
+    ];
     ready_rx.recv_timeout(Duration::from_secs(120)).expect("`shoal up` printed its ready line");
-    Up { child, shim: listen(ports[0]), log }
+    Up { child, shim: listen(ports[0]), stdout, log, readers }
 }
 
 impl Up {
-    /// SIGTERM, then waits for a clean exit: the index is closed when this returns.
-    fn stop(mut self) {
+    /// SIGTERM, then waits for a clean exit: the index is closed when this returns. Returns
+    /// what it printed and logged.
+    fn stop(mut self) -> (String, String) {
         run_ok(Command::new("kill").args(["-TERM", &self.child.id().to_string()]));
         let deadline = Instant::now() + Duration::from_secs(30);
         let status = loop {
@@ -77,6 +90,12 @@ impl Up {
             std::thread::sleep(Duration::from_millis(50));
         };
         assert!(status.success(), "`shoal up` stopped with {status}");
+        for reader in self.readers.drain(..) {
+            reader.join().unwrap();
+        }
+        let printed = self.stdout.lock().unwrap().clone();
+        let logged = self.log.lock().unwrap().clone();
+        (printed, logged)
     }
 
     fn logged(&self, needle: &str) -> bool {
@@ -107,7 +126,12 @@ fn a_restarted_shoal_up_serves_what_it_served_while_upstream_is_down() {
     docker_ok(&daemon, &["pull", &by_tag]);
     let image_id = docker_ok(&daemon, &["image", "inspect", "--format", "{{.Id}}", &by_tag]);
 
-    up.stop();
+    // A clean stop says so once, and warns of nothing (librqbit's bitfields were written).
+    let (printed, logged) = up.stop();
+    assert_eq!(printed.lines().filter(|l| l.contains("stopped")).count(), 1, "{printed}");
+    assert!(printed.trim_end().ends_with("shoal up: stopped"), "{printed}");
+    let warnings: Vec<&str> = logged.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
+    assert!(warnings.is_empty(), "a clean run and stop logged warnings: {warnings:#?}");
     drop(registry);
     let up = start_up(&data, &address, &ports, &["--tag-ttl-secs", "0"]);
     docker_ok(&daemon, &["rmi", &by_tag]);

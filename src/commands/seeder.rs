@@ -26,13 +26,17 @@ pub(crate) fn run(args: SeederArgs) -> anyhow::Result<()> {
         retries: args.retries.into(),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let seeder = shoal_seeder::bind(config).await?;
         println!("shoal seeder: listening on http://{}", seeder.local_addr());
         let _ = std::io::stdout().flush();
         let tasks = Tasks::root("seeder");
         cancel_on_signal(&tasks);
         seeder.serve(tasks).await
-    })?;
+    });
+    // Dropping the runtime drops the BitTorrent session's last tasks; only then is it all over.
+    drop(runtime);
+    served?;
+    println!("shoal seeder: stopped");
     Ok(())
 }

@@ -25,13 +25,17 @@ pub(crate) fn run(args: ShimArgs) -> anyhow::Result<()> {
         store_limit: StoreLimitFlags::from(args.store).into_limit()?,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let shim = BoundShim::bind(config).await?;
         println!("shoal shim: listening on http://{}", shim.local_addr());
         let _ = std::io::stdout().flush();
         let tasks = Tasks::root("shim");
         cancel_on_signal(&tasks);
         shim.serve(tasks).await
-    })?;
+    });
+    // Dropping the runtime drops the BitTorrent session's last tasks; only then is it all over.
+    drop(runtime);
+    served?;
+    println!("shoal shim: stopped");
     Ok(())
 }

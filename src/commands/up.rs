@@ -60,7 +60,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
     let tracker = TrackerConfig { listen: args.tracker_listen, ..TrackerConfig::default() };
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         // One tree: a signal, or one service failing, stops all three the same way.
         let root = Tasks::root("shoal-up");
         let tracker = shoal_tracker::bind(tracker).await.context("tracker")?;
@@ -102,7 +102,12 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
         };
         root.shutdown().await;
         ended
-    })
+    });
+    // Dropping the runtime drops the BitTorrent sessions' last tasks; only then is it all over.
+    drop(runtime);
+    served?;
+    println!("shoal up: stopped");
+    Ok(())
 }
 
 /// What a service's task ending before shutdown means: it failed (or panicked; only shutdown
