@@ -85,9 +85,15 @@ pub struct UpArgs {
     /// Tracker (HTTP) listen address.
     #[arg(long, env = "SHOAL_TRACKER_LISTEN", default_value = "0.0.0.0:6969")]
     pub tracker_listen: std::net::SocketAddr,
-    /// Seeder API and webseed listen address.
-    #[arg(long, env = "SHOAL_SEEDER_LISTEN", default_value = "0.0.0.0:7000")]
-    pub seeder_listen: std::net::SocketAddr,
+    /// Seeder API and webseed listen address [default: 127.0.0.1:7000, or 0.0.0.0:7000 with
+    /// --public].
+    #[arg(long, env = "SHOAL_SEEDER_LISTEN")]
+    pub seeder_listen: Option<std::net::SocketAddr>,
+    /// Serve the seeder's API and webseeds to other hosts (0.0.0.0:7000), for hosts whose
+    /// shims and peers fetch from this one; give --public-host too. The shim stays on
+    /// loopback (--shim-listen to change it).
+    #[arg(long, env = "SHOAL_PUBLIC")]
+    pub public: bool,
     /// The seeder's BitTorrent (TCP) listen address.
     #[arg(long, env = "SHOAL_BT_LISTEN", default_value = "0.0.0.0:6881")]
     pub bt_listen: std::net::SocketAddr,
@@ -202,8 +208,10 @@ pub struct SeederArgs {
     /// Data directory: blobs/sha256/<hex>, tmp/, index.redb, bittorrent/.
     #[arg(long, env = "SHOAL_SEEDER_DATA_DIR", default_value = "shoal-seeder-data")]
     pub data_dir: PathBuf,
-    /// HTTP API and webseed listen address (port 0 picks one and prints it).
-    #[arg(long, env = "SHOAL_SEEDER_LISTEN", default_value = "0.0.0.0:7000")]
+    /// HTTP API and webseed listen address (port 0 picks one and prints it). Loopback by
+    /// default: the API mirrors whatever it is asked to; serve other hosts' peers and shims
+    /// with e.g. `0.0.0.0:7000` and `--public-url`.
+    #[arg(long, env = "SHOAL_SEEDER_LISTEN", default_value = "127.0.0.1:7000")]
     pub listen: std::net::SocketAddr,
     /// Public base URL of the HTTP API, as clients reach it [default: http://<listen address>].
     #[arg(long, env = "SHOAL_SEEDER_PUBLIC_URL", value_parser = http_url)]

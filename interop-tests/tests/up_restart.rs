@@ -5,102 +5,26 @@
 //! `--stale-tag-max-age-secs` is refused rather than served. A clean stop (SIGTERM) prints one
 //! "stopped" line and logs no warning.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use shoal_interop_tests::docker::DockerDaemon;
 use shoal_interop_tests::registry::{curl, push_image, PushedImage};
-use shoal_interop_tests::{free_port, run_ok, shoal_binary, ChildGuard};
+use shoal_interop_tests::up::Up;
+use shoal_interop_tests::{free_port, run_ok};
 
-/// One `shoal up` process: its shim address and everything it printed and logged so far.
-struct Up {
-    child: ChildGuard,
-    shim: String,
-    stdout: Arc<Mutex<String>>,
-    log: Arc<Mutex<String>>,
-    readers: Vec<std::thread::JoinHandle<()>>,
-}
-
-/// Appends each line `from` yields to `into` (echoed to the test's output), sending `()` on
-/// `ready` at the ready line.
-fn collect(
-    from: impl std::io::Read + Send + 'static,
-    into: &Arc<Mutex<String>>,
-    ready: Option<std::sync::mpsc::Sender<()>>,
-) -> std::thread::JoinHandle<()> {
-    let into = Arc::clone(into);
-    std::thread::spawn(move || {
-        for line in BufReader::new(from).lines().map_while(Result::ok) {
-            eprintln!("[shoal up] {line}");
-            if line.starts_with("shoal up: ready") {
-                if let Some(ready) = &ready {
-                    let _ = ready.send(());
-                }
-            }
-            let mut text = into.lock().unwrap();
-            text.push_str(&line);
-            text.push('\n');
-        }
-    })
-}
-
-/// Starts `shoal up` over `upstream` with every listener on a loopback port of its own and
-/// waits for its ready line. The ports are picked once per test and reused across restarts:
-/// docker names the image by the shim's address.
+/// Starts `shoal up` over `upstream` with every listener on a loopback port of its own. The
+/// ports are picked once per test and reused across restarts: docker names the image by the
+/// shim's address.
 fn start_up(data: &Path, upstream: &str, ports: &[u16; 5], extra: &[&str]) -> Up {
-    let listen = |p: u16| format!("127.0.0.1:{p}");
-    let mut child = ChildGuard::spawn(
-        Command::new(shoal_binary())
-            .arg("up")
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--upstream", upstream, "--public-host", "127.0.0.1"])
-            .args(["--shim-listen", &listen(ports[0]), "--tracker-listen", &listen(ports[1])])
-            .args(["--seeder-listen", &listen(ports[2]), "--bt-listen", &listen(ports[3])])
-            .args(["--shim-bt-listen", &listen(ports[4])])
-            .args(extra)
-            .env("RUST_LOG", "info,librqbit=warn,librqbit_core=warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    );
-    let (stdout, log) = (Arc::new(Mutex::new(String::new())), Arc::new(Mutex::new(String::new())));
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let readers = vec![
-        collect(child.0.stdout.take().unwrap(), &stdout, Some(ready_tx)),
-        collect(child.0.stderr.take().unwrap(), &log, None),
-    ];
-    ready_rx.recv_timeout(Duration::from_secs(120)).expect("`shoal up` printed its ready line");
-    Up { child, shim: listen(ports[0]), stdout, log, readers }
-}
-
-impl Up {
-    /// SIGTERM, then waits for a clean exit: the index is closed when this returns. Returns
-    /// what it printed and logged.
-    fn stop(mut self) -> (String, String) {
-        run_ok(Command::new("kill").args(["-TERM", &self.child.id().to_string()]));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = self.child.0.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "`shoal up` did not stop within 30 s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        assert!(status.success(), "`shoal up` stopped with {status}");
-        for reader in self.readers.drain(..) {
-            reader.join().unwrap();
-        }
-        let printed = self.stdout.lock().unwrap().clone();
-        let logged = self.log.lock().unwrap().clone();
-        (printed, logged)
-    }
-
-    fn logged(&self, needle: &str) -> bool {
-        self.log.lock().unwrap().contains(needle)
-    }
+    let listen: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let data = data.to_str().unwrap();
+    let mut args = vec!["--data-dir", data, "--upstream", upstream, "--public-host", "127.0.0.1"];
+    args.extend(["--shim-listen", &listen[0], "--tracker-listen", &listen[1], "--seeder-listen", &listen[2]]);
+    args.extend(["--bt-listen", &listen[3], "--shim-bt-listen", &listen[4]]);
+    args.extend(extra);
+    Up::start(Path::new(data).parent().unwrap(), &args)
 }
 
 fn docker_ok(daemon: &DockerDaemon, args: &[&str]) -> String {
@@ -121,8 +45,9 @@ fn a_restarted_shoal_up_serves_what_it_served_while_upstream_is_down() {
     // A TTL of zero: after the restart every tag is stale, so upstream is asked (and fails).
     let up = start_up(&data, &address, &ports, &["--tag-ttl-secs", "0"]);
     let daemon = DockerDaemon::start(&tmp.path().join("docker"));
-    let by_tag = format!("{}/team/app:v1", up.shim);
-    let by_digest = format!("{}/team/app@{manifest_digest}", up.shim);
+    let shim = format!("127.0.0.1:{}", ports[0]);
+    let by_tag = format!("{shim}/team/app:v1");
+    let by_digest = format!("{shim}/team/app@{manifest_digest}");
     docker_ok(&daemon, &["pull", &by_tag]);
     let image_id = docker_ok(&daemon, &["image", "inspect", "--format", "{{.Id}}", &by_tag]);
 
@@ -143,7 +68,6 @@ fn a_restarted_shoal_up_serves_what_it_served_while_upstream_is_down() {
     assert_eq!(docker_ok(&daemon, &["image", "inspect", "--format", "{{.Id}}", &by_digest]), image_id);
 
     // The stale answer says so; a tag never served fails at once, naming the cause.
-    let shim = up.shim.clone();
     let url = |reference: &str| format!("http://{shim}/v2/team/app/manifests/{reference}");
     let accept = format!("Accept: {MANIFEST_TYPE}");
     let headers =

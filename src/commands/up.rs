@@ -23,14 +23,23 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
     let upstream = UpstreamFlags::from(args.upstream_access.clone()).into_config(Some(&args.upstream), &file)?;
     let images = [args.images.clone(), file.images].concat();
     let host = &args.public_host;
+    let seeder_listen = args.seeder_listen.unwrap_or_else(|| {
+        let ip = if args.public { std::net::Ipv4Addr::UNSPECIFIED } else { std::net::Ipv4Addr::LOCALHOST };
+        std::net::SocketAddr::from((ip, 7000))
+    });
+    let loopback_host = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if (args.public || !seeder_listen.ip().is_loopback()) && loopback_host {
+        tracing::warn!(public_host = %host, seeder_listen = %seeder_listen,
+            "the seeder listens beyond loopback, but torrents name {host} as its address, which other hosts cannot reach: give --public-host");
+    }
     let tracker_url = format!("http://{host}:{}/announce", args.tracker_listen.port());
-    let seeder_public = format!("http://{host}:{}", args.seeder_listen.port());
+    let seeder_public = format!("http://{host}:{}", seeder_listen.port());
     let trackers = [vec![tracker_url.clone()], args.trackers.clone()].concat();
     let bittorrent = |listen| BitTorrentFlags { listen, announce_port: None, trackers: trackers.clone() };
 
     let seeder = SeederConfig {
         data_dir: args.data_dir.join("seeder"),
-        http_listen: args.seeder_listen,
+        http_listen: seeder_listen,
         public_url: Some(seeder_public.clone()),
         seeding: bittorrent(args.bt_listen).into_config(!args.no_super_seed),
         upstream: upstream.clone(),
@@ -45,7 +54,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
         retries: args.retries.into(),
     };
     // The shim reaches the seeder on loopback whatever the public host is.
-    let seeder_local = format!("http://127.0.0.1:{}", args.seeder_listen.port());
+    let seeder_local = format!("http://127.0.0.1:{}", seeder_listen.port());
     let shim = ShimConfig {
         listen: args.shim_listen,
         data_dir: args.data_dir.join("shim"),
