@@ -33,6 +33,8 @@ pub struct ShimMetrics {
     pub bytes_stored: IntGauge,
     pub evicted_blobs: IntCounter,
     pub evicted_bytes: IntCounter,
+    /// Connections closed at once for being over the per-address cap.
+    pub refused_connections: IntCounter,
 }
 
 impl Default for ShimMetrics {
@@ -85,6 +87,10 @@ impl ShimMetrics {
         let evicted_blobs =
             counter("shoal_shim_evicted_blobs_total", "Blobs evicted to keep the store under its limit");
         let evicted_bytes = counter("shoal_shim_evicted_bytes_total", "Bytes of blobs evicted");
+        let refused_connections = counter(
+            "shoal_shim_refused_connections_total",
+            "Connections closed at once: their address already had the most open connections allowed",
+        );
         Self {
             registry,
             requests,
@@ -97,6 +103,7 @@ impl ShimMetrics {
             bytes_stored,
             evicted_blobs,
             evicted_bytes,
+            refused_connections,
         }
     }
 

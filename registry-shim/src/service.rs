@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use shoal_http_edge::EdgeLimits;
 use shoal_store::blob_store::BlobStore;
 use shoal_store::eviction::StoreLimit;
 use shoal_store::index::BlobIndex;
@@ -60,8 +61,6 @@ pub enum ShimError {
     Swarm(#[from] shoal_store::seeding::SeedingError),
     #[error("cannot listen on {addr}: {error}")]
     Listen { addr: SocketAddr, error: std::io::Error },
-    #[error("server failed: {0}")]
-    Serve(std::io::Error),
 }
 
 /// A shim whose listener is bound and whose store is open: tests read `local_addr` (after
@@ -178,17 +177,14 @@ impl BoundShim {
         });
         tasks.spawn("shim-cache", self.cache.background());
         let app = router(state).layer(TraceLayer::new_for_http());
-        let served = tokio::select! {
-            served = axum::serve(self.listener, app).with_graceful_shutdown(tasks.cancelled()) => {
-                served.map_err(ShimError::Serve)
-            }
-            () = tasks.cancelled_for(SHUTDOWN_GRACE) => Ok(()),
-        };
+        let refused = self.metrics.refused_connections.clone();
+        shoal_http_edge::serve(self.listener, app, EdgeLimits::default(), refused, tasks.child("http"), SHUTDOWN_GRACE)
+            .await;
         tasks.shutdown().await;
         self.cache.record_uses();
         if let Some(swarm) = &self.swarm {
             swarm.seeding().stop().await;
         }
-        served
+        Ok(())
     }
 }

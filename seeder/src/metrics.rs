@@ -16,6 +16,8 @@ pub struct SeederMetrics {
     /// Images whose mirroring failed, by `reason`.
     pub mirror_failures: IntCounterVec,
     pub digest_mismatches: IntCounter,
+    /// Connections closed at once for being over the per-address cap.
+    pub refused_connections: IntCounter,
     pub evicted_blobs: IntCounter,
     pub evicted_bytes: IntCounter,
     pub mirror_seconds: Histogram,
@@ -59,6 +61,10 @@ impl SeederMetrics {
             "shoal_seeder_digest_mismatches_total",
             "Upstream blobs discarded because their bytes did not match",
         );
+        let refused_connections = counter(
+            "shoal_seeder_refused_connections_total",
+            "Connections closed at once: their address already had the most open connections allowed",
+        );
         let evicted_blobs =
             counter("shoal_seeder_evicted_blobs_total", "Blobs evicted to keep the store under its limit");
         let evicted_bytes = counter("shoal_seeder_evicted_bytes_total", "Bytes of blobs evicted");
@@ -78,6 +84,7 @@ impl SeederMetrics {
             upstream_failures,
             mirror_failures,
             digest_mismatches,
+            refused_connections,
             evicted_blobs,
             evicted_bytes,
             mirror_seconds,

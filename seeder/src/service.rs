@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use shoal_http_edge::EdgeLimits;
 use shoal_tasks::Tasks;
 use shoal_torrents::{Distribution, HashedBlob};
 use tokio::net::TcpListener;
@@ -153,7 +154,7 @@ impl BoundSeeder {
     /// recorded uses are written and the BitTorrent session is stopped, so the index's lock is
     /// released: a restart in the same process (tests, `shoal up`) reopens the data directory.
     pub async fn serve(self, tasks: Tasks) -> Result<(), SeederError> {
-        let Self { config, listener, addr, public_url, stored, metrics, seeding, cache } = self;
+        let Self { config, listener, addr: _, public_url, stored, metrics, seeding, cache } = self;
         let upstream = Upstream::new(config.upstream.clone());
         let index = Arc::clone(&stored.index);
         let (mirror, stored_rx) = Mirror::new(
@@ -215,19 +216,16 @@ impl BoundSeeder {
             public_url,
             tasks: tasks.child("api"),
         });
+        let refused = state.metrics.refused_connections.clone();
         let app = api::router(state).layer(TraceLayer::new_for_http());
-        let served = tokio::select! {
-            served = axum::serve(listener, app).with_graceful_shutdown(tasks.cancelled()) => {
-                served.map_err(|error| SeederError::Listen { addr, error })
-            }
-            () = tasks.cancelled_for(SHUTDOWN_GRACE) => Ok(()),
-        };
+        shoal_http_edge::serve(listener, app, EdgeLimits::default(), refused, tasks.child("http"), SHUTDOWN_GRACE)
+            .await;
         tasks.shutdown().await;
         if let Err(e) = cache.record_uses() {
             tracing::warn!(error = %e, "cannot record blob uses in the index");
         }
         seeding.stop().await;
-        served
+        Ok(())
     }
 }
 

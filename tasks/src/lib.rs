@@ -76,6 +76,35 @@ impl Tasks {
         )
     }
 
+    /// Like [`Self::spawn`], but once this node is cancelled `fut` runs on for up to `grace`
+    /// before it is dropped: a connection told to stop (it watches [`Self::cancelled`]) finishes
+    /// the response in flight.
+    pub fn spawn_with_grace<F>(
+        &self,
+        name: &'static str,
+        grace: std::time::Duration,
+        fut: F,
+    ) -> JoinHandle<Option<F::Output>>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let token = self.token.clone();
+        let span = task_span(name, &self.name);
+        self.tracker.spawn(
+            async move {
+                tokio::pin!(fut);
+                tokio::select! {
+                    biased;
+                    () = token.cancelled() => {}
+                    out = &mut fut => return Some(out),
+                }
+                tokio::time::timeout(grace, fut).await.ok()
+            }
+            .instrument(span),
+        )
+    }
+
     /// Runs blocking `f` on tokio's blocking pool as a tracked task called `name`. It cannot be
     /// interrupted: shutdown waits for it to return.
     pub fn spawn_blocking<F, T>(&self, name: &'static str, f: F) -> JoinHandle<T>
@@ -170,6 +199,21 @@ mod tests {
         assert_eq!(root.running(), 0);
         assert_eq!(service.running(), 0);
         assert!(service.is_cancelled());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_with_grace_finishes_after_cancel_but_not_past_its_grace() {
+        let root = Tasks::root("t");
+        let cancelled = root.cancelled();
+        let finishing = root.spawn_with_grace("finishing", Duration::from_secs(5), async move {
+            cancelled.await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            "finished"
+        });
+        let stuck = root.spawn_with_grace("stuck", Duration::from_secs(5), std::future::pending::<()>());
+        root.shutdown().await;
+        assert_eq!(finishing.await.unwrap(), Some("finished"));
+        assert_eq!(stuck.await.unwrap(), None, "dropped once its grace ran out");
     }
 
     #[tokio::test]

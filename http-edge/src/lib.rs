@@ -1,0 +1,152 @@
+//! The HTTP edge every Shoal web service (seeder, registry shim) is served through: an axum
+//! router over hyper's HTTP/1.1, with what `axum::serve` lacks:
+//! - a **header-read deadline** ([`EdgeLimits::header_read_timeout`]): a client that opens a
+//!   connection and sends its request head slowly, or not at all (slowloris), is dropped;
+//! - a **per-address connection cap** ([`EdgeLimits::max_connections_per_address`]): one
+//!   address cannot hold every file descriptor; a connection over the cap is closed at once
+//!   and counted;
+//! - a **graceful stop** in the task tree: once the node is cancelled, no connection is
+//!   accepted, idle ones close, and a response in flight gets `grace` to finish.
+//!
+//! Each request carries axum's `ConnectInfo<SocketAddr>` of its connection.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use shoal_tasks::Tasks;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+/// What one edge allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EdgeLimits {
+    /// From a connection's start (or the end of its last response) to a complete request head.
+    pub header_read_timeout: Duration,
+    /// Open connections from one IP address.
+    pub max_connections_per_address: usize,
+}
+
+impl Default for EdgeLimits {
+    /// 10 s for a request head (every real client sends it at once; the tracker allows 30 s
+    /// because announces come from anywhere); 256 connections per address (a `docker pull`
+    /// opens a handful, a host's shim a few per blob).
+    fn default() -> Self {
+        Self { header_read_timeout: Duration::from_secs(10), max_connections_per_address: 256 }
+    }
+}
+
+/// Open connections per address, and a guard that gives one back when it is dropped.
+#[derive(Default)]
+struct OpenConnections(Mutex<HashMap<IpAddr, usize>>);
+
+struct Slot {
+    open: Arc<OpenConnections>,
+    ip: IpAddr,
+}
+
+impl OpenConnections {
+    fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<Slot> {
+        let mut open = self.0.lock().expect("connections lock");
+        let n = open.entry(ip).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Slot { open: Arc::clone(self), ip })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.open.0.lock().expect("connections lock");
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `tasks` is cancelled; each connection is a task under
+/// `tasks` that gets `grace` after the cancel to finish its response. `refused` counts
+/// connections closed for being over the per-address cap. Returns once it stops accepting;
+/// the caller's `tasks.shutdown()` then waits for the connections.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: EdgeLimits,
+    refused: prometheus::IntCounter,
+    tasks: Tasks,
+    grace: Duration,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    let open = Arc::new(OpenConnections::default());
+    let stop = tasks.cancelled();
+    tokio::pin!(stop);
+    loop {
+        let (stream, source) = tokio::select! {
+            () = &mut stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors or similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(slot) = open.take(source.ip(), limits.max_connections_per_address) else {
+            refused.inc();
+            tracing::debug!(%source, max = limits.max_connections_per_address, "connection over the per-address cap: closed");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(source));
+            router.clone().oneshot(request.map(Body::new))
+        });
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let cancelled = tasks.cancelled();
+        tasks.spawn_with_grace("http-connection", grace, async move {
+            let _slot = slot;
+            tokio::pin!(connection);
+            let served = tokio::select! {
+                served = connection.as_mut() => served,
+                () = cancelled => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = served {
+                tracing::debug!(%source, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_counts_per_address_and_gives_slots_back() {
+        let open = Arc::new(OpenConnections::default());
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let first = open.take(a, 2).unwrap();
+        let _second = open.take(a, 2).unwrap();
+        assert!(open.take(a, 2).is_none(), "a third from one address");
+        let _other = open.take(b, 2).expect("another address has its own count");
+        drop(first);
+        assert!(open.take(a, 2).is_some(), "a slot given back");
+    }
+}
