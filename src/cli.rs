@@ -298,6 +298,14 @@ pub struct TrackerArgs {
     /// Torrents tracked at once; announces for new ones beyond get a failure reason.
     #[arg(long, env = "SHOAL_TRACKER_MAX_SWARMS", default_value_t = 1_000_000)]
     pub max_swarms: usize,
+    /// New torrents one address (an IPv6 /64) may start at once; beyond, and beyond the rate
+    /// below, its announces for unknown torrents get a failure reason (one client cannot fill
+    /// --max-swarms). An origin announcing its whole store at start needs this many.
+    #[arg(long, env = "SHOAL_TRACKER_NEW_SWARMS_PER_ADDRESS_BURST", default_value_t = 20_000)]
+    pub new_swarms_per_address_burst: u32,
+    /// New torrents per second one address may start once its burst is spent.
+    #[arg(long, env = "SHOAL_TRACKER_NEW_SWARMS_PER_ADDRESS_PER_SEC", default_value_t = 100)]
+    pub new_swarms_per_address_per_sec: u32,
     /// Serve only the infohashes in this file (40 hex per line); without it the tracker is open.
     #[arg(long, env = "SHOAL_TRACKER_ALLOW_LIST")]
     pub allow_list: Option<PathBuf>,

@@ -1,6 +1,7 @@
 //! Real BitTorrent clients against `shoal tracker` (in-process, bound on port 0): aria2c over
 //! HTTP and UDP, and qbittorrent-nox (libtorrent 2.0), each find a seeding aria2c through the
-//! tracker and download a blob whose SHA-256 must match.
+//! tracker and download a blob whose SHA-256 must match; also after one address flooded the
+//! tracker with announces for new torrents (held back by its per-address budget).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -184,4 +185,52 @@ fn qbittorrent_finds_a_seeder_through_the_http_tracker() {
     // It found the seeder through our tracker: its announce shows in the swarm.
     let stats = tracker.tracker().swarms().scrape(&f.info_hash).unwrap();
     assert!(stats.complete + stats.incomplete >= 2, "qbittorrent-nox never announced: {stats:?}");
+}
+
+/// Announces for `count` random infohashes from `source` (a loopback address of its own), over
+/// one keep-alive curl; returns how many got a failure reason.
+fn flood(tracker: &RunningTracker, source: &str, count: usize, dir: &Path) -> usize {
+    let config = dir.join("flood.curl");
+    let mut lines = String::new();
+    for i in 0..count {
+        let mut bytes = [0xab_u8; 20];
+        bytes[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        let hash: String = bytes.iter().map(|b| format!("%{b:02x}")).collect();
+        let url = format!(
+            "{}?info_hash={hash}&peer_id=-FL0001-{i:012}&port=6881&uploaded=0&downloaded=0&left=1000&compact=1",
+            tracker.announce_url()
+        );
+        lines.push_str(&format!("url = \"{url}\"\noutput = \"/dev/null\"\nwrite-out = \"%{{http_code}}\\n\"\n"));
+    }
+    std::fs::write(&config, lines).unwrap();
+    let out = run_ok(Command::new(require_tool("curl")).args(["-sS", "--interface", source, "-K"]).arg(&config));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().filter(|l| *l == "200").count(), count);
+    let metrics = tracker.tracker().render_metrics();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("shoal_tracker_failures_total{reason=\"too_many_new_swarms\"} "))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+#[test]
+fn one_address_flooding_new_torrents_does_not_lock_a_real_torrent_out() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small caps so the flood would fill them: 1,000 swarms in all, 100 new ones per address.
+    let limits = shoal_tracker::SwarmLimits {
+        max_swarms: 1000,
+        new_swarms_per_address_burst: 100,
+        new_swarms_per_address_per_sec: 1,
+        ..Default::default()
+    };
+    let tracker = spawn(TrackerConfig { limits, ..TrackerConfig::loopback() }).unwrap();
+    let refused = flood(&tracker, "127.0.0.2", 1500, dir.path());
+    let swarms = tracker.tracker().swarms().totals().swarms;
+    assert!(refused >= 1390 && swarms <= 110, "{refused} refused, {swarms} swarms: the flood was not held back");
+
+    // A real torrent from another address still gets its swarm, and a download through it.
+    let seed_dir = dir.path().join("seed");
+    let f = fixture(dir.path(), &seed_dir, &tracker.announce_url(), 7);
+    let _seeder = aria2c_seeder(&seed_dir, &f.torrent, &dir.path().join("seeder.log"), &dht_args(&seed_dir, false));
+    wait_for_swarm(&tracker, &f.info_hash, 1, "the aria2c seeder to announce");
+    aria2c_download(dir.path(), &f, &dht_args(dir.path(), false));
 }

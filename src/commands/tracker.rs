@@ -16,6 +16,8 @@ pub(crate) fn run(args: TrackerArgs) -> anyhow::Result<()> {
             max_peers_per_swarm: args.max_peers_per_swarm,
             max_peers: args.max_peers,
             max_swarms: args.max_swarms,
+            new_swarms_per_address_burst: args.new_swarms_per_address_burst,
+            new_swarms_per_address_per_sec: args.new_swarms_per_address_per_sec,
             ..SwarmLimits::default()
         },
         allow_list: args.allow_list,

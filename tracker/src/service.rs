@@ -32,6 +32,7 @@ impl Refusal {
             Refusal::Request(e) => e.label(),
             Refusal::NotAllowed => "not_allowed",
             Refusal::Swarm(SwarmError::TooManySwarms) => "too_many_swarms",
+            Refusal::Swarm(SwarmError::TooManyNewSwarms) => "too_many_new_swarms",
         }
     }
 }

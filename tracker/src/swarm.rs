@@ -22,8 +22,10 @@ use std::sync::{Mutex, MutexGuard};
 use rand::Rng;
 use shoal_torrents::InfoHash;
 
+mod new_swarms;
 mod peer_list;
 
+use new_swarms::NewSwarmBudget;
 pub use peer_list::CompactAddr;
 use peer_list::{compact_v4, compact_v6, KeyedHasher, Peer, PeerList};
 
@@ -47,6 +49,11 @@ pub struct SwarmLimits {
     pub max_peers: usize,
     /// Announces that would create a swarm beyond this many are refused.
     pub max_swarms: usize,
+    /// New swarms one address (an IPv6 /64) may create at once, and per second after that;
+    /// beyond, its announces for unknown torrents are refused, so one client cannot fill
+    /// `max_swarms`. An origin announcing a large store at start needs the burst.
+    pub new_swarms_per_address_burst: u32,
+    pub new_swarms_per_address_per_sec: u32,
 }
 
 impl Default for SwarmLimits {
@@ -58,6 +65,10 @@ impl Default for SwarmLimits {
             max_peers_per_swarm: 50_000,
             max_peers: 4_000_000,
             max_swarms: 1_000_000,
+            // In the 10 minutes a swarm without announces lives, one address creates at most
+            // 20,000 + 600 x 100 = 80,000 swarms, 8% of the cap.
+            new_swarms_per_address_burst: 20_000,
+            new_swarms_per_address_per_sec: 100,
         }
     }
 }
@@ -153,6 +164,9 @@ pub enum SwarmError {
     /// A new swarm would exceed [`SwarmLimits::max_swarms`].
     #[error("the tracker holds its maximum number of torrents; try again later")]
     TooManySwarms,
+    /// The announcer's address has used its budget of new swarms for now.
+    #[error("this address has started too many new torrents at this tracker lately; try again later")]
+    TooManyNewSwarms,
 }
 
 /// Seeders and leechers of one address family.
@@ -305,16 +319,24 @@ pub struct Swarms {
     shards: Box<[Mutex<Shard>]>,
     peers: AtomicUsize,
     swarms: AtomicUsize,
+    /// Locked only to create a swarm, after the shard's lock.
+    new_swarms: Mutex<NewSwarmBudget>,
 }
 
 impl Swarms {
     pub fn new(limits: SwarmLimits) -> Self {
+        let budget = NewSwarmBudget::new(limits.new_swarms_per_address_burst, limits.new_swarms_per_address_per_sec);
         Self {
             limits,
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             peers: AtomicUsize::new(0),
             swarms: AtomicUsize::new(0),
+            new_swarms: Mutex::new(budget),
         }
+    }
+
+    fn new_swarm_budget(&self) -> MutexGuard<'_, NewSwarmBudget> {
+        self.new_swarms.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn limits(&self) -> &SwarmLimits {
@@ -351,6 +373,12 @@ impl Swarms {
                 return Ok(AnnounceOutcome { complete: 0, incomplete: 0, membership: Membership::Left });
             }
             None => {
+                if self.swarms.load(Ordering::Relaxed) >= self.limits.max_swarms {
+                    return Err(SwarmError::TooManySwarms);
+                }
+                if !self.new_swarm_budget().take(req.addr.ip(), now_ms) {
+                    return Err(SwarmError::TooManyNewSwarms);
+                }
                 if self.swarms.fetch_add(1, Ordering::Relaxed) >= self.limits.max_swarms {
                     self.swarms.fetch_sub(1, Ordering::Relaxed);
                     return Err(SwarmError::TooManySwarms);
@@ -438,6 +466,7 @@ impl Swarms {
         }
         self.peers.fetch_sub(purged.peers, Ordering::Relaxed);
         self.swarms.fetch_sub(purged.swarms, Ordering::Relaxed);
+        self.new_swarm_budget().forget_full(now_ms);
         purged
     }
 

@@ -257,3 +257,23 @@ fn ipv6_and_ipv4_peers_are_handed_to_their_own_family() {
     let (_, out) = announce(&swarms, &mapped, 0);
     assert!(out.iter().all(|p| p.addr.is_ipv4()) && out.len() == 2);
 }
+
+#[test]
+fn one_address_cannot_create_swarms_past_its_budget_but_joins_existing_ones() {
+    let limits =
+        SwarmLimits { new_swarms_per_address_burst: 2, new_swarms_per_address_per_sec: 1, ..SwarmLimits::default() };
+    let swarms = Swarms::new(limits);
+    let torrent = |n: u8, peer: u32| {
+        let mut r = req(peer, false);
+        r.info_hash = InfoHash::from_bytes([n; 20]);
+        r
+    };
+    // req(peer) announces from 10.0.0.<peer>: peer 1 floods, peer 2 is someone else.
+    assert!(swarms.announce(&torrent(1, 1), 0, &mut rng(), &mut Vec::new()).is_ok());
+    assert!(swarms.announce(&torrent(2, 1), 0, &mut rng(), &mut Vec::new()).is_ok());
+    assert_eq!(swarms.announce(&torrent(3, 1), 0, &mut rng(), &mut Vec::new()), Err(SwarmError::TooManyNewSwarms));
+    assert!(swarms.announce(&torrent(3, 2), 0, &mut rng(), &mut Vec::new()).is_ok(), "another address starts it");
+    assert!(swarms.announce(&torrent(3, 1), 0, &mut rng(), &mut Vec::new()).is_ok(), "joining costs nothing");
+    assert!(swarms.announce(&torrent(4, 1), 1000, &mut rng(), &mut Vec::new()).is_ok(), "refilled after 1 s");
+    assert_eq!(swarms.totals().swarms, 4);
+}
