@@ -7,8 +7,8 @@ use clap::{Args, Parser, Subcommand};
 mod groups;
 
 pub use groups::{
-    BitTorrentFlags, SeederBitTorrent, SeederMirrorRetries, SeederStoreLimit, SeederUpstream, ShimBitTorrent,
-    ShimStoreLimit, ShimUpstream, StoreLimitFlags, UpMirrorRetries, UpShimStoreLimit, UpUpstream, UpstreamFlags,
+    BitTorrentFlags, SeederBitTorrent, SeederMirror, SeederStoreLimit, SeederUpstream, ShimBitTorrent, ShimStoreLimit,
+    ShimUpstream, StoreLimitFlags, UpMirror, UpShimStoreLimit, UpUpstream, UpstreamFlags,
 };
 
 #[derive(Parser, Debug)]
@@ -126,7 +126,7 @@ pub struct UpArgs {
     #[command(flatten)]
     pub shim_store: UpShimStoreLimit,
     #[command(flatten)]
-    pub retries: UpMirrorRetries,
+    pub mirror: UpMirror,
     #[command(flatten)]
     pub timing: ShimTiming,
 }
@@ -246,7 +246,7 @@ pub struct SeederArgs {
     #[command(flatten)]
     pub store: SeederStoreLimit,
     #[command(flatten)]
-    pub retries: SeederMirrorRetries,
+    pub mirror: SeederMirror,
 }
 
 /// A value that never shows in `Debug` output or logs.

@@ -92,6 +92,7 @@ pub async fn start_seeder_with(data: &Path, registry: &str, seeding: SeedingConf
         platforms: vec![],
         store_limit: None,
         retries: Default::default(),
+        mirror_allow: vec![],
     };
     let bound = tokio::time::timeout(Duration::from_secs(60), shoal_seeder::bind(config))
         .await

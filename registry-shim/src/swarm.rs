@@ -139,6 +139,11 @@ impl Swarm {
                 return None;
             }
             Ok(Ok(r)) if r.status().is_success() => r,
+            Ok(Ok(r)) if r.status() == reqwest::StatusCode::FORBIDDEN => {
+                tracing::info!(%digest, registry = %origin.registry, repository = %origin.repository,
+                    "the seeder does not mirror this repository (its --mirror-allow); streaming from upstream");
+                return None;
+            }
             Ok(Ok(r)) => {
                 tracing::warn!(%digest, status = %r.status(), "seeder has no torrent; going upstream");
                 return None;

@@ -59,6 +59,7 @@ async fn start(dir: &Path, blobs: usize) -> (Duration, Duration) {
         stored,
         metrics,
         PlatformFilter::default(),
+        shoal_seeder::MirrorAllowList::new(&["*".to_owned()], &[]).unwrap(),
         Tasks::root("test"),
     );
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -104,6 +104,7 @@ impl From<MirrorError> for ApiError {
     fn from(e: MirrorError) -> Self {
         let status = match &e {
             e if matches!(root(e), MirrorError::Upstream(UpstreamError::Reference { .. })) => StatusCode::BAD_REQUEST,
+            e if e.is_not_allowed() => StatusCode::FORBIDDEN,
             e if e.is_upstream() => StatusCode::BAD_GATEWAY,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

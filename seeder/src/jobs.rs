@@ -133,8 +133,13 @@ impl MirrorJobs {
         job.attempts += 1;
         job.last_error = Some(e.to_string());
         job.last_reason = Some(e.reason().to_owned());
-        // Upstream has no such image: another attempt would fail the same way.
-        let next = if e.is_not_found() { None } else { self.policy.next_attempt(job.attempts, now_ms()) };
+        // Upstream has no such image, or the allow-list refuses it: another attempt would fail
+        // the same way.
+        let next = if e.is_not_found() || e.is_not_allowed() {
+            None
+        } else {
+            self.policy.next_attempt(job.attempts, now_ms())
+        };
         match next {
             Some(at) => {
                 tracing::warn!(image = %job.reference, attempt = job.attempts, max_attempts = self.policy.attempts,

@@ -2,7 +2,8 @@
 //!
 //! The store, its index, the cache policy and the read-only seeding session are
 //! [`shoal_store`]'s; registries are reached through [`shoal_upstream`]. This crate is the
-//! origin itself: [`mirror`] (image -> manifests -> blobs, single-flight per blob), [`jobs`]
+//! origin itself: [`allow`] (which upstream repositories may be mirrored), [`mirror`] (image ->
+//! manifests -> blobs, single-flight per blob), [`jobs`]
 //! (every image to mirror as a job in the index: retried with backoff, resumed after a
 //! restart, listed at `/v1/jobs`), `requests`
 //! (mirror jobs from the API and the notification endpoint), `api` (axum: torrents, magnets,
@@ -10,6 +11,7 @@
 //! tracker's counts for the page), [`metrics`] and [`service`], which wires them together for
 //! `shoal seeder`.
 
+pub mod allow;
 mod api;
 pub mod jobs;
 pub mod metrics;
@@ -19,5 +21,6 @@ mod scrape;
 pub mod service;
 mod ui;
 
+pub use allow::MirrorAllowList;
 pub use jobs::RetryPolicy;
 pub use service::{bind, BoundSeeder, SeederConfig, SeederError};

@@ -19,6 +19,7 @@ use shoal_torrents::{BlobDigest, HashedBlob, ParseDigestError};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use crate::allow::MirrorAllowList;
 use crate::metrics::SeederMetrics;
 use shoal_store::blob_store::{BlobStore, Chunk, StoreError};
 use shoal_store::cache::{CacheError, CachedStore};
@@ -49,6 +50,8 @@ pub enum MirrorError {
     /// The outcome of a fetch another request started and this one waited for.
     #[error(transparent)]
     Shared(Arc<MirrorError>),
+    #[error("{what} is not in the seeder's mirror allow-list ({allowed}); add it with --mirror-allow")]
+    NotAllowed { what: String, allowed: String },
 }
 
 impl MirrorError {
@@ -70,6 +73,15 @@ impl MirrorError {
         }
     }
 
+    /// True when the allow-list refused the image or blob (nothing was fetched).
+    pub fn is_not_allowed(&self) -> bool {
+        match self {
+            MirrorError::NotAllowed { .. } => true,
+            MirrorError::Shared(inner) => inner.is_not_allowed(),
+            _ => false,
+        }
+    }
+
     /// The failure's kind, as a metric label: upstream's ([`UpstreamError::reason`]), or
     /// `digest_mismatch`, `size_mismatch`, `stream_failed` (the body broke off), `bad_manifest`,
     /// `local_io` (the store or index here) or `task`.
@@ -82,6 +94,7 @@ impl MirrorError {
             MirrorError::Store(StoreError::Source { .. }) => "stream_failed",
             MirrorError::Store(_) | MirrorError::Index(_) | MirrorError::Cache(_) => "local_io",
             MirrorError::Task(_) => "task",
+            MirrorError::NotAllowed { .. } => "not_allowed",
             MirrorError::Shared(inner) => inner.reason(),
         }
     }
@@ -167,6 +180,7 @@ pub struct Mirror {
     index: Arc<BlobIndex>,
     metrics: Arc<SeederMetrics>,
     platforms: PlatformFilter,
+    allow: MirrorAllowList,
     stored: mpsc::UnboundedSender<HashedBlob>,
     flights: SingleFlight<BlobDigest, FetchOutcome>,
     usage: Arc<BlobUsage>,
@@ -182,6 +196,7 @@ impl Mirror {
         stored: CachedStore,
         metrics: Arc<SeederMetrics>,
         platforms: PlatformFilter,
+        allow: MirrorAllowList,
         tasks: Tasks,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<HashedBlob>) {
         let (stored_tx, rx) = mpsc::unbounded_channel();
@@ -192,6 +207,7 @@ impl Mirror {
             index,
             metrics,
             platforms,
+            allow,
             stored: stored_tx,
             flights: SingleFlight::default(),
             usage,
@@ -235,6 +251,7 @@ impl Mirror {
         digest: BlobDigest,
         size: Option<u64>,
     ) -> Result<HashedBlob, MirrorError> {
+        self.check_allowed(reference, || format!("{}@{digest}", repo_key(reference)))?;
         let repo = repo_key(reference);
         let _lease = self.usage.lease(digest).await;
         if let Some(h) = self.stored_blob(&digest)? {
@@ -352,7 +369,16 @@ impl Mirror {
         Ok(record)
     }
 
+    /// Refuses what `--mirror-allow` does not name, before anything is fetched.
+    fn check_allowed(&self, reference: &Reference, what: impl FnOnce() -> String) -> Result<(), MirrorError> {
+        if self.allow.allows(reference.registry(), reference.repository()) {
+            return Ok(());
+        }
+        Err(MirrorError::NotAllowed { what: what(), allowed: self.allow.describe() })
+    }
+
     async fn mirror_reference(self: &Arc<Self>, reference: &Reference) -> Result<ImageRecord, MirrorError> {
+        self.check_allowed(reference, || reference.whole())?;
         let top = self.upstream.manifest(reference).await?;
         let mut manifests = Vec::new();
         if top.media_type == OCI_IMAGE_INDEX_MEDIA_TYPE || top.media_type == IMAGE_MANIFEST_LIST_MEDIA_TYPE {

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tower_http::trace::TraceLayer;
 
+use crate::allow::MirrorAllowList;
 use crate::api::{self, ApiState};
 use crate::jobs::{MirrorJobs, RetryPolicy};
 use crate::metrics::SeederMetrics;
@@ -45,6 +46,8 @@ pub struct SeederConfig {
     pub store_limit: Option<StoreLimit>,
     /// How often a failed mirror job is tried again before it is dropped.
     pub retries: RetryPolicy,
+    /// `--mirror-allow` patterns; none: the fronted registry and the images' registries.
+    pub mirror_allow: Vec<String>,
 }
 
 /// How often recorded uses (webseed, torrent requests, uploads to peers) are written to the
@@ -157,11 +160,14 @@ impl BoundSeeder {
         let Self { config, listener, addr: _, public_url, stored, metrics, seeding, cache } = self;
         let upstream = Upstream::new(config.upstream.clone());
         let index = Arc::clone(&stored.index);
+        let allow = mirror_allow_list(&config)?;
+        tracing::info!(allowed = %allow.describe(), "mirroring on request is limited to these (--mirror-allow)");
         let (mirror, stored_rx) = Mirror::new(
             upstream,
             stored,
             Arc::clone(&metrics),
             PlatformFilter(config.platforms.clone()),
+            allow,
             tasks.child("mirror"),
         );
         tasks.spawn(
@@ -227,6 +233,17 @@ impl BoundSeeder {
         seeding.stop().await;
         Ok(())
     }
+}
+
+/// The allow-list `config` asks for: its patterns, or the registry it fronts (Docker Hub
+/// without `--upstream`) and those of its configured images.
+fn mirror_allow_list(config: &SeederConfig) -> Result<MirrorAllowList, SeederError> {
+    let mut defaults = vec![config.upstream.default_registry.clone().unwrap_or_else(|| "docker.io".to_owned())];
+    for image in &config.images {
+        let reference = Upstream::parse_reference(image).map_err(MirrorError::from)?;
+        defaults.push(reference.registry().to_owned());
+    }
+    MirrorAllowList::new(&config.mirror_allow, &defaults).map_err(|e| SeederError::Config(e.to_string()))
 }
 
 /// Seeding newly stored blobs, eviction and writing uses share one task, so they never race

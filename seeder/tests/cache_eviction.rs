@@ -69,6 +69,7 @@ async fn crash_states_are_repaired_at_start_and_eviction_clears_session_store_an
         stored,
         Arc::clone(&metrics),
         PlatformFilter::default(),
+        shoal_seeder::MirrorAllowList::new(&["*".to_owned()], &[]).unwrap(),
         Tasks::root("test"),
     );
     let seeding =

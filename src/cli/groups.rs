@@ -1,5 +1,5 @@
 //! Flag groups several subcommands share: upstream access, store limits, BitTorrent listening,
-//! mirror-job retries.
+//! what the seeder mirrors and how it retries.
 //!
 //! Each subcommand keeps its own environment names (`SHOAL_SEEDER_…`, `SHOAL_SHIM_…`, and
 //! `SHOAL_…` for `shoal up`), which compose files and units already use, so a group is a macro
@@ -122,13 +122,19 @@ macro_rules! bittorrent_flags {
     };
 }
 
-/// `--mirror-attempts` and `--mirror-retry-backoff-ms`: the seeder's mirror-job retries.
+/// `--mirror-allow`, `--mirror-attempts` and `--mirror-retry-backoff-ms`: what the seeder
+/// mirrors on request, and how often it retries.
 // Not rustfmt's: it indents the multi-line attributes further on every run.
 #[rustfmt::skip]
-macro_rules! mirror_retry_flags {
+macro_rules! mirror_flags {
     ($name:ident, $env:literal) => {
-        #[derive(clap::Args, Debug, Clone, Copy)]
+        #[derive(clap::Args, Debug, Clone)]
         pub struct $name {
+            /// What the seeder mirrors when asked (repeat or comma-separate): `*`, a registry
+            /// (`ghcr.io`), a repository (`ghcr.io/org/app`) or a prefix (`ghcr.io/org/*`)
+            /// [default: the upstream registry and those of the configured images].
+            #[arg(long = "mirror-allow", env = concat!($env, "MIRROR_ALLOW"), value_delimiter = ',')]
+            pub mirror_allow: Vec<String>,
             /// Attempts at mirroring an image before its job is dropped (a job left by a crash
             /// or an outage is resumed at start; upstream saying "no such image" ends it at once).
             #[arg(long, env = concat!($env, "MIRROR_ATTEMPTS"), default_value_t = 8,
@@ -141,8 +147,8 @@ macro_rules! mirror_retry_flags {
             pub mirror_retry_backoff_ms: u64,
         }
 
-        impl From<$name> for shoal_seeder::RetryPolicy {
-            fn from(f: $name) -> Self {
+        impl From<&$name> for shoal_seeder::RetryPolicy {
+            fn from(f: &$name) -> Self {
                 let first_backoff = std::time::Duration::from_millis(f.mirror_retry_backoff_ms);
                 Self {
                     attempts: f.mirror_attempts,
@@ -186,6 +192,6 @@ store_limit_flags!(SeederStoreLimit, "", "SHOAL_SEEDER_");
 store_limit_flags!(ShimStoreLimit, "", "SHOAL_SHIM_");
 store_limit_flags!(UpShimStoreLimit, "shim-", "SHOAL_SHIM_");
 bittorrent_flags!(SeederBitTorrent, "SHOAL_SEEDER_", "0.0.0.0:6881");
-mirror_retry_flags!(SeederMirrorRetries, "SHOAL_SEEDER_");
-mirror_retry_flags!(UpMirrorRetries, "SHOAL_");
+mirror_flags!(SeederMirror, "SHOAL_SEEDER_");
+mirror_flags!(UpMirror, "SHOAL_");
 bittorrent_flags!(ShimBitTorrent, "SHOAL_SHIM_", "0.0.0.0:6882");

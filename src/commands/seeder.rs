@@ -23,7 +23,8 @@ pub(crate) fn run(args: SeederArgs) -> anyhow::Result<()> {
         images: [args.images, file.images].concat(),
         platforms: [args.platforms, file.platforms].concat(),
         store_limit: StoreLimitFlags::from(args.store).into_limit()?,
-        retries: args.retries.into(),
+        retries: (&args.mirror).into(),
+        mirror_allow: args.mirror.mirror_allow.clone(),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let served = runtime.block_on(async {

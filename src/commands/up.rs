@@ -51,7 +51,8 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
             low: StoreLimit::DEFAULT_LOW_WATERMARK,
         }
         .into_limit()?,
-        retries: args.retries.into(),
+        retries: (&args.mirror).into(),
+        mirror_allow: args.mirror.mirror_allow.clone(),
     };
     // The shim reaches the seeder on loopback whatever the public host is.
     let seeder_local = format!("http://127.0.0.1:{}", seeder_listen.port());
