@@ -117,10 +117,12 @@ pub struct UpArgs {
     /// insecure_registries, credentials).
     #[arg(long, env = "SHOAL_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Largest size of the seeder's blob store (500MiB, 10GiB, ...) [default: no limit]; least
-    /// recently used blobs not being served go first, between the seeder's default watermarks.
-    #[arg(long, env = "SHOAL_MAX_STORE_BYTES", value_parser = shoal_store::eviction::parse_byte_size)]
-    pub max_store_bytes: Option<u64>,
+    /// Largest size of the seeder's blob store (500MiB, 10GiB, ...; `auto`: what it holds plus
+    /// 40% of the filesystem's free space at start, the shim getting another 40%; `none`: no
+    /// limit); least recently used blobs not being served go first, between the seeder's
+    /// default watermarks.
+    #[arg(long, env = "SHOAL_MAX_STORE_BYTES", default_value = "auto")]
+    pub max_store_bytes: shoal_store::eviction::StoreSize,
     #[command(flatten)]
     pub upstream_access: UpUpstream,
     #[command(flatten)]

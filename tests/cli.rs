@@ -254,3 +254,48 @@ fn logs_are_plain_off_a_terminal_and_json_when_asked() {
     let out = shoal(Path::new("."), &["tracker", "--log-format", "yaml"]);
     assert_eq!(out.status.code(), Some(2), "an unknown format is a usage error");
 }
+
+/// The JSON log lines `shoal shim ARGS` writes until it says it listens (then it is stopped).
+fn shim_start_log(dir: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .current_dir(dir)
+        .args(["--log-format", "json", "shim", "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1"])
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let json: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        let listening = json["fields"]["message"] == "shim listening";
+        lines.push(json);
+        if listening {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    lines
+}
+
+#[test]
+fn the_store_is_capped_by_default_at_a_share_of_the_free_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let limit_line = |lines: &[serde_json::Value]| {
+        lines.iter().find(|l| l["fields"]["message"].as_str().is_some_and(|m| m.starts_with("store limit"))).cloned()
+    };
+    let line = limit_line(&shim_start_log(dir.path(), &["--data-dir", "auto"])).expect("no store-limit line");
+    let fields = &line["fields"];
+    let (max, free) = (fields["max_store_bytes"].as_u64().unwrap(), fields["free_bytes"].as_u64().unwrap());
+    assert_eq!(fields["stored_bytes"], 0);
+    assert_eq!(max, (free as f64 * 0.8) as u64, "{line}");
+    // Against df's figure for the same filesystem (the suite writes meanwhile: within 5%).
+    let df = Command::new("df").args(["-B1", "--output=avail"]).arg(dir.path()).output().unwrap();
+    let avail: f64 = String::from_utf8_lossy(&df.stdout).lines().nth(1).unwrap().trim().parse().unwrap();
+    assert!((free as f64 - avail).abs() < avail * 0.05, "free {free} against df's {avail}");
+    // A size, or none, is taken as given.
+    assert!(limit_line(&shim_start_log(dir.path(), &["--data-dir", "none", "--max-store-bytes", "none"])).is_none());
+    assert!(limit_line(&shim_start_log(dir.path(), &["--data-dir", "sized", "--max-store-bytes", "1GiB"])).is_none());
+}

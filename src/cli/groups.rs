@@ -61,16 +61,18 @@ macro_rules! store_limit_flags {
     ($name:ident, $long:literal, $env:literal) => {
         #[derive(clap::Args, Debug, Clone)]
         pub struct $name {
-            /// Largest size of the blob store: bytes, or with a unit (500MiB, 10GiB, 2TB)
-            /// [default: no limit]. Above the high watermark least-recently-used blobs not in
-            /// use (served, seeded to a downloading peer, downloaded) are evicted.
+            /// Largest size of the blob store: bytes, or with a unit (500MiB, 10GiB, 2TB);
+            /// `auto`: what is stored plus 80% of the filesystem's free space at start (40% each
+            /// for `shoal up`'s seeder and shim, which share it); `none`: no limit. Above the
+            /// high watermark least-recently-used blobs not in use (served, seeded to a
+            /// downloading peer, downloaded) are evicted.
             #[arg(
                 id = concat!($long, "max-store-bytes"),
                 long = concat!($long, "max-store-bytes"),
                 env = concat!($env, "MAX_STORE_BYTES"),
-                value_parser = shoal_store::eviction::parse_byte_size
+                default_value = "auto"
             )]
-            pub max_store_bytes: Option<u64>,
+            pub max_store_bytes: shoal_store::eviction::StoreSize,
             /// Fraction of the store limit above which eviction starts.
             #[arg(
                 id = concat!($long, "store-high-watermark"),
@@ -172,7 +174,7 @@ pub struct UpstreamFlags {
 /// A store limit as every subcommand gives it.
 #[derive(Debug, Clone, Copy)]
 pub struct StoreLimitFlags {
-    pub max_bytes: Option<u64>,
+    pub max_bytes: shoal_store::eviction::StoreSize,
     pub high: f64,
     pub low: f64,
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Deserialize;
 use shoal_registry_shim::SwarmConfig;
-use shoal_store::eviction::StoreLimit;
+use shoal_store::eviction::{StoreLimit, StoreSize};
 use shoal_store::seeding::SeedingConfig;
 use shoal_tasks::Tasks;
 use shoal_upstream::{Credentials, UpstreamConfig};
@@ -58,11 +58,28 @@ impl UpstreamFlags {
     }
 }
 
+/// The share of the free space an `auto` store limit takes (`shoal up` splits it between its
+/// seeder and its shim).
+pub(crate) const AUTO_SHARE: f64 = 0.8;
+
 impl StoreLimitFlags {
-    /// The store limit, or `None` without `--max-store-bytes`.
-    pub(crate) fn into_limit(self) -> anyhow::Result<Option<StoreLimit>> {
-        self.max_bytes
-            .map(|max| StoreLimit::new(max, self.high, self.low))
+    /// The limit of the store in `data_dir` (`None`: `--max-store-bytes none`); `auto` is what
+    /// it holds plus `share` of its filesystem's free space, read now.
+    pub(crate) fn into_limit(self, data_dir: &std::path::Path, share: f64) -> anyhow::Result<Option<StoreLimit>> {
+        let max = match self.max_bytes {
+            StoreSize::Auto => {
+                let stored = shoal_store::space::stored_bytes(data_dir)
+                    .with_context(|| format!("cannot read the store in {}", data_dir.display()))?;
+                let free = shoal_store::space::free_bytes(data_dir)
+                    .with_context(|| format!("cannot read the free space of {}", data_dir.display()))?;
+                let max = StoreSize::Auto.resolve(stored, free, share);
+                tracing::info!(data_dir = %data_dir.display(), max_store_bytes = max, stored_bytes = stored,
+                    free_bytes = free, share, "store limit: what is stored plus a share of the free space (--max-store-bytes)");
+                max
+            }
+            size => size.resolve(0, 0, share),
+        };
+        max.map(|max| StoreLimit::new(max, self.high, self.low))
             .transpose()
             .context("invalid --max-store-bytes or watermarks")
     }

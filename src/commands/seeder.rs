@@ -6,7 +6,7 @@ use anyhow::Context;
 use shoal_seeder::SeederConfig;
 use shoal_tasks::Tasks;
 
-use super::common::{cancel_on_signal, ConfigFile};
+use super::common::{cancel_on_signal, ConfigFile, AUTO_SHARE};
 use crate::cli::{BitTorrentFlags, SeederArgs, StoreLimitFlags, UpstreamFlags};
 
 pub(crate) fn run(args: SeederArgs) -> anyhow::Result<()> {
@@ -15,14 +15,14 @@ pub(crate) fn run(args: SeederArgs) -> anyhow::Result<()> {
     seeding.dht = args.dht;
     seeding.local_service_discovery = args.lsd;
     let config = SeederConfig {
-        data_dir: args.data_dir,
+        data_dir: args.data_dir.clone(),
         http_listen: args.listen,
         public_url: args.public_url,
         seeding,
         upstream: UpstreamFlags::from(args.upstream_access).into_config(args.upstream.as_deref(), &file)?,
         images: [args.images, file.images].concat(),
         platforms: [args.platforms, file.platforms].concat(),
-        store_limit: StoreLimitFlags::from(args.store).into_limit()?,
+        store_limit: StoreLimitFlags::from(args.store).into_limit(&args.data_dir, AUTO_SHARE)?,
         retries: (&args.mirror).into(),
         mirror_allow: args.mirror.mirror_allow.clone(),
     };

@@ -6,7 +6,7 @@ use anyhow::Context;
 use shoal_registry_shim::{BoundShim, ShimConfig};
 use shoal_tasks::Tasks;
 
-use super::common::{cancel_on_signal, ConfigFile};
+use super::common::{cancel_on_signal, ConfigFile, AUTO_SHARE};
 use crate::cli::{BitTorrentFlags, ShimArgs, StoreLimitFlags, UpstreamFlags};
 
 pub(crate) fn run(args: ShimArgs) -> anyhow::Result<()> {
@@ -14,7 +14,7 @@ pub(crate) fn run(args: ShimArgs) -> anyhow::Result<()> {
     let swarm = args.seeder.clone().map(|seeder| args.timing.swarm_config(seeder, seeding));
     let config = ShimConfig {
         listen: args.listen,
-        data_dir: args.data_dir,
+        data_dir: args.data_dir.clone(),
         default_registry: args.upstream.clone(),
         tag_ttl: args.timing.tag_ttl(),
         stale_tag_max_age: args.timing.stale_tag_max_age(),
@@ -22,7 +22,7 @@ pub(crate) fn run(args: ShimArgs) -> anyhow::Result<()> {
         upstream: UpstreamFlags::from(args.upstream_access)
             .into_config(Some(&args.upstream), &ConfigFile::default())?,
         swarm,
-        store_limit: StoreLimitFlags::from(args.store).into_limit()?,
+        store_limit: StoreLimitFlags::from(args.store).into_limit(&args.data_dir, AUTO_SHARE)?,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let served = runtime.block_on(async {

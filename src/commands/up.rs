@@ -14,7 +14,7 @@ use shoal_tasks::Tasks;
 use shoal_tracker::TrackerConfig;
 use tracing::Instrument;
 
-use super::common::{shutdown_signal, ConfigFile};
+use super::common::{shutdown_signal, ConfigFile, AUTO_SHARE};
 use crate::cli::{BitTorrentFlags, StoreLimitFlags, UpArgs, UpstreamFlags};
 use crate::magnets::OutputFormat;
 
@@ -50,9 +50,9 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
             high: StoreLimit::DEFAULT_HIGH_WATERMARK,
             low: StoreLimit::DEFAULT_LOW_WATERMARK,
         }
-        .into_limit()?,
+        .into_limit(&args.data_dir.join("seeder"), AUTO_SHARE / 2.0)?,
         retries: (&args.mirror).into(),
-        mirror_allow: args.mirror.mirror_allow.clone(),
+        mirror_allow: up_mirror_allow(&args.mirror.mirror_allow, &args.upstream, &images)?,
     };
     // The shim reaches the seeder on loopback whatever the public host is.
     let seeder_local = format!("http://127.0.0.1:{}", seeder_listen.port());
@@ -65,7 +65,8 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
         mirror_miss_timeout: args.timing.mirror_miss_timeout(),
         upstream,
         swarm: Some(args.timing.swarm_config(seeder_local.clone(), bittorrent(args.shim_bt_listen).into_config(false))),
-        store_limit: StoreLimitFlags::from(args.shim_store.clone()).into_limit()?,
+        store_limit: StoreLimitFlags::from(args.shim_store.clone())
+            .into_limit(&args.data_dir.join("shim"), AUTO_SHARE / 2.0)?,
     };
     let tracker = TrackerConfig { listen: args.tracker_listen, ..TrackerConfig::default() };
 
@@ -118,6 +119,20 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
     served?;
     println!("shoal up: stopped");
     Ok(())
+}
+
+/// The seeder's allow-list: as given, or the fronted registry and those of `--image`s (which
+/// `shoal up` mirrors through the API, not as the seeder's configured images).
+fn up_mirror_allow(given: &[String], upstream: &str, images: &[String]) -> anyhow::Result<Vec<String>> {
+    if !given.is_empty() {
+        return Ok(given.to_vec());
+    }
+    let mut allow = vec![upstream.to_owned()];
+    for image in images {
+        let reference = shoal_upstream::Upstream::parse_reference(image).with_context(|| format!("--image {image}"))?;
+        allow.push(reference.registry().to_owned());
+    }
+    Ok(allow)
 }
 
 /// What a service's task ending before shutdown means: it failed (or panicked; only shutdown

@@ -16,7 +16,7 @@ pub enum LimitError {
     ZeroBytes,
     #[error("watermarks must satisfy 0 < low <= high <= 1; got low {low}, high {high}")]
     Watermarks { low: f64, high: f64 },
-    #[error("{0:?} is not a size: expected bytes, or a number with KB/MB/GB/TB or KiB/MiB/GiB/TiB (e.g. 500MiB)")]
+    #[error("{0:?} is not a size: expected bytes, or a number with KB/MB/GB/TB or KiB/MiB/GiB/TiB (e.g. 500MiB), or auto, or none")]
     Size(String),
 }
 
@@ -103,6 +103,38 @@ pub fn plan(entries: &[Entry], limit: &StoreLimit) -> Plan {
         plan.bytes_after -= entry.size;
     }
     plan
+}
+
+/// `--max-store-bytes` as given: a size, `auto` (a share of the filesystem's free space at
+/// start, plus what is stored already: the default) or `none` (no limit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreSize {
+    Auto,
+    Unlimited,
+    Bytes(u64),
+}
+
+impl std::str::FromStr for StoreSize {
+    type Err = LimitError;
+
+    fn from_str(text: &str) -> Result<Self, LimitError> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(StoreSize::Auto),
+            "none" | "unlimited" => Ok(StoreSize::Unlimited),
+            _ => parse_byte_size(text).map(StoreSize::Bytes),
+        }
+    }
+}
+
+impl StoreSize {
+    /// The limit in bytes: `Auto` is what is `stored` plus `share` of the `free` bytes.
+    pub fn resolve(self, stored: u64, free: u64, share: f64) -> Option<u64> {
+        match self {
+            StoreSize::Unlimited => None,
+            StoreSize::Bytes(n) => Some(n),
+            StoreSize::Auto => Some(stored.saturating_add((free as f64 * share) as u64).max(1)),
+        }
+    }
 }
 
 /// A size as flags take it: plain bytes (`1048576`), or a number (decimals allowed) with a
@@ -240,5 +272,17 @@ mod tests {
         for bad in ["", "GiB", "10G", "10 M", "-5", "1.5", "1.2.3MB", ".5GB", "5.GB", "99999999999TiB", "10 GiBs"] {
             assert!(parse_byte_size(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn store_sizes_are_auto_none_or_a_size() {
+        assert_eq!("auto".parse::<StoreSize>().unwrap(), StoreSize::Auto);
+        assert_eq!("None".parse::<StoreSize>().unwrap(), StoreSize::Unlimited);
+        assert_eq!("10GiB".parse::<StoreSize>().unwrap(), StoreSize::Bytes(10 << 30));
+        assert!("lots".parse::<StoreSize>().is_err());
+        assert_eq!(StoreSize::Auto.resolve(500, 1000, 0.8), Some(1300), "stored, plus 80% of what is free");
+        assert_eq!(StoreSize::Auto.resolve(0, 0, 0.8), Some(1), "never a zero limit");
+        assert_eq!(StoreSize::Unlimited.resolve(5, 5, 0.8), None);
+        assert_eq!(StoreSize::Bytes(7).resolve(5, 5, 0.8), Some(7));
     }
 }
