@@ -7,6 +7,7 @@ pub mod browser;
 pub mod docker;
 pub mod registry;
 pub mod stack;
+pub mod token;
 pub mod up;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
