@@ -20,6 +20,8 @@ mod cache;
 mod error;
 mod feed;
 mod fetch;
+#[cfg(test)]
+mod fuzz;
 mod http;
 mod landing;
 mod manifests;

@@ -13,6 +13,8 @@
 
 pub mod allow;
 mod api;
+#[cfg(test)]
+mod fuzz;
 pub mod jobs;
 pub mod metrics;
 pub mod mirror;

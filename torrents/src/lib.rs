@@ -7,6 +7,8 @@
 
 pub mod bencode;
 mod digest;
+#[cfg(test)]
+mod fuzz;
 mod hasher;
 mod magnet;
 mod metainfo;

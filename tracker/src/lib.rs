@@ -5,6 +5,8 @@
 //! its own thread and runtime until dropped. See README.md for the module map and policies.
 
 pub mod access;
+#[cfg(test)]
+mod fuzz;
 pub mod http;
 mod line_guard;
 pub mod metrics;

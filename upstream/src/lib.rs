@@ -35,6 +35,8 @@ pub const MANIFEST_MEDIA_TYPES: &[&str] =
     &[OCI_IMAGE_INDEX_MEDIA_TYPE, IMAGE_MANIFEST_LIST_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE];
 
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod host;
 
 pub use error::UpstreamError;
