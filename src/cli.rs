@@ -129,6 +129,10 @@ pub struct UpArgs {
     pub shim_store: UpShimStoreLimit,
     #[command(flatten)]
     pub mirror: UpMirror,
+    /// A bearer token the seeder's `POST /v1/images` and `/v1/notifications` must present;
+    /// set it with --public (`shoal magnets` sends it from SHOAL_SEEDER_TOKEN).
+    #[arg(long, env = "SHOAL_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<Secret>,
     #[command(flatten)]
     pub timing: ShimTiming,
 }
@@ -174,6 +178,9 @@ pub struct MagnetsArgs {
     /// Output format; `github` also appends a markdown table to `$GITHUB_STEP_SUMMARY`.
     #[arg(long, env = "SHOAL_MAGNETS_FORMAT", value_enum, default_value_t = crate::magnets::OutputFormat::Text)]
     pub format: crate::magnets::OutputFormat,
+    /// The seeder's `--api-token`, sent as a bearer token; prefer the environment variable.
+    #[arg(long, env = "SHOAL_SEEDER_TOKEN", hide_env_values = true)]
+    pub seeder_token: Option<Secret>,
 }
 
 #[derive(Args, Debug)]
@@ -249,6 +256,11 @@ pub struct SeederArgs {
     pub store: SeederStoreLimit,
     #[command(flatten)]
     pub mirror: SeederMirror,
+    /// A bearer token `POST /v1/images` and `/v1/notifications` must present (the requests
+    /// that make the seeder fetch); set it whenever the API listens beyond loopback. Prefer
+    /// the environment variable.
+    #[arg(long, env = "SHOAL_SEEDER_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<Secret>,
 }
 
 /// A value that never shows in `Debug` output or logs.

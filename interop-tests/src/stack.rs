@@ -93,6 +93,7 @@ pub async fn start_seeder_with(data: &Path, registry: &str, seeding: SeedingConf
         store_limit: None,
         retries: Default::default(),
         mirror_allow: vec![],
+        api_token: None,
     };
     let bound = tokio::time::timeout(Duration::from_secs(60), shoal_seeder::bind(config))
         .await

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -50,6 +50,9 @@ pub(crate) struct ApiState {
     /// Where work a request starts but does not wait for runs (mirrors of pushed images,
     /// fetches asked for with `wait=false`).
     pub tasks: Tasks,
+    /// `--api-token`: what `POST /v1/images` and `/v1/notifications` must present as a bearer
+    /// token; `None`: anyone who reaches the API may.
+    pub api_token: Option<String>,
 }
 
 /// The router of every endpoint.
@@ -340,7 +343,32 @@ async fn image(State(state): State<Arc<ApiState>>, Path(reference): Path<String>
     Ok(Json(state.image_view(&record)?).into_response())
 }
 
-async fn mirror_image(State(state): State<Arc<ApiState>>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+impl ApiState {
+    /// Lets a request that makes the seeder fetch through only with `--api-token`, if one is set.
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(expected) = &self.api_token else { return Ok(()) };
+        let given = requests::bearer_token(headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()));
+        if given.is_some_and(|given| same_secret(given, expected.as_bytes())) {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "this seeder wants its API token: send Authorization: Bearer <token> (shoal magnets --seeder-token)",
+        ))
+    }
+}
+
+/// Compares secrets in time that does not depend on where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn mirror_image(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers)?;
     let request: MirrorRequest = serde_json::from_slice(&body)
         .map_err(|e| RequestError::Body(format!("expected {{\"image\": \"..\"}}: {e}")))?;
     let record = state.jobs.mirror(&request.image).await.map_err(|e| {
@@ -358,7 +386,12 @@ async fn jobs(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> 
     Ok(Json(serde_json::json!({ "jobs": state.jobs.list()? })).into_response())
 }
 
-async fn notification(State(state): State<Arc<ApiState>>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+async fn notification(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers)?;
     let images = requests::pushed_images(&body)?;
     // Jobs, not one-off tasks: the runner starts them (several at once) and retries failures.
     for image in &images {

@@ -54,6 +54,14 @@ pub(crate) fn registry(host: &str) -> Result<&str, RequestError> {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header, if that is what it is.
+pub(crate) fn bearer_token(header: Option<&[u8]>) -> Option<&[u8]> {
+    let value = header?;
+    let (scheme, token) = value.split_at(value.iter().position(|&b| b == b' ')?);
+    let token = token.trim_ascii();
+    (scheme.eq_ignore_ascii_case(b"bearer") && !token.is_empty()).then_some(token)
+}
+
 /// `POST /v1/images` body.
 #[derive(Debug, Deserialize)]
 pub(crate) struct MirrorRequest {
@@ -163,5 +171,15 @@ mod tests {
         );
         assert_eq!(pushed_images(body.as_bytes()).unwrap(), vec![format!("127.0.0.1:5000/team/app@sha256:{HEX}")]);
         assert!(pushed_images(b"not json").is_err());
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_from_the_authorization_header() {
+        assert_eq!(bearer_token(Some(b"Bearer s3cret")), Some(&b"s3cret"[..]));
+        assert_eq!(bearer_token(Some(b"bearer  s3cret ")), Some(&b"s3cret"[..]));
+        for not in [&b"Basic dTpw"[..], b"Bearer", b"Bearer ", b"s3cret", b""] {
+            assert_eq!(bearer_token(Some(not)), None, "{:?}", String::from_utf8_lossy(not));
+        }
+        assert_eq!(bearer_token(None), None);
     }
 }

@@ -48,6 +48,8 @@ pub struct SeederConfig {
     pub retries: RetryPolicy,
     /// `--mirror-allow` patterns; none: the fronted registry and the images' registries.
     pub mirror_allow: Vec<String>,
+    /// `--api-token`: the bearer token requests that make the seeder mirror must present.
+    pub api_token: Option<String>,
 }
 
 /// How often recorded uses (webseed, torrent requests, uploads to peers) are written to the
@@ -125,6 +127,10 @@ pub async fn bind(config: SeederConfig) -> Result<BoundSeeder, SeederError> {
         .await
         .map_err(|error| SeederError::Listen { addr: config.http_listen, error })?;
     let addr = listener.local_addr().map_err(|error| SeederError::Listen { addr: config.http_listen, error })?;
+    if !addr.ip().is_loopback() && config.api_token.is_none() {
+        tracing::warn!(%addr, "the seeder's API listens beyond loopback without --api-token: anyone who reaches it \
+            can make it mirror (what --mirror-allow permits)");
+    }
     let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let public_url = public_url.trim_end_matches('/').to_owned();
 
@@ -221,6 +227,7 @@ impl BoundSeeder {
             },
             public_url,
             tasks: tasks.child("api"),
+            api_token: config.api_token.clone(),
         });
         let refused = state.metrics.refused_connections.clone();
         let app = api::router(state).layer(TraceLayer::new_for_http());

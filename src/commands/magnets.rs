@@ -10,7 +10,8 @@ use crate::magnets::{render_github, render_json, render_text, ImageListing, Outp
 
 pub(crate) fn run(args: MagnetsArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let listing = runtime.block_on(mirror(&args.seeder, &args.image))?;
+    let token = args.seeder_token.as_ref().map(|t| t.0.as_str());
+    let listing = runtime.block_on(mirror(&args.seeder, &args.image, token))?;
     let summary = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty());
     print(&listing, args.format, summary.as_deref().map(Path::new))
 }
@@ -30,7 +31,7 @@ impl std::error::Error for ImageUnknown {}
 
 /// `POST /v1/images`: the seeder mirrors the image (a no-op for blobs it holds; tags are
 /// resolved again, so a re-pushed tag gets its new blobs) and lists it.
-pub(crate) async fn mirror(seeder: &str, image: &str) -> anyhow::Result<ImageListing> {
+pub(crate) async fn mirror(seeder: &str, image: &str, token: Option<&str>) -> anyhow::Result<ImageListing> {
     let url = format!("{}/v1/images", seeder.trim_end_matches('/'));
     // A connect deadline only: mirroring a large image takes as long as it takes, and the
     // seeder's own upstream deadlines bound each of its calls.
@@ -38,9 +39,11 @@ pub(crate) async fn mirror(seeder: &str, image: &str) -> anyhow::Result<ImageLis
         .connect_timeout(std::time::Duration::from_secs(2))
         .build()
         .context("cannot build an HTTP client")?;
-    let response = client
-        .post(&url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
+    let mut request = client.post(&url).header(reqwest::header::CONTENT_TYPE, "application/json");
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
         .body(serde_json::json!({ "image": image }).to_string())
         .send()
         .await

@@ -25,6 +25,7 @@ pub(crate) fn run(args: SeederArgs) -> anyhow::Result<()> {
         store_limit: StoreLimitFlags::from(args.store).into_limit(&args.data_dir, AUTO_SHARE)?,
         retries: (&args.mirror).into(),
         mirror_allow: args.mirror.mirror_allow.clone(),
+        api_token: args.api_token.clone().map(|t| t.0),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let served = runtime.block_on(async {

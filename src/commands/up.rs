@@ -53,6 +53,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
         .into_limit(&args.data_dir.join("seeder"), AUTO_SHARE / 2.0)?,
         retries: (&args.mirror).into(),
         mirror_allow: up_mirror_allow(&args.mirror.mirror_allow, &args.upstream, &images)?,
+        api_token: args.api_token.clone().map(|t| t.0),
     };
     // The shim reaches the seeder on loopback whatever the public host is.
     let seeder_local = format!("http://127.0.0.1:{}", seeder_listen.port());
@@ -98,7 +99,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
         drop(out);
 
         for image in &images {
-            match super::magnets::mirror(&seeder_local, image).await {
+            match super::magnets::mirror(&seeder_local, image, args.api_token.as_ref().map(|t| t.0.as_str())).await {
                 Ok(listing) => super::magnets::print(&listing, OutputFormat::Text, None)?,
                 Err(e) => eprintln!("shoal up: cannot mirror {image}: {e:#}"),
             }
