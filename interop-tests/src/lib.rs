@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod docker;
+pub mod hostile;
 pub mod registry;
 pub mod stack;
 pub mod token;
