@@ -45,4 +45,31 @@ impl DockerDaemon {
     pub fn docker(&self, args: &[&str]) -> std::process::Output {
         Command::new("docker").env("DOCKER_HOST", &self.host).args(args).output().unwrap()
     }
+
+    /// `ctr images pull --plain-http` of `registry/image` in namespace `shoaltest`, through the
+    /// daemon's containerd, with a hosts.toml (under `hosts_dir`) that sends `registry`'s pulls
+    /// to `mirror` first (containerd's mirror mode: the shim gets `?ns=registry`). Panics with
+    /// ctr's output when it fails.
+    pub fn ctr_pull_through_mirror(
+        &self,
+        hosts_dir: &Path,
+        registry: &str,
+        mirror: std::net::SocketAddr,
+        image: &str,
+    ) -> std::process::Output {
+        std::fs::create_dir_all(hosts_dir.join(registry)).unwrap();
+        std::fs::write(
+            hosts_dir.join(registry).join("hosts.toml"),
+            format!("server = \"http://{registry}\"\n\n[host.\"http://{mirror}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"),
+        )
+        .unwrap();
+        crate::run_ok(
+            Command::new(require_tool("ctr"))
+                .arg("--address")
+                .arg(&self.containerd_socket)
+                .args(["-n", "shoaltest", "images", "pull", "--plain-http", "--hosts-dir"])
+                .arg(hosts_dir)
+                .arg(format!("{registry}/{image}")),
+        )
+    }
 }

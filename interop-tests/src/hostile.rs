@@ -109,7 +109,7 @@ fn serve(mut stream: TcpStream, hostility: Hostility, info_hash: [u8; 20], piece
     let n = mine.serialize_unchecked_len(&mut ours);
     stream.write_all(&ours[..n])?;
     let mut bits = vec![0xffu8; pieces.div_ceil(8) as usize];
-    if pieces % 8 != 0 {
+    if !pieces.is_multiple_of(8) {
         *bits.last_mut().unwrap() = 0xffu8 << (8 - pieces % 8);
     }
     send(&mut stream, &Message::Bitfield(ByteBuf(&bits)))?;

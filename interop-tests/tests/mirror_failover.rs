@@ -4,13 +4,11 @@
 //! fetches those blobs from the registry itself, and the pull completes well before the shim's
 //! own 20 s wait on the seeder would have ended.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use shoal_interop_tests::docker::DockerDaemon;
 use shoal_interop_tests::registry::{push_image, PushedImage};
 use shoal_interop_tests::stack::{start_shim, start_tracker};
-use shoal_interop_tests::{require_tool, run_ok};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn containerd_falls_back_to_the_registry_when_the_shim_cannot_answer_in_time() {
@@ -25,29 +23,10 @@ async fn containerd_falls_back_to_the_registry_when_the_shim_cannot_answer_in_ti
     let daemon_dir = tmp.path().join("docker");
     let daemon = tokio::task::spawn_blocking(move || DockerDaemon::start(&daemon_dir)).await.unwrap();
 
-    let ctr = require_tool("ctr");
-    let hosts = tmp.path().join("hosts");
-    std::fs::create_dir_all(hosts.join(&registry)).unwrap();
-    std::fs::write(
-        hosts.join(&registry).join("hosts.toml"),
-        format!(
-            "server = \"http://{registry}\"\n\n[host.\"http://{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
-            shim.addr
-        ),
-    )
-    .unwrap();
     let started = Instant::now();
-    let socket = daemon.containerd_socket.clone();
-    let out = tokio::task::block_in_place(|| {
-        run_ok(
-            Command::new(ctr)
-                .arg("--address")
-                .arg(&socket)
-                .args(["-n", "shoaltest", "images", "pull", "--plain-http", "--hosts-dir"])
-                .arg(&hosts)
-                .arg(format!("{registry}/team/app:v1")),
-        )
-    });
+    let hosts = tmp.path().join("hosts");
+    let out =
+        tokio::task::block_in_place(|| daemon.ctr_pull_through_mirror(&hosts, &registry, shim.addr, "team/app:v1"));
     let took = started.elapsed();
     eprintln!("ctr pull took {took:?}: {}", String::from_utf8_lossy(&out.stdout));
     let metrics = shim.metrics.render();

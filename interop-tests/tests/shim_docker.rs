@@ -3,12 +3,9 @@
 //! with a hosts.toml mirror pointing at the shim (mirror mode, `?ns=`). Layers arrive from the
 //! swarm (the seeder over BitTorrent) and match the upstream's.
 
-use std::process::Command;
-
 use shoal_interop_tests::docker::DockerDaemon;
 use shoal_interop_tests::registry::{push_image, PushedImage};
 use shoal_interop_tests::stack::{start_seeder, start_shim, start_tracker};
-use shoal_interop_tests::{require_tool, run_ok};
 use shoal_registry_shim::Source;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -47,29 +44,10 @@ async fn docker_and_containerd_pull_through_the_shim() {
     assert_eq!(shim.metrics.bytes(Source::Upstream).get(), 0, "layers came from upstream");
 
     // Mirror mode: containerd pulls the upstream's own name; hosts.toml sends it to the shim.
-    let ctr = require_tool("ctr");
-    let hosts = tmp.path().join("hosts");
-    std::fs::create_dir_all(hosts.join(&registry)).unwrap();
-    std::fs::write(
-        hosts.join(&registry).join("hosts.toml"),
-        format!(
-            "server = \"http://{registry}\"\n\n[host.\"http://{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
-            shim.addr
-        ),
-    )
-    .unwrap();
     let before = shim.metrics.render();
-    let socket = daemon.containerd_socket.clone();
-    let out = tokio::task::block_in_place(|| {
-        run_ok(
-            Command::new(ctr)
-                .arg("--address")
-                .arg(&socket)
-                .args(["-n", "shoaltest", "images", "pull", "--plain-http", "--hosts-dir"])
-                .arg(&hosts)
-                .arg(format!("{registry}/team/app:v1")),
-        )
-    });
+    let hosts = tmp.path().join("hosts");
+    let out =
+        tokio::task::block_in_place(|| daemon.ctr_pull_through_mirror(&hosts, &registry, shim.addr, "team/app:v1"));
     let after = shim.metrics.render();
     assert_ne!(before, after, "containerd never asked the shim: {}", String::from_utf8_lossy(&out.stdout));
     assert!(after.contains(r#"shoal_shim_requests_total{endpoint="manifests",status="200"}"#), "{after}");
