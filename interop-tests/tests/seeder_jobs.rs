@@ -58,7 +58,7 @@ fn mirror_jobs_run_side_by_side_are_retried_across_restarts_and_dropped_after_th
             "--mirror-retry-backoff-ms",
             "60000",
             "--upstream-first-byte-timeout-ms",
-            "3000",
+            "8000",
         ],
     );
     let started = Instant::now();
@@ -66,7 +66,8 @@ fn mirror_jobs_run_side_by_side_are_retried_across_restarts_and_dropped_after_th
         curl(&format!("{seeder}/v1/images/{real}"), &[]).0 == 200
     });
     let now = jobs(&seeder);
-    assert!(started.elapsed() < Duration::from_secs(3), "the real image waited {:?}", started.elapsed());
+    // The silent job's first attempt runs 8 s: still running means the real one did not wait.
+    assert!(started.elapsed() < Duration::from_secs(8), "the real image waited {:?}", started.elapsed());
     assert_eq!(job(&now, &silent).map(|j| j["state"].clone()), Some("running".into()), "{now:?}");
     assert!(job(&now, &real).is_none(), "a mirrored image is still a job: {now:?}");
 
@@ -88,7 +89,7 @@ fn mirror_jobs_run_side_by_side_are_retried_across_restarts_and_dropped_after_th
     drop(first); // SIGKILL
 
     // The restart tries both again at once; each fails its last attempt and is dropped.
-    let (second, seeder) = start_seeder(&data, &["--mirror-attempts", "2", "--upstream-first-byte-timeout-ms", "3000"]);
+    let (second, seeder) = start_seeder(&data, &["--mirror-attempts", "2", "--upstream-first-byte-timeout-ms", "8000"]);
     wait_until("both jobs to be given up on", Duration::from_secs(30), || jobs(&seeder).is_empty());
     let (_, metrics, _) = curl(&format!("{seeder}/metrics"), &[]);
     let metrics = String::from_utf8_lossy(&metrics);

@@ -116,11 +116,13 @@ impl MirrorJobs {
         let job = self.index.add_job(&key, now_ms())?;
         self.running.lock().expect("jobs lock").insert(key.clone());
         let outcome = self.mirror.mirror_image(&key).await;
-        self.running.lock().expect("jobs lock").remove(&key);
         let result = match &outcome {
             Ok(_) => self.index.finish_job(&key).map_err(MirrorError::from),
             Err(e) => self.failed(job, e),
         };
+        // Only once the index says what comes next: the runner must not see the job as
+        // neither running nor rescheduled, or it starts it again at once.
+        self.running.lock().expect("jobs lock").remove(&key);
         self.changed.notify_one();
         result?;
         outcome

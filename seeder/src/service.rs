@@ -166,7 +166,7 @@ impl BoundSeeder {
         let Self { config, listener, addr: _, public_url, stored, metrics, seeding, cache } = self;
         let upstream = Upstream::new(config.upstream.clone());
         let index = Arc::clone(&stored.index);
-        let allow = mirror_allow_list(&config)?;
+        let allow = mirror_allow_list(&config, &index)?;
         tracing::info!(allowed = %allow.describe(), "mirroring on request is limited to these (--mirror-allow)");
         let (mirror, stored_rx) = Mirror::new(
             upstream,
@@ -243,10 +243,12 @@ impl BoundSeeder {
 }
 
 /// The allow-list `config` asks for: its patterns, or the registry it fronts (Docker Hub
-/// without `--upstream`) and those of its configured images.
-fn mirror_allow_list(config: &SeederConfig) -> Result<MirrorAllowList, SeederError> {
+/// without `--upstream`), those of its configured images and those of the jobs a previous run
+/// left (accepted then; a restart with fewer flags must not refuse them).
+fn mirror_allow_list(config: &SeederConfig, index: &BlobIndex) -> Result<MirrorAllowList, SeederError> {
     let mut defaults = vec![config.upstream.default_registry.clone().unwrap_or_else(|| "docker.io".to_owned())];
-    for image in &config.images {
+    let pending: Vec<String> = index.jobs()?.into_iter().map(|job| job.reference).collect();
+    for image in config.images.iter().chain(&pending) {
         let reference = Upstream::parse_reference(image).map_err(MirrorError::from)?;
         defaults.push(reference.registry().to_owned());
     }
