@@ -161,7 +161,7 @@ fn seeder_refuses_upstream_bytes_that_do_not_match_their_digest() {
     let port = Arc::new(registry).serve();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("seeder");
-    let (_seeder, base) = start_seeder(&data, &[]);
+    let (_seeder, base) = start_seeder(&data, &["--mirror-allow".into(), format!("127.0.0.1:{port}")]);
     let image = format!("127.0.0.1:{port}/evil:1");
 
     let (status, body) = curl(

@@ -262,8 +262,15 @@ fn seeder_mirrors_from_an_htpasswd_registry_without_logging_the_password() {
     let image = format!("127.0.0.1:{rport}/private/app:v1");
 
     // Without credentials: refused, clearly, and nothing stored.
-    let anonymous =
-        start_seeder(&tmp.path().join("anonymous"), &["--bt-listen".into(), format!("127.0.0.1:{}", free_port())]);
+    let anonymous = start_seeder(
+        &tmp.path().join("anonymous"),
+        &[
+            "--bt-listen".into(),
+            format!("127.0.0.1:{}", free_port()),
+            "--mirror-allow".into(),
+            format!("127.0.0.1:{rport}"),
+        ],
+    );
     let (status, body) = curl(
         &format!("{}/v1/images", anonymous.base),
         &["-X", "POST", "-H", "content-type: application/json", "-d", &format!(r#"{{"image":"{image}"}}"#)],
@@ -320,7 +327,11 @@ fn seeder_mirrors_from_an_htpasswd_registry_without_logging_the_password() {
 fn seeder_mirrors_what_the_registry_notifies_it_of() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("seeder");
-    let seeder = start_seeder(&data, &["--bt-listen".into(), format!("127.0.0.1:{}", free_port())]);
+    // The registry's port is known only once it runs (after this seeder): allow any.
+    let seeder = start_seeder(
+        &data,
+        &["--bt-listen".into(), format!("127.0.0.1:{}", free_port()), "--mirror-allow".into(), "*".into()],
+    );
     let notifications = format!(
         "notifications:\n  endpoints:\n    - name: shoal\n      url: {}/v1/notifications\n      timeout: 2s\n      threshold: 3\n      backoff: 1s\n",
         seeder.base
