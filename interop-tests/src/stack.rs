@@ -89,6 +89,7 @@ pub async fn start_seeder_with(data: &Path, registry: &str, seeding: SeedingConf
         seeding,
         upstream: UpstreamConfig { default_registry: Some(registry.to_owned()), ..Default::default() },
         images: vec![],
+        api_images: Vec::new(),
         platforms: vec![],
         store_limit: None,
         retries: Default::default(),

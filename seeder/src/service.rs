@@ -40,6 +40,9 @@ pub struct SeederConfig {
     pub upstream: UpstreamConfig,
     /// Images mirrored at start.
     pub images: Vec<String>,
+    /// Images a client asks for through the API at start (`shoal up --image`): like `images`,
+    /// their registries join the default allow-list, but the seeder does not mirror them itself.
+    pub api_images: Vec<String>,
     /// Platforms of an image index to mirror (`os/arch[/variant]`); empty = all.
     pub platforms: Vec<String>,
     /// How large the store may grow (`--max-store-bytes` and watermarks); `None`: no limit.
@@ -243,12 +246,12 @@ impl BoundSeeder {
 }
 
 /// The allow-list `config` asks for: its patterns, or the registry it fronts (Docker Hub
-/// without `--upstream`), those of its configured images and those of the jobs a previous run
+/// without `--upstream`), those of its configured and API images and those of the jobs a previous run
 /// left (accepted then; a restart with fewer flags must not refuse them).
 fn mirror_allow_list(config: &SeederConfig, index: &BlobIndex) -> Result<MirrorAllowList, SeederError> {
     let mut defaults = vec![config.upstream.default_registry.clone().unwrap_or_else(|| "docker.io".to_owned())];
     let pending: Vec<String> = index.jobs()?.into_iter().map(|job| job.reference).collect();
-    for image in config.images.iter().chain(&pending) {
+    for image in config.images.iter().chain(&config.api_images).chain(&pending) {
         let reference = Upstream::parse_reference(image).map_err(MirrorError::from)?;
         defaults.push(reference.registry().to_owned());
     }

@@ -21,6 +21,7 @@ pub(crate) fn run(args: SeederArgs) -> anyhow::Result<()> {
         seeding,
         upstream: UpstreamFlags::from(args.upstream_access).into_config(args.upstream.as_deref(), &file)?,
         images: [args.images, file.images].concat(),
+        api_images: Vec::new(),
         platforms: [args.platforms, file.platforms].concat(),
         store_limit: StoreLimitFlags::from(args.store).into_limit(&args.data_dir, AUTO_SHARE)?,
         retries: (&args.mirror).into(),

@@ -44,6 +44,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
         seeding: bittorrent(args.bt_listen).into_config(!args.no_super_seed),
         upstream: upstream.clone(),
         images: Vec::new(),
+        api_images: images.clone(),
         platforms: [args.platforms.clone(), file.platforms].concat(),
         store_limit: StoreLimitFlags {
             max_bytes: args.max_store_bytes,
@@ -52,7 +53,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
         }
         .into_limit(&args.data_dir.join("seeder"), AUTO_SHARE / 2.0)?,
         retries: (&args.mirror).into(),
-        mirror_allow: up_mirror_allow(&args.mirror.mirror_allow, &args.upstream, &images)?,
+        mirror_allow: args.mirror.mirror_allow.clone(),
         api_token: args.api_token.clone().map(|t| t.0),
     };
     // The shim reaches the seeder on loopback whatever the public host is.
@@ -120,20 +121,6 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
     served?;
     println!("shoal up: stopped");
     Ok(())
-}
-
-/// The seeder's allow-list: as given, or the fronted registry and those of `--image`s (which
-/// `shoal up` mirrors through the API, not as the seeder's configured images).
-fn up_mirror_allow(given: &[String], upstream: &str, images: &[String]) -> anyhow::Result<Vec<String>> {
-    if !given.is_empty() {
-        return Ok(given.to_vec());
-    }
-    let mut allow = vec![upstream.to_owned()];
-    for image in images {
-        let reference = shoal_upstream::Upstream::parse_reference(image).with_context(|| format!("--image {image}"))?;
-        allow.push(reference.registry().to_owned());
-    }
-    Ok(allow)
 }
 
 /// What a service's task ending before shutdown means: it failed (or panicked; only shutdown
