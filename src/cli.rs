@@ -332,6 +332,11 @@ pub struct TrackerArgs {
     /// Runtime worker threads [default: one per available core].
     #[arg(long, env = "SHOAL_TRACKER_THREADS")]
     pub threads: Option<usize>,
+    /// Open HTTP connections one address may hold; more are closed at once (and counted in
+    /// shoal_tracker_refused_connections_total), so one client cannot take every descriptor.
+    #[arg(long, env = "SHOAL_TRACKER_MAX_CONNECTIONS_PER_ADDRESS", value_parser = clap::value_parser!(u32).range(1..),
+          default_value_t = shoal_tracker::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS as u32)]
+    pub max_connections_per_address: u32,
 }
 
 #[derive(Args, Debug)]

@@ -41,30 +41,46 @@ impl Default for EdgeLimits {
     }
 }
 
-/// Open connections per address, and a guard that gives one back when it is dropped.
-#[derive(Default)]
-struct OpenConnections(Mutex<HashMap<IpAddr, usize>>);
+/// Open connections per address, capped: [`ConnectionCap::take`] hands out a slot while the
+/// address is under the cap, and the slot gives itself back when dropped. Public so that an
+/// edge with its own accept loop (the tracker's, which wraps each stream) applies the same cap.
+#[derive(Clone)]
+pub struct ConnectionCap {
+    max: usize,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
 
-struct Slot {
-    open: Arc<OpenConnections>,
+/// One open connection counted against its address; dropping it gives the slot back.
+pub struct ConnectionSlot {
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
     ip: IpAddr,
 }
 
-impl OpenConnections {
-    fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<Slot> {
-        let mut open = self.0.lock().expect("connections lock");
-        let n = open.entry(ip).or_default();
-        if *n >= max {
+impl ConnectionCap {
+    /// At most `max` connections open at once from one address.
+    pub fn new(max: usize) -> Self {
+        Self { max, open: Arc::default() }
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// A slot for one more connection from `ip`, or `None` if it already has `max` open.
+    pub fn take(&self, ip: IpAddr) -> Option<ConnectionSlot> {
+        let mut open = self.open.lock().expect("connections lock");
+        let n = open.entry(ip.to_canonical()).or_default();
+        if *n >= self.max {
             return None;
         }
         *n += 1;
-        Some(Slot { open: Arc::clone(self), ip })
+        Some(ConnectionSlot { open: Arc::clone(&self.open), ip: ip.to_canonical() })
     }
 }
 
-impl Drop for Slot {
+impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        let mut open = self.open.0.lock().expect("connections lock");
+        let mut open = self.open.lock().expect("connections lock");
         if let Some(n) = open.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -88,7 +104,7 @@ pub async fn serve(
 ) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
-    let open = Arc::new(OpenConnections::default());
+    let cap = ConnectionCap::new(limits.max_connections_per_address);
     let stop = tasks.cancelled();
     tokio::pin!(stop);
     loop {
@@ -104,7 +120,7 @@ pub async fn serve(
                 }
             },
         };
-        let Some(slot) = open.take(source.ip(), limits.max_connections_per_address) else {
+        let Some(slot) = cap.take(source.ip()) else {
             refused.inc();
             tracing::debug!(%source, max = limits.max_connections_per_address, "connection over the per-address cap: closed");
             continue;
@@ -140,13 +156,15 @@ mod tests {
 
     #[test]
     fn the_cap_counts_per_address_and_gives_slots_back() {
-        let open = Arc::new(OpenConnections::default());
+        let cap = ConnectionCap::new(2);
         let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-        let first = open.take(a, 2).unwrap();
-        let _second = open.take(a, 2).unwrap();
-        assert!(open.take(a, 2).is_none(), "a third from one address");
-        let _other = open.take(b, 2).expect("another address has its own count");
+        let first = cap.take(a).unwrap();
+        let _second = cap.take(a).unwrap();
+        assert!(cap.take(a).is_none(), "a third from one address");
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert!(cap.take(mapped).is_none(), "an IPv4-mapped IPv6 address is the same address");
+        let _other = cap.take(b).expect("another address has its own count");
         drop(first);
-        assert!(open.take(a, 2).is_some(), "a slot given back");
+        assert!(cap.take(a).is_some(), "a slot given back");
     }
 }

@@ -82,12 +82,18 @@ pub async fn start_seeder(data: &Path, registry: &str, trackers: &[String]) -> S
 
 /// Starts `shoal seeder` with the given BitTorrent settings (e.g. `disable_upload`).
 pub async fn start_seeder_with(data: &Path, registry: &str, seeding: SeedingConfig) -> Seeder {
+    start_seeder_on(data, seeding, UpstreamConfig { default_registry: Some(registry.to_owned()), ..Default::default() })
+        .await
+}
+
+/// Starts `shoal seeder` with the given BitTorrent settings and upstream (e.g. its deadlines).
+pub async fn start_seeder_on(data: &Path, seeding: SeedingConfig, upstream: UpstreamConfig) -> Seeder {
     let config = SeederConfig {
         data_dir: data.to_owned(),
         http_listen: "127.0.0.1:0".parse().unwrap(),
         public_url: None,
         seeding,
-        upstream: UpstreamConfig { default_registry: Some(registry.to_owned()), ..Default::default() },
+        upstream,
         images: vec![],
         api_images: Vec::new(),
         platforms: vec![],

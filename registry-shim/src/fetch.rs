@@ -7,6 +7,10 @@
 //! directly) and hands it to one task that [`pump`]s it to the store and the client, then
 //! indexes and seeds the blob. A follower waits for that outcome and is answered from the
 //! store; if the shared download failed it tries again on its own (a loop, never recursion).
+//! A follower for another repository than the leader's waits only while the download makes
+//! progress: once no byte has arrived for its own first-byte deadline, it downloads the blob
+//! straight from its own upstream instead ([`BlobFetcher::solo`]), beside the stalled flight
+//! (the store's ingest writes each download to its own temporary file).
 //!
 //! A miss is written to disk once. Straight from upstream, the store's ingest writes it as it
 //! hashes it ([`Landing::Ingest`]). From the swarm, librqbit has already written it
@@ -22,7 +26,7 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use shoal_store::blob_store::{BlobStore, StoreError};
 use shoal_store::usage::{now_ms, Lease};
-use shoal_tasks::single_flight::{Flight, SingleFlight};
+use shoal_tasks::single_flight::{Flight, Progress, SingleFlight, Waited};
 use shoal_tasks::Tasks;
 use shoal_torrents::{BlobDigest, HashedBlob};
 use shoal_upstream::Upstream;
@@ -66,6 +70,15 @@ pub(crate) struct BlobFetcher {
     cache: Arc<ShimCache>,
     pulls: Arc<PullLog>,
     tasks: Tasks,
+}
+
+/// How a miss's source is chosen.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// The swarm when the seeder has a torrent, else upstream.
+    Best,
+    /// Upstream only (a follower going around a stalled flight).
+    Upstream,
 }
 
 /// A miss's bytes on their way, from whichever sources it takes.
@@ -163,7 +176,8 @@ impl BlobFetcher {
                 return Ok(hit);
             }
             self.metrics.cache(false);
-            let (follower, leading) = match self.flights.join(*digest) {
+            let repository = format!("{}/{}", origin.registry, origin.repository);
+            let (follower, leading) = match self.flights.join(*digest, &repository) {
                 Flight::Follow(f) => (f, false),
                 Flight::Lead(leader) => {
                     let own = leader.follower();
@@ -174,7 +188,20 @@ impl BlobFetcher {
                     (own, true)
                 }
             };
-            let outcome = follower.wait().await.unwrap_or_else(|| Err(DownloadFailed::lost()));
+            let outcome = if leading || follower.leader_tag() == repository {
+                follower.wait().await
+            } else {
+                let leader = follower.leader_tag().to_owned();
+                let stall = self.upstream.deadlines().first_byte;
+                match follower.wait_unless_stalled(stall).await {
+                    Waited::Outcome(outcome) => outcome,
+                    Waited::Stalled => {
+                        tracing::warn!(%digest, %leader, ?stall, "the download this request joined (for another repository) made no progress within this request's deadline; fetching from this repository's upstream on its own");
+                        return self.solo(origin, digest, stream).await;
+                    }
+                }
+            };
+            let outcome = outcome.unwrap_or_else(|| Err(DownloadFailed::lost()));
             match outcome {
                 // Through `hit`: a blob another client fetched with its credentials is checked.
                 Ok(()) => {
@@ -205,6 +232,40 @@ impl BlobFetcher {
         digest: &BlobDigest,
         leader: shoal_tasks::single_flight::Leader<BlobDigest, Outcome>,
     ) -> Result<BlobBody, RegistryError> {
+        let progress = leader.progress();
+        self.start(origin, digest, Route::Best, progress, move |outcome| leader.finish(outcome)).await
+    }
+
+    /// A download of a blob whose flight stalled, outside the flight, from upstream: the
+    /// client's stream of it, or (without `stream`) the stored blob once it is done.
+    async fn solo(&self, origin: &BlobOrigin, digest: &BlobDigest, stream: bool) -> Result<BlobBody, RegistryError> {
+        let (done_tx, done) = oneshot::channel();
+        let body = self
+            .start(origin, digest, Route::Upstream, Progress::default(), move |outcome| {
+                let _ = done_tx.send(outcome);
+            })
+            .await?;
+        if stream {
+            return Ok(body);
+        }
+        drop(body); // the download goes on without a client
+        match done.await {
+            Ok(Ok(())) => self.hit(origin, digest).await?.ok_or_else(|| RegistryError::BlobUnknown(digest.to_string())),
+            Ok(Err(e)) => Err(RegistryError::Unavailable(e.to_string())),
+            Err(_) => Err(RegistryError::Unavailable(DownloadFailed::lost().to_string())),
+        }
+    }
+
+    /// Opens the source `route` picks and starts the task that stores, indexes and seeds the
+    /// blob, counting its bytes into `progress` and handing its outcome to `finish`.
+    async fn start(
+        &self,
+        origin: &BlobOrigin,
+        digest: &BlobDigest,
+        route: Route,
+        progress: Progress,
+        finish: impl FnOnce(Outcome) + Send + 'static,
+    ) -> Result<BlobBody, RegistryError> {
         let private = origin.auth.is_some();
         // Held until the blob is indexed and seeded: eviction never takes a blob mid-download.
         let lease = self.cache.lease(*digest).await;
@@ -212,16 +273,24 @@ impl BlobFetcher {
         let marked = if private { self.cache.private().mark(digest).map_err(|e| e.to_string()) } else { Ok(()) };
         let source = match marked {
             Err(e) => Err(RegistryError::Unavailable(format!("cannot mark {digest} private: {e}"))),
-            Ok(()) => self.open_source(origin, digest, &pull).await,
+            Ok(()) => self.open_source(origin, digest, &pull, route).await,
         };
-        let source = match source {
+        let mut source = match source {
             Ok(s) => s,
             Err(e) => {
                 pull.end(now_ms(), Some(e.to_string()));
-                leader.finish(Err(DownloadFailed::new(e.clone())));
+                finish(Err(DownloadFailed::new(e.clone())));
                 return Err(e);
             }
         };
+        source.chunks = source
+            .chunks
+            .inspect(move |c| {
+                if let Ok(b) = c {
+                    progress.advance(b.len() as u64);
+                }
+            })
+            .boxed();
         let size = source.size;
         pull.set_size(size);
         let (body_tx, body_rx) = mpsc::channel(16);
@@ -242,7 +311,7 @@ impl BlobFetcher {
                 let _lease = lease;
                 let outcome = landed.run(source, body_tx).await;
                 pull.end(now_ms(), outcome.as_ref().err().map(ToString::to_string));
-                leader.finish(outcome.map(|_| ()).map_err(DownloadFailed::new));
+                finish(outcome.map(|_| ()).map_err(DownloadFailed::new));
             }
             .instrument(span),
         );
@@ -251,18 +320,19 @@ impl BlobFetcher {
 
     /// Opens the byte source of a miss: the swarm (through the seeder's torrent) with HTTP
     /// fallbacks for whatever it does not deliver in time, or the upstream registry directly
-    /// when there is no seeder or it has no torrent for the blob yet.
+    /// when there is no seeder or it has no torrent for the blob yet, or `route` says so.
     async fn open_source(
         &self,
         origin: &BlobOrigin,
         digest: &BlobDigest,
         pull: &Arc<Pull>,
+        route: Route,
     ) -> Result<MissSource, RegistryError> {
         let reference = self.reference(origin, digest)?;
         let swarm = self.swarm.as_ref().map(Arc::clone);
         let torrent = match &swarm {
             // A client's own credentials: its blob stays between it and upstream.
-            Some(s) if origin.auth.is_none() => s.torrent(origin, digest).await,
+            Some(s) if origin.auth.is_none() && route == Route::Best => s.torrent(origin, digest).await,
             _ => None,
         };
         let (Some(swarm), Some(torrent)) = (swarm, torrent) else {

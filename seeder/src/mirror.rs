@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use oci_client::manifest::{IMAGE_MANIFEST_LIST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE};
 use oci_client::Reference;
 use serde::Deserialize;
-use shoal_tasks::single_flight::{Flight, SingleFlight};
+use shoal_tasks::single_flight::{Flight, Progress, SingleFlight, Waited};
 use shoal_tasks::Tasks;
 use shoal_torrents::{BlobDigest, HashedBlob, ParseDigestError};
 use tokio::sync::mpsc;
@@ -258,10 +258,11 @@ impl Mirror {
             self.index.touch(&digest, Some(&repo))?;
             return Ok(h);
         }
-        let follower = match self.flights.join(digest) {
+        let follower = match self.flights.join(digest, &repo) {
             Flight::Follow(follower) => follower,
             Flight::Lead(leader) => {
                 let follower = leader.follower();
+                let progress = leader.progress();
                 let (this, reference) = (Arc::clone(self), reference.clone());
                 let fetch = async move {
                     // Its own lease: the fetch outlives a caller that hangs up.
@@ -269,7 +270,7 @@ impl Mirror {
                     // A flight that ended between our look and our join may have stored it.
                     let outcome = match this.stored_blob(&digest) {
                         Ok(Some(h)) => Ok(h),
-                        _ => this.fetch_blob(&reference, digest, size).await.map_err(Arc::new),
+                        _ => this.fetch_blob(&reference, digest, size, &progress).await.map_err(Arc::new),
                     };
                     leader.finish(outcome);
                 };
@@ -277,20 +278,37 @@ impl Mirror {
                 follower
             }
         };
-        match follower.wait().await {
+        // A fetch led for another repository is followed only while it makes progress: its
+        // upstream may be the one that stalls.
+        let outcome = if follower.leader_tag() == repo {
+            follower.wait().await
+        } else {
+            let leader = follower.leader_tag().to_owned();
+            let stall = self.upstream.deadlines().first_byte;
+            match follower.wait_unless_stalled(stall).await {
+                Waited::Outcome(outcome) => outcome,
+                Waited::Stalled => {
+                    tracing::warn!(%digest, %leader, %repo, ?stall, "the fetch this request joined (for another repository) made no progress within its deadline; fetching from this repository on its own");
+                    return self.fetch_blob(reference, digest, size, &Progress::default()).await;
+                }
+            }
+        };
+        match outcome {
             Some(outcome) => outcome.map_err(MirrorError::Shared),
             None => Err(MirrorError::Task(format!("the fetch of {digest} was cancelled: the seeder is stopping"))),
         }
     }
 
+    /// Fetches and stores one blob, counting its bytes into `progress` as they arrive.
     async fn fetch_blob(
         &self,
         reference: &Reference,
         digest: BlobDigest,
         size: Option<u64>,
+        progress: &Progress,
     ) -> Result<HashedBlob, MirrorError> {
         self.metrics.upstream_fetches.inc();
-        let result = self.fetch_blob_once(reference, digest, size).await;
+        let result = self.fetch_blob_once(reference, digest, size, progress).await;
         match &result {
             Ok(h) => {
                 self.metrics.blobs.inc();
@@ -314,6 +332,7 @@ impl Mirror {
         reference: &Reference,
         digest: BlobDigest,
         size: Option<u64>,
+        progress: &Progress,
     ) -> Result<HashedBlob, MirrorError> {
         let at = reference.clone_with_digest(digest.to_string());
         let body = self.upstream.blob(&at, &digest, size).await?;
@@ -327,7 +346,10 @@ impl Mirror {
         loop {
             let item = match chunks.next().await {
                 None => break,
-                Some(Ok(bytes)) => Ok(bytes),
+                Some(Ok(bytes)) => {
+                    progress.advance(bytes.len() as u64);
+                    Ok(bytes)
+                }
                 Some(Err(e)) => Err(e.to_string()),
             };
             let failed = item.is_err();

@@ -24,6 +24,7 @@ pub(crate) fn run(args: TrackerArgs) -> anyhow::Result<()> {
         admin_token: args.admin_token,
         trust_x_forwarded_for: args.trust_x_forwarded_for,
         threads: args.threads,
+        max_connections_per_address: args.max_connections_per_address as usize,
     };
     shoal_tracker::run(config)?;
     Ok(())

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use shoal_http_edge::ConnectionCap;
 use shoal_tasks::Tasks;
 use shoal_torrents::InfoHash;
 use tokio::net::TcpListener;
@@ -142,8 +143,9 @@ async fn admin_delete(State(state): State<HttpState>, Path(info_hash): Path<Stri
 }
 
 /// Accepts connections on `listener` and serves `router` on each, one task under `tasks` per
-/// connection, until dropped.
-pub async fn serve(listener: TcpListener, router: Router, tracker: Arc<Tracker>, tasks: Tasks) {
+/// connection, until dropped. A connection from an address that already holds `cap`'s maximum
+/// is closed at once and counted (`shoal_tracker_refused_connections_total`).
+pub async fn serve(listener: TcpListener, router: Router, tracker: Arc<Tracker>, cap: ConnectionCap, tasks: Tasks) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.auto_date_header(false).timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
     loop {
@@ -156,6 +158,11 @@ pub async fn serve(listener: TcpListener, router: Router, tracker: Arc<Tracker>,
                 continue;
             }
         };
+        let Some(slot) = cap.take(source.ip()) else {
+            tracker.refused_connection();
+            tracing::debug!(%source, max = cap.max(), "connection over the per-address cap: closed");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
@@ -165,6 +172,7 @@ pub async fn serve(listener: TcpListener, router: Router, tracker: Arc<Tracker>,
         let io = TokioIo::new(LineGuard::new(stream, tracker.clone()));
         let connection = http.serve_connection(io, service);
         tasks.spawn("tracker-connection", async move {
+            let _slot = slot;
             if let Err(e) = connection.await {
                 tracing::trace!("connection from {source}: {e}");
             }

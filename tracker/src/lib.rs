@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use shoal_http_edge::ConnectionCap;
 use shoal_tasks::Tasks;
 use tokio::net::{TcpListener, UdpSocket};
 use tower_http::trace::TraceLayer;
@@ -28,6 +29,11 @@ use tower_http::trace::TraceLayer;
 pub use access::{Access, AllowListError};
 pub use service::{Intervals, Refusal, Tracker};
 pub use swarm::{Event, SwarmLimits, Swarms};
+
+/// Open HTTP connections per address by default: a NATed site announces through one address,
+/// and an announce holds its connection only for a round trip, so this is far above what a real
+/// site needs and far below the process's file descriptors.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 1024;
 
 /// Everything `shoal tracker` can be told.
 #[derive(Clone, Debug)]
@@ -43,6 +49,8 @@ pub struct TrackerConfig {
     pub trust_x_forwarded_for: bool,
     /// Runtime worker threads; `None`: one per available core (taskset is honoured).
     pub threads: Option<usize>,
+    /// Open HTTP connections one address may hold; more are closed at once and counted.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for TrackerConfig {
@@ -57,6 +65,7 @@ impl Default for TrackerConfig {
             admin_token: None,
             trust_x_forwarded_for: false,
             threads: None,
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
         }
     }
 }
@@ -86,12 +95,16 @@ pub struct BoundTracker {
     http: TcpListener,
     udp: Option<UdpSocket>,
     state: http::HttpState,
+    cap: ConnectionCap,
 }
 
 /// Opens the tracker's sockets and loads its allow-list.
 pub async fn bind(config: TrackerConfig) -> Result<BoundTracker, TrackerError> {
     if config.intervals.interval_secs == 0 || config.peer_ttl_intervals == 0 {
         return Err(TrackerError::Config("the interval and the peer expiry multiple must be positive"));
+    }
+    if config.max_connections_per_address == 0 {
+        return Err(TrackerError::Config("the per-address connection cap must be positive"));
     }
     let access = match &config.allow_list {
         Some(path) => Access::from_file(path)?,
@@ -113,7 +126,8 @@ pub async fn bind(config: TrackerConfig) -> Result<BoundTracker, TrackerError> {
         admin_token: config.admin_token.filter(|t| !t.is_empty()).map(Arc::from),
         trust_x_forwarded_for: config.trust_x_forwarded_for,
     };
-    Ok(BoundTracker { tracker, http, udp, state })
+    let cap = ConnectionCap::new(config.max_connections_per_address);
+    Ok(BoundTracker { tracker, http, udp, state, cap })
 }
 
 impl BoundTracker {
@@ -152,7 +166,7 @@ impl BoundTracker {
             TraceLayer::new_for_http().on_request(()).on_response(()).on_body_chunk(()).on_eos(()).on_failure(());
         let router = http::router(self.state).layer(spans);
         tokio::select! {
-            () = http::serve(self.http, router, self.tracker.clone(), tasks.clone()) => {}
+            () = http::serve(self.http, router, self.tracker.clone(), self.cap, tasks.clone()) => {}
             () = tasks.cancelled() => {}
         }
         tasks.shutdown().await;

@@ -9,6 +9,7 @@ pub struct Metrics {
     /// Indexed like [`event_index`].
     announces: [IntCounter; 4],
     pub scrapes: IntCounter,
+    pub refused_connections: IntCounter,
     failures: IntCounterVec,
     pub not_stored: IntCounterVec,
     swarms: IntGauge,
@@ -44,6 +45,11 @@ impl Metrics {
             .map(|e| by_event.with_label_values(&[e.label()]));
         let scrapes =
             IntCounter::new("shoal_tracker_scrapes_total", "Scrapes served").expect("static metric definition");
+        let refused_connections = IntCounter::new(
+            "shoal_tracker_refused_connections_total",
+            "HTTP connections closed at once for being over the per-address cap",
+        )
+        .expect("static metric definition");
         let failures = IntCounterVec::new(
             Opts::new("shoal_tracker_failures_total", "Requests answered with a failure reason, by reason"),
             &["reason"],
@@ -65,6 +71,7 @@ impl Metrics {
         for c in [
             Box::new(by_event) as Box<dyn prometheus::core::Collector>,
             Box::new(scrapes.clone()),
+            Box::new(refused_connections.clone()),
             Box::new(failures.clone()),
             Box::new(not_stored.clone()),
             Box::new(swarms.clone()),
@@ -74,7 +81,18 @@ impl Metrics {
         ] {
             registry.register(c).expect("metric names are unique");
         }
-        Self { registry, announces, scrapes, failures, not_stored, swarms, seeders, leechers, announce_seconds }
+        Self {
+            registry,
+            announces,
+            scrapes,
+            refused_connections,
+            failures,
+            not_stored,
+            swarms,
+            seeders,
+            leechers,
+            announce_seconds,
+        }
     }
 
     pub fn announced(&self, event: Event) {

@@ -101,6 +101,11 @@ impl Tracker {
             .collect()
     }
 
+    /// Counts an HTTP connection closed for being over the per-address cap.
+    pub fn refused_connection(&self) {
+        self.metrics.refused_connections.inc();
+    }
+
     /// Counts a refusal and returns its bencoded `failure reason` body.
     pub fn refuse(&self, refusal: Refusal) -> Vec<u8> {
         self.metrics.failed(refusal.label());

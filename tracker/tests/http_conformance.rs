@@ -355,3 +355,49 @@ fn ipv6_peers_come_back_in_peers6() {
     want.extend_from_slice(&10001u16.to_be_bytes());
     assert_eq!(peers6, want);
 }
+
+/// A connection from `source` (any 127/8 address is this host's loopback).
+fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let stream = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        socket.connect(to).await.unwrap()
+    });
+    let stream = stream.into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream
+}
+
+#[test]
+fn one_address_cannot_hold_more_than_its_connections_while_others_announce() {
+    let t = spawn(TrackerConfig { max_connections_per_address: 3, ..TrackerConfig::loopback() }).unwrap();
+    let held: Vec<TcpStream> = (0..3).map(|_| connect_from("127.0.0.3", t.http_addr())).collect();
+    // Connections are accepted in order, so the fourth finds three counted: closed unanswered.
+    let mut over = connect_from("127.0.0.3", t.http_addr());
+    let _ = write!(over, "GET {} HTTP/1.1\r\nHost: tracker\r\n\r\n", announce_target(HASH, 9, "&left=0"));
+    over.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = Vec::new();
+    let _ = over.read_to_end(&mut answer);
+    assert!(answer.is_empty(), "a connection over the cap was served: {:?}", String::from_utf8_lossy(&answer));
+    // Another address announces as usual meanwhile, and a real torrent gets its swarm.
+    let e = get(&t, &announce_target(HASH, 1, "&left=0"));
+    assert!(e.failure().is_none(), "{:?}", e.failure());
+    drop(held);
+    let served_again = (0..100).any(|_| {
+        let mut s = connect_from("127.0.0.3", t.http_addr());
+        let _ = write!(s, "GET /healthz HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n\r\n");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let ok = answer.starts_with(b"HTTP/1.1 200");
+        if !ok {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ok
+    });
+    assert!(served_again, "the address was not served after it let go of its connections");
+    let m = String::from_utf8(get(&t, "/metrics").body).unwrap();
+    let refused = m.lines().find_map(|l| l.strip_prefix("shoal_tracker_refused_connections_total ")).unwrap();
+    assert!(refused.parse::<u64>().unwrap() >= 1, "refusals counted: {refused}");
+}

@@ -41,6 +41,30 @@ fn causes(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// A blob body's read error as its client should see it: the whole cause chain (reqwest says
+/// only "error decoding response body"; a read timeout is a level down), and a stall named as
+/// the idle deadline it ran into.
+pub(crate) fn body_error(e: std::io::Error, registry: &str, idle: Duration) -> std::io::Error {
+    let inner: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|i| i as _);
+    let mut timed_out = e.kind() == std::io::ErrorKind::TimedOut;
+    let mut level = inner;
+    while let Some(cause) = level {
+        // reqwest's read timeout is its private `TimedOut` ("operation timed out") under a
+        // body error whose own `is_timeout` is false: known by its text.
+        timed_out |= cause.downcast_ref::<reqwest::Error>().is_some_and(reqwest::Error::is_timeout)
+            || cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            || cause.to_string() == "operation timed out";
+        level = cause.source();
+    }
+    let kind = if timed_out { std::io::ErrorKind::TimedOut } else { e.kind() };
+    let message = if timed_out {
+        format!("upstream {registry} sent no byte of the body for {idle:?} (--upstream-idle-timeout-ms)")
+    } else {
+        format!("upstream {registry}: {}", inner.map_or_else(|| e.to_string(), causes))
+    };
+    std::io::Error::new(kind, message)
+}
+
 impl UpstreamError {
     /// Whether upstream said the thing asked for does not exist (no such manifest, tag, blob
     /// or repository), as opposed to failing.
@@ -102,6 +126,22 @@ impl UpstreamError {
 mod tests {
     use super::*;
     use crate::Upstream;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("error decoding response body")]
+    struct Decode(#[source] std::io::Error);
+
+    #[test]
+    fn a_body_error_names_its_causes_and_a_stall_its_deadline() {
+        let idle = Duration::from_secs(30);
+        let stalled = std::io::Error::other(Decode(std::io::Error::other("operation timed out")));
+        let e = body_error(stalled, "r.example", idle);
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        assert_eq!(e.to_string(), "upstream r.example sent no byte of the body for 30s (--upstream-idle-timeout-ms)");
+        let reset = std::io::Error::other(Decode(std::io::Error::other("connection reset by peer")));
+        let e = body_error(reset, "r.example", idle);
+        assert_eq!(e.to_string(), "upstream r.example: error decoding response body: connection reset by peer");
+    }
 
     #[test]
     fn failures_are_labelled_by_their_kind() {

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
 use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
 use oci_client::manifest::{
     OciDescriptor, IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE,
@@ -164,6 +165,11 @@ impl Upstream {
 
     pub fn default_registry(&self) -> Option<&str> {
         self.config.default_registry.as_deref()
+    }
+
+    /// The deadlines every call to upstream is held to.
+    pub fn deadlines(&self) -> Deadlines {
+        self.config.deadlines
     }
 
     /// Parses an image reference the way docker does (`busybox` is
@@ -414,7 +420,9 @@ impl Upstream {
         let size = size
             .or(stream.content_length.map(|len| len + offset))
             .ok_or_else(|| UpstreamError::UnknownSize { registry: reference.registry().to_owned(), digest: *digest })?;
-        Ok(BlobStream { size, chunks: stream.stream })
+        let (registry, idle) = (reference.registry().to_owned(), self.config.deadlines.idle);
+        let chunks = stream.stream.map_err(move |e| error::body_error(e, &registry, idle)).boxed();
+        Ok(BlobStream { size, chunks })
     }
 }
 
