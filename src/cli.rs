@@ -7,8 +7,9 @@ use clap::{Args, Parser, Subcommand};
 mod groups;
 
 pub use groups::{
-    BitTorrentFlags, SeederBitTorrent, SeederMirror, SeederStoreLimit, SeederUpstream, ShimBitTorrent, ShimStoreLimit,
-    ShimUpstream, StoreLimitFlags, UpMirror, UpShimStoreLimit, UpUpstream, UpstreamFlags,
+    BitTorrentFlags, SeederBitTorrent, SeederMirror, SeederStoreLimit, SeederTls, SeederUpstream, ShimBitTorrent,
+    ShimStoreLimit, ShimTls, ShimUpstream, StoreLimitFlags, TrackerTls, UpMirror, UpShimStoreLimit, UpUpstream,
+    UpstreamFlags,
 };
 
 #[derive(Parser, Debug)]
@@ -256,6 +257,8 @@ pub struct SeederArgs {
     pub store: SeederStoreLimit,
     #[command(flatten)]
     pub mirror: SeederMirror,
+    #[command(flatten)]
+    pub tls: SeederTls,
     /// A bearer token `POST /v1/images` and `/v1/notifications` must present (the requests
     /// that make the seeder fetch); set it whenever the API listens beyond loopback. Prefer
     /// the environment variable.
@@ -337,6 +340,8 @@ pub struct TrackerArgs {
     #[arg(long, env = "SHOAL_TRACKER_MAX_CONNECTIONS_PER_ADDRESS", value_parser = clap::value_parser!(u32).range(1..),
           default_value_t = shoal_tracker::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS as u32)]
     pub max_connections_per_address: u32,
+    #[command(flatten)]
+    pub tls: TrackerTls,
 }
 
 #[derive(Args, Debug)]
@@ -362,6 +367,8 @@ pub struct ShimArgs {
     pub store: ShimStoreLimit,
     #[command(flatten)]
     pub upstream_access: ShimUpstream,
+    #[command(flatten)]
+    pub tls: ShimTls,
 }
 
 /// An `http://` or `https://` base URL with a host, checked when the flags are parsed (a bad one

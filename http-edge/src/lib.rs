@@ -6,7 +6,9 @@
 //!   address cannot hold every file descriptor; a connection over the cap is closed at once
 //!   and counted;
 //! - a **graceful stop** in the task tree: once the node is cancelled, no connection is
-//!   accepted, idle ones close, and a response in flight gets `grace` to finish.
+//!   accepted, idle ones close, and a response in flight gets `grace` to finish;
+//! - **TLS** when given a certificate ([`Tls`], rustls), with client certificates required
+//!   when given a client CA; the handshake has the header-read deadline too.
 //!
 //! Each request carries axum's `ConnectInfo<SocketAddr>` of its connection.
 
@@ -22,6 +24,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use shoal_tasks::Tasks;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
+
+mod tls;
+pub use tls::{Tls, TlsError, TlsFiles};
 
 /// What one edge allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,14 +95,15 @@ impl Drop for ConnectionSlot {
     }
 }
 
-/// Serves `router` on `listener` until `tasks` is cancelled; each connection is a task under
-/// `tasks` that gets `grace` after the cancel to finish its response. `refused` counts
-/// connections closed for being over the per-address cap. Returns once it stops accepting;
-/// the caller's `tasks.shutdown()` then waits for the connections.
+/// Serves `router` on `listener` (over `tls` when given) until `tasks` is cancelled; each
+/// connection is a task under `tasks` that gets `grace` after the cancel to finish its
+/// response. `refused` counts connections closed for being over the per-address cap. Returns
+/// once it stops accepting; the caller's `tasks.shutdown()` then waits for the connections.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: EdgeLimits,
+    tls: Option<Tls>,
     refused: prometheus::IntCounter,
     tasks: Tasks,
     grace: Duration,
@@ -131,22 +137,46 @@ pub async fn serve(
             request.extensions_mut().insert(ConnectInfo(source));
             router.clone().oneshot(request.map(Body::new))
         });
-        let connection = http.serve_connection(TokioIo::new(stream), service);
-        let cancelled = tasks.cancelled();
+        let (http, cancelled, tls) = (http.clone(), tasks.cancelled(), tls.clone());
+        let handshake_deadline = limits.header_read_timeout;
         tasks.spawn_with_grace("http-connection", grace, async move {
             let _slot = slot;
-            tokio::pin!(connection);
-            let served = tokio::select! {
-                served = connection.as_mut() => served,
-                () = cancelled => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
+            let served = match tls {
+                None => serve_connection(&http, stream, service, cancelled).await,
+                Some(tls) => match tokio::time::timeout(handshake_deadline, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => serve_connection(&http, stream, service, cancelled).await,
+                    Ok(Err(e)) => return tracing::debug!(%source, error = %e, "TLS handshake failed"),
+                    Err(_) => return tracing::debug!(%source, "TLS handshake not done within the deadline"),
+                },
             };
             if let Err(e) = served {
                 tracing::debug!(%source, error = %e, "connection ended with an error");
             }
         });
+    }
+}
+
+/// One connection's HTTP, over whatever byte stream it has; on a cancel, a graceful stop.
+async fn serve_connection<IO, S>(
+    http: &hyper::server::conn::http1::Builder,
+    io: IO,
+    service: S,
+    cancelled: impl std::future::Future<Output = ()>,
+) -> Result<(), hyper::Error>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = http.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        served = connection.as_mut() => served,
+        () = cancelled => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
     }
 }
 

@@ -30,7 +30,7 @@ async fn start_with(
     );
     let refused = prometheus::IntCounter::new("refused", "refused").unwrap();
     let tasks = Tasks::root("edge-test");
-    tokio::spawn(serve(listener, router, limits, refused.clone(), tasks.clone(), Duration::from_secs(5)));
+    tokio::spawn(serve(listener, router, limits, None, refused.clone(), tasks.clone(), Duration::from_secs(5)));
     (addr, refused, tasks)
 }
 

@@ -101,6 +101,7 @@ pub async fn start_seeder_on(data: &Path, seeding: SeedingConfig, upstream: Upst
         retries: Default::default(),
         mirror_allow: vec![],
         api_token: None,
+        tls: None,
     };
     let bound = tokio::time::timeout(Duration::from_secs(60), shoal_seeder::bind(config))
         .await
@@ -141,6 +142,7 @@ pub async fn start_direct_shim(
         upstream,
         swarm: None,
         store_limit: None,
+        tls: None,
     })
     .await
     .unwrap();
@@ -167,6 +169,7 @@ pub async fn start_shim(data: &Path, registry: &str, seeder: Option<&str>, track
             peer_request_window: shoal_registry_shim::DEFAULT_PEER_REQUEST_WINDOW,
         }),
         store_limit: None,
+        tls: None,
     })
     .await
     .unwrap();

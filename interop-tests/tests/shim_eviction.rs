@@ -66,6 +66,7 @@ async fn start_with(data: &Path, port: u16, swarm: Option<SwarmConfig>) -> Runni
         upstream: Default::default(),
         swarm,
         store_limit: Some(StoreLimit::new(MAX, 0.95, 0.85).unwrap()),
+        tls: None,
     })
     .await
     .unwrap_or_else(|e| panic!("the shim did not start: {e:?}"));

@@ -125,6 +125,7 @@ async fn a_peer_serving_corrupted_pieces_never_gets_bad_bytes_to_the_client() {
             peer_request_window: shoal_registry_shim::DEFAULT_PEER_REQUEST_WINDOW,
         }),
         store_limit: None,
+        tls: None,
     })
     .await
     .unwrap();

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_http_edge::EdgeLimits;
+use shoal_http_edge::{EdgeLimits, Tls, TlsFiles};
 use shoal_store::blob_store::BlobStore;
 use shoal_store::eviction::StoreLimit;
 use shoal_store::index::BlobIndex;
@@ -44,6 +44,8 @@ pub struct ShimConfig {
     pub swarm: Option<SwarmConfig>,
     /// How large the store may grow (`--max-store-bytes` and watermarks); `None`: no limit.
     pub store_limit: Option<StoreLimit>,
+    /// Serve HTTPS with this certificate (and require client certificates of its CA, if set).
+    pub tls: Option<TlsFiles>,
 }
 
 /// Why the shim could not start.
@@ -61,6 +63,8 @@ pub enum ShimError {
     Swarm(#[from] shoal_store::seeding::SeedingError),
     #[error("cannot listen on {addr}: {error}")]
     Listen { addr: SocketAddr, error: std::io::Error },
+    #[error("cannot set up TLS")]
+    Tls(#[from] shoal_http_edge::TlsError),
 }
 
 /// A shim whose listener is bound and whose store is open: tests read `local_addr` (after
@@ -77,6 +81,7 @@ pub struct BoundShim {
     stale_tag_max_age: Duration,
     mirror_miss_timeout: Duration,
     default_registry: String,
+    tls: Option<Tls>,
 }
 
 /// How long a tag the shim cannot confirm upstream is still served: a week, long enough to
@@ -93,6 +98,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 impl BoundShim {
     pub async fn bind(config: ShimConfig) -> Result<Self, ShimError> {
+        // TLS first: a bad certificate is an error before anything is opened.
+        let tls = config.tls.as_ref().map(Tls::load).transpose()?;
         std::fs::create_dir_all(&config.data_dir).map_err(ShimError::DataDir)?;
         // The index first: redb's lock keeps a second shim off this data directory before the
         // store's startup sweep could delete the first one's temporary files.
@@ -127,6 +134,7 @@ impl BoundShim {
             metrics,
             cache,
             index,
+            tls,
             tag_ttl: config.tag_ttl,
             stale_tag_max_age: config.stale_tag_max_age,
             mirror_miss_timeout: config.mirror_miss_timeout,
@@ -178,8 +186,16 @@ impl BoundShim {
         tasks.spawn("shim-cache", self.cache.background());
         let app = router(state).layer(TraceLayer::new_for_http());
         let refused = self.metrics.refused_connections.clone();
-        shoal_http_edge::serve(self.listener, app, EdgeLimits::default(), refused, tasks.child("http"), SHUTDOWN_GRACE)
-            .await;
+        shoal_http_edge::serve(
+            self.listener,
+            app,
+            EdgeLimits::default(),
+            self.tls,
+            refused,
+            tasks.child("http"),
+            SHUTDOWN_GRACE,
+        )
+        .await;
         tasks.shutdown().await;
         self.cache.record_uses();
         if let Some(swarm) = &self.swarm {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shoal_http_edge::EdgeLimits;
+use shoal_http_edge::{EdgeLimits, Tls, TlsFiles};
 use shoal_tasks::Tasks;
 use shoal_torrents::{Distribution, HashedBlob};
 use tokio::net::TcpListener;
@@ -53,6 +53,9 @@ pub struct SeederConfig {
     pub mirror_allow: Vec<String>,
     /// `--api-token`: the bearer token requests that make the seeder mirror must present.
     pub api_token: Option<String>,
+    /// Serve HTTPS with this certificate; with a client CA, only clients holding a certificate
+    /// it signed connect at all (mTLS: the API, the webseeds and the pages alike).
+    pub tls: Option<TlsFiles>,
 }
 
 /// How often recorded uses (webseed, torrent requests, uploads to peers) are written to the
@@ -77,6 +80,8 @@ pub enum SeederError {
     Listen { addr: SocketAddr, error: std::io::Error },
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("cannot set up TLS")]
+    Tls(#[from] shoal_http_edge::TlsError),
 }
 
 /// Hands every stored blob to the session (those it restored from its own persistence are
@@ -98,6 +103,7 @@ pub async fn seed_stored_blobs(stored: &CachedStore, seeding: &Seeding) -> Resul
 pub struct BoundSeeder {
     config: SeederConfig,
     listener: TcpListener,
+    tls: Option<Tls>,
     addr: SocketAddr,
     public_url: String,
     stored: CachedStore,
@@ -117,6 +123,8 @@ pub async fn bind(config: SeederConfig) -> Result<BoundSeeder, SeederError> {
         return Err(SeederError::Config("the BitTorrent listen port must be set (peers are told it)".into()));
     }
     let started = Instant::now();
+    // TLS first: a bad certificate is an error before anything is opened.
+    let tls = config.tls.as_ref().map(Tls::load).transpose()?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| SeederError::Config(format!("cannot create {}: {e}", config.data_dir.display())))?;
     // The index first: redb's lock keeps a second seeder off this data directory before the
@@ -130,11 +138,12 @@ pub async fn bind(config: SeederConfig) -> Result<BoundSeeder, SeederError> {
         .await
         .map_err(|error| SeederError::Listen { addr: config.http_listen, error })?;
     let addr = listener.local_addr().map_err(|error| SeederError::Listen { addr: config.http_listen, error })?;
-    if !addr.ip().is_loopback() && config.api_token.is_none() {
-        tracing::warn!(%addr, "the seeder's API listens beyond loopback without --api-token: anyone who reaches it \
-            can make it mirror (what --mirror-allow permits)");
+    if !addr.ip().is_loopback() && config.api_token.is_none() && !tls.as_ref().is_some_and(Tls::is_mutual) {
+        tracing::warn!(%addr, "the seeder's API listens beyond loopback without --api-token or --tls-client-ca: \
+            anyone who reaches it can make it mirror (what --mirror-allow permits)");
     }
-    let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let public_url = config.public_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}"));
     let public_url = public_url.trim_end_matches('/').to_owned();
 
     let seeding =
@@ -152,7 +161,7 @@ pub async fn bind(config: SeederConfig) -> Result<BoundSeeder, SeederError> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "ready to seed"
     );
-    Ok(BoundSeeder { config, listener, addr, public_url, stored, metrics, seeding, cache })
+    Ok(BoundSeeder { config, listener, tls, addr, public_url, stored, metrics, seeding, cache })
 }
 
 impl BoundSeeder {
@@ -166,7 +175,7 @@ impl BoundSeeder {
     /// recorded uses are written and the BitTorrent session is stopped, so the index's lock is
     /// released: a restart in the same process (tests, `shoal up`) reopens the data directory.
     pub async fn serve(self, tasks: Tasks) -> Result<(), SeederError> {
-        let Self { config, listener, addr: _, public_url, stored, metrics, seeding, cache } = self;
+        let Self { config, listener, tls, addr: _, public_url, stored, metrics, seeding, cache } = self;
         let upstream = Upstream::new(config.upstream.clone());
         let index = Arc::clone(&stored.index);
         let allow = mirror_allow_list(&config, &index)?;
@@ -234,7 +243,7 @@ impl BoundSeeder {
         });
         let refused = state.metrics.refused_connections.clone();
         let app = api::router(state).layer(TraceLayer::new_for_http());
-        shoal_http_edge::serve(listener, app, EdgeLimits::default(), refused, tasks.child("http"), SHUTDOWN_GRACE)
+        shoal_http_edge::serve(listener, app, EdgeLimits::default(), tls, refused, tasks.child("http"), SHUTDOWN_GRACE)
             .await;
         tasks.shutdown().await;
         if let Err(e) = cache.record_uses() {

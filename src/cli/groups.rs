@@ -1,5 +1,5 @@
 //! Flag groups several subcommands share: upstream access, store limits, BitTorrent listening,
-//! what the seeder mirrors and how it retries.
+//! what the seeder mirrors and how it retries, TLS on an HTTP edge.
 //!
 //! Each subcommand keeps its own environment names (`SHOAL_SEEDER_…`, `SHOAL_SHIM_…`, and
 //! `SHOAL_…` for `shoal up`), which compose files and units already use, so a group is a macro
@@ -162,6 +162,34 @@ macro_rules! mirror_flags {
     };
 }
 
+/// `--tls-cert`, `--tls-key` and `--tls-client-ca`: HTTPS on a service's HTTP edge.
+// Not rustfmt's: it indents the multi-line attributes further on every run.
+#[rustfmt::skip]
+macro_rules! tls_flags {
+    ($name:ident, $env:literal) => {
+        #[derive(clap::Args, Debug, Clone)]
+        pub struct $name {
+            /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+            #[arg(long, env = concat!($env, "TLS_CERT"), requires = "tls_key")]
+            pub tls_cert: Option<std::path::PathBuf>,
+            /// The PEM private key of --tls-cert.
+            #[arg(long, env = concat!($env, "TLS_KEY"), requires = "tls_cert")]
+            pub tls_key: Option<std::path::PathBuf>,
+            /// Accept only clients presenting a certificate this PEM CA bundle signed (mTLS);
+            /// needs --tls-cert.
+            #[arg(long, env = concat!($env, "TLS_CLIENT_CA"), requires = "tls_cert")]
+            pub tls_client_ca: Option<std::path::PathBuf>,
+        }
+
+        impl From<$name> for Option<shoal_http_edge::TlsFiles> {
+            fn from(f: $name) -> Self {
+                let (cert, key) = (f.tls_cert?, f.tls_key?);
+                Some(shoal_http_edge::TlsFiles { cert, key, client_ca: f.tls_client_ca })
+            }
+        }
+    };
+}
+
 /// Upstream access as every subcommand gives it.
 #[derive(Debug, Clone)]
 pub struct UpstreamFlags {
@@ -197,3 +225,6 @@ bittorrent_flags!(SeederBitTorrent, "SHOAL_SEEDER_", "0.0.0.0:6881");
 mirror_flags!(SeederMirror, "SHOAL_SEEDER_");
 mirror_flags!(UpMirror, "SHOAL_");
 bittorrent_flags!(ShimBitTorrent, "SHOAL_SHIM_", "0.0.0.0:6882");
+tls_flags!(SeederTls, "SHOAL_SEEDER_");
+tls_flags!(ShimTls, "SHOAL_SHIM_");
+tls_flags!(TrackerTls, "SHOAL_TRACKER_");

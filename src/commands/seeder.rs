@@ -27,11 +27,13 @@ pub(crate) fn run(args: SeederArgs) -> anyhow::Result<()> {
         retries: (&args.mirror).into(),
         mirror_allow: args.mirror.mirror_allow.clone(),
         api_token: args.api_token.clone().map(|t| t.0),
+        tls: args.tls.into(),
     };
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let served = runtime.block_on(async {
         let seeder = shoal_seeder::bind(config).await?;
-        println!("shoal seeder: listening on http://{}", seeder.local_addr());
+        println!("shoal seeder: listening on {scheme}://{}", seeder.local_addr());
         let _ = std::io::stdout().flush();
         let tasks = Tasks::root("seeder");
         cancel_on_signal(&tasks);

@@ -23,11 +23,13 @@ pub(crate) fn run(args: ShimArgs) -> anyhow::Result<()> {
             .into_config(Some(&args.upstream), &ConfigFile::default())?,
         swarm,
         store_limit: StoreLimitFlags::from(args.store).into_limit(&args.data_dir, AUTO_SHARE)?,
+        tls: args.tls.into(),
     };
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let served = runtime.block_on(async {
         let shim = BoundShim::bind(config).await?;
-        println!("shoal shim: listening on http://{}", shim.local_addr());
+        println!("shoal shim: listening on {scheme}://{}", shim.local_addr());
         let _ = std::io::stdout().flush();
         let tasks = Tasks::root("shim");
         cancel_on_signal(&tasks);

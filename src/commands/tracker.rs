@@ -25,6 +25,7 @@ pub(crate) fn run(args: TrackerArgs) -> anyhow::Result<()> {
         trust_x_forwarded_for: args.trust_x_forwarded_for,
         threads: args.threads,
         max_connections_per_address: args.max_connections_per_address as usize,
+        tls: args.tls.into(),
     };
     shoal_tracker::run(config)?;
     Ok(())

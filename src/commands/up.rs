@@ -55,6 +55,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
         retries: (&args.mirror).into(),
         mirror_allow: args.mirror.mirror_allow.clone(),
         api_token: args.api_token.clone().map(|t| t.0),
+        tls: None,
     };
     // The shim reaches the seeder on loopback whatever the public host is.
     let seeder_local = format!("http://127.0.0.1:{}", seeder_listen.port());
@@ -69,6 +70,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
         swarm: Some(args.timing.swarm_config(seeder_local.clone(), bittorrent(args.shim_bt_listen).into_config(false))),
         store_limit: StoreLimitFlags::from(args.shim_store.clone())
             .into_limit(&args.data_dir.join("shim"), AUTO_SHARE / 2.0)?,
+        tls: None,
     };
     let tracker = TrackerConfig { listen: args.tracker_listen, ..TrackerConfig::default() };
 

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use shoal_http_edge::ConnectionCap;
+use shoal_http_edge::{ConnectionCap, Tls};
 use shoal_tasks::Tasks;
 use shoal_torrents::InfoHash;
 use tokio::net::TcpListener;
@@ -142,12 +142,22 @@ async fn admin_delete(State(state): State<HttpState>, Path(info_hash): Path<Stri
     admin_set(state, headers, info_hash, false).await
 }
 
-/// Accepts connections on `listener` and serves `router` on each, one task under `tasks` per
-/// connection, until dropped. A connection from an address that already holds `cap`'s maximum
-/// is closed at once and counted (`shoal_tracker_refused_connections_total`).
-pub async fn serve(listener: TcpListener, router: Router, tracker: Arc<Tracker>, cap: ConnectionCap, tasks: Tasks) {
+/// From a connection's start (or its last response) to a complete request head, and for a TLS
+/// handshake: announces come from anywhere, over slow links.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accepts connections on `listener` and serves `router` on each (over TLS when given), one
+/// task under `tasks` per connection, until dropped. A connection from an address that already
+/// holds `cap`'s maximum is closed at once and counted (`shoal_tracker_refused_connections_total`).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    tracker: Arc<Tracker>,
+    (cap, tls): (ConnectionCap, Option<Tls>),
+    tasks: Tasks,
+) {
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.auto_date_header(false).timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
+    http.auto_date_header(false).timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
     loop {
         let (stream, source) = match listener.accept().await {
             Ok(x) => x,
@@ -169,11 +179,20 @@ pub async fn serve(listener: TcpListener, router: Router, tracker: Arc<Tracker>,
             req.extensions_mut().insert(Source(source));
             router.clone().oneshot(req.map(Body::new))
         });
-        let io = TokioIo::new(LineGuard::new(stream, tracker.clone()));
-        let connection = http.serve_connection(io, service);
+        let (http, tracker, tls) = (http.clone(), tracker.clone(), tls.clone());
         tasks.spawn("tracker-connection", async move {
             let _slot = slot;
-            if let Err(e) = connection.await {
+            let served = match tls {
+                None => http.serve_connection(TokioIo::new(LineGuard::new(stream, tracker)), service).await,
+                Some(tls) => match tokio::time::timeout(HEADER_READ_TIMEOUT, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        http.serve_connection(TokioIo::new(LineGuard::new(stream, tracker)), service).await
+                    }
+                    Ok(Err(e)) => return tracing::trace!("TLS handshake from {source}: {e}"),
+                    Err(_) => return tracing::trace!("TLS handshake from {source} not done in time"),
+                },
+            };
+            if let Err(e) = served {
                 tracing::trace!("connection from {source}: {e}");
             }
         });

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_http_edge::ConnectionCap;
+use shoal_http_edge::{ConnectionCap, Tls, TlsFiles};
 use shoal_tasks::Tasks;
 use tokio::net::{TcpListener, UdpSocket};
 use tower_http::trace::TraceLayer;
@@ -51,6 +51,8 @@ pub struct TrackerConfig {
     pub threads: Option<usize>,
     /// Open HTTP connections one address may hold; more are closed at once and counted.
     pub max_connections_per_address: usize,
+    /// Serve HTTPS announces with this certificate (the UDP tracker is unaffected).
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for TrackerConfig {
@@ -66,6 +68,7 @@ impl Default for TrackerConfig {
             trust_x_forwarded_for: false,
             threads: None,
             max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            tls: None,
         }
     }
 }
@@ -87,6 +90,8 @@ pub enum TrackerError {
     Runtime(std::io::Error),
     #[error("invalid configuration: {0}")]
     Config(&'static str),
+    #[error("cannot set up TLS")]
+    Tls(#[from] shoal_http_edge::TlsError),
 }
 
 /// A tracker whose sockets are open but not yet served.
@@ -96,6 +101,7 @@ pub struct BoundTracker {
     udp: Option<UdpSocket>,
     state: http::HttpState,
     cap: ConnectionCap,
+    tls: Option<Tls>,
 }
 
 /// Opens the tracker's sockets and loads its allow-list.
@@ -106,6 +112,7 @@ pub async fn bind(config: TrackerConfig) -> Result<BoundTracker, TrackerError> {
     if config.max_connections_per_address == 0 {
         return Err(TrackerError::Config("the per-address connection cap must be positive"));
     }
+    let tls = config.tls.as_ref().map(Tls::load).transpose()?;
     let access = match &config.allow_list {
         Some(path) => Access::from_file(path)?,
         None => Access::open(),
@@ -127,7 +134,7 @@ pub async fn bind(config: TrackerConfig) -> Result<BoundTracker, TrackerError> {
         trust_x_forwarded_for: config.trust_x_forwarded_for,
     };
     let cap = ConnectionCap::new(config.max_connections_per_address);
-    Ok(BoundTracker { tracker, http, udp, state, cap })
+    Ok(BoundTracker { tracker, http, udp, state, cap, tls })
 }
 
 impl BoundTracker {
@@ -166,7 +173,7 @@ impl BoundTracker {
             TraceLayer::new_for_http().on_request(()).on_response(()).on_body_chunk(()).on_eos(()).on_failure(());
         let router = http::router(self.state).layer(spans);
         tokio::select! {
-            () = http::serve(self.http, router, self.tracker.clone(), self.cap, tasks.clone()) => {}
+            () = http::serve(self.http, router, self.tracker.clone(), (self.cap, self.tls), tasks.clone()) => {}
             () = tasks.cancelled() => {}
         }
         tasks.shutdown().await;
@@ -192,7 +199,8 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
     rt.block_on(async move {
         let bound = bind(config).await?;
         tracing::info!(http = %bound.http_addr(), udp = ?bound.udp_addr(), "tracker listening");
-        eprintln!("shoal tracker: listening on http://{}/announce", bound.http_addr());
+        let scheme = if bound.tls.is_some() { "https" } else { "http" };
+        eprintln!("shoal tracker: listening on {scheme}://{}/announce", bound.http_addr());
         if let Some(udp) = bound.udp_addr() {
             eprintln!("shoal tracker: listening on udp://{udp}/announce");
         }
