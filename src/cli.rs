@@ -359,6 +359,16 @@ pub struct ShimArgs {
     /// Seeder HTTP base URL (`http://host:port`); without it blobs come from upstream only.
     #[arg(long, env = "SHOAL_SHIM_SEEDER", value_parser = http_url)]
     pub seeder: Option<String>,
+    /// PEM CA bundle an `https://` --seeder's certificate may chain to, besides the web roots.
+    #[arg(long, env = "SHOAL_SHIM_SEEDER_CA", requires = "seeder")]
+    pub seeder_ca: Option<PathBuf>,
+    /// PEM certificate this shim presents to a seeder that requires client certificates
+    /// (its --tls-client-ca); needs --seeder-client-key.
+    #[arg(long, env = "SHOAL_SHIM_SEEDER_CLIENT_CERT", requires_all = ["seeder", "seeder_client_key"])]
+    pub seeder_client_cert: Option<PathBuf>,
+    /// The PEM private key of --seeder-client-cert.
+    #[arg(long, env = "SHOAL_SHIM_SEEDER_CLIENT_KEY", requires = "seeder_client_cert")]
+    pub seeder_client_key: Option<PathBuf>,
     #[command(flatten)]
     pub bittorrent: ShimBitTorrent,
     #[command(flatten)]

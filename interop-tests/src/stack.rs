@@ -167,6 +167,7 @@ pub async fn start_shim(data: &Path, registry: &str, seeder: Option<&str>, track
             stall_timeout: Duration::from_secs(20),
             torrent_timeout: Duration::from_secs(20),
             peer_request_window: shoal_registry_shim::DEFAULT_PEER_REQUEST_WINDOW,
+            seeder_trust: Default::default(),
         }),
         store_limit: None,
         tls: None,

@@ -189,6 +189,7 @@ async fn an_evicted_blob_leaves_the_shims_librqbit_session_before_its_file_goes(
         stall_timeout: Duration::from_secs(20),
         torrent_timeout: Duration::from_secs(20),
         peer_request_window: shoal_registry_shim::DEFAULT_PEER_REQUEST_WINDOW,
+        seeder_trust: Default::default(),
     };
     let shim = start_with(&data, port, Some(swarm)).await;
     for layer in [l1, l2, l3] {

@@ -123,6 +123,7 @@ async fn a_peer_serving_corrupted_pieces_never_gets_bad_bytes_to_the_client() {
             stall_timeout: Duration::from_secs(15),
             torrent_timeout: Duration::from_secs(20),
             peer_request_window: shoal_registry_shim::DEFAULT_PEER_REQUEST_WINDOW,
+            seeder_trust: Default::default(),
         }),
         store_limit: None,
         tls: None,

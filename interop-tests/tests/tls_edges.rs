@@ -4,7 +4,8 @@
 //! (mTLS), refusing one without a certificate and one signed by another CA; plain HTTP to a TLS
 //! port gets no answer; a client that never starts its handshake is dropped at the header-read
 //! deadline; a certificate that cannot be read is an error at start, and half a pair a usage
-//! error.
+//! error. A shim given the seeder's CA and a client certificate gets its torrents from that
+//! mTLS seeder and the layer over the swarm.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
@@ -12,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use shoal_interop_tests::{free_port, require_tool, shoal_binary, ChildGuard};
+use shoal_interop_tests::registry::{push_image, PushedImage};
+use shoal_interop_tests::{free_port, require_tool, sha256_file, shoal_binary, ChildGuard};
 
 /// A CA, a server certificate for 127.0.0.1 it signed, and client certificates.
 struct Pki {
@@ -224,4 +226,89 @@ fn a_certificate_that_cannot_be_used_stops_the_start() {
     assert!(!data.exists(), "nothing was created before the certificate failed: {stderr}");
     let out = Command::new(shoal_binary()).args(["tracker", "--tls-cert", "x.pem"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "half a pair is a usage error");
+}
+
+#[test]
+fn a_shim_pulls_over_the_swarm_through_a_seeder_that_requires_its_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path());
+    let (cert, key, ca) = (pki.path("server.pem"), pki.path("server.key"), pki.path("ca.pem"));
+    let (client_cert, client_key) = (pki.path("client.pem"), pki.path("client.key"));
+    let PushedImage { registry: _registry, address, blobs, .. } =
+        push_image(&tmp.path().join("up"), "team/app", &[3_000_000], 133);
+    let tracker = shoal_tracker::spawn(shoal_tracker::TrackerConfig::loopback()).unwrap();
+    let announce = tracker.announce_url();
+
+    let seeder_data = tmp.path().join("seeder");
+    let bt = format!("127.0.0.1:{}", free_port());
+    let seeder_args = [
+        "seeder",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        seeder_data.to_str().unwrap(),
+        "--bt-listen",
+        &bt,
+        "--tracker",
+        &announce,
+        "--upstream",
+        &address,
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-client-ca",
+        &ca,
+    ];
+    let (_seeder, seeder) = start(&seeder_args, "shoal seeder: listening on ");
+    let mine = ["--cacert", ca.as_str(), "--cert", client_cert.as_str(), "--key", client_key.as_str()];
+    let body = format!(r#"{{"image":"{address}/team/app:v1"}}"#);
+    let post = [&mine[..], &["-X", "POST", "-H", "content-type: application/json", "-d", &body]].concat();
+    let (status, answer, _) = curl(&format!("{seeder}/v1/images"), &post);
+    assert_eq!(status, 200, "the seeder mirrors for a client with its certificate: {answer}");
+
+    // The shim trusts the seeder's CA and presents a certificate that CA signed.
+    let shim_data = tmp.path().join("shim");
+    let shim_bt = format!("127.0.0.1:{}", free_port());
+    let shim_args = [
+        "shim",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        shim_data.to_str().unwrap(),
+        "--upstream",
+        &address,
+        "--seeder",
+        &seeder,
+        "--seeder-ca",
+        &ca,
+        "--seeder-client-cert",
+        &client_cert,
+        "--seeder-client-key",
+        &client_key,
+        "--bt-listen",
+        &shim_bt,
+        "--tracker",
+        &announce,
+    ];
+    let (_shim, shim) = start(&shim_args, "shoal shim: listening on ");
+    let layer = &blobs[1];
+    let out = tmp.path().join("layer");
+    let pulled = Command::new(require_tool("curl"))
+        .args(["-sf", "--max-time", "60", "-o"])
+        .arg(&out)
+        .arg(format!("{shim}/v2/team/app/blobs/{}", layer.digest))
+        .status()
+        .unwrap();
+    assert!(pulled.success());
+    assert_eq!(sha256_file(&out), layer.digest);
+    let (_, metrics, _) = curl(&format!("{shim}/metrics"), &[]);
+    let from = |source: &str| -> u64 {
+        let prefix = format!("shoal_shim_blob_bytes_total{{source=\"{source}\"}} ");
+        metrics.lines().find_map(|l| l.strip_prefix(prefix.as_str())).map_or(0, |v| v.parse().unwrap())
+    };
+    let (peers, webseed, upstream) = (from("peers"), from("webseed"), from("upstream"));
+    eprintln!("layer bytes: peers {peers}, webseed {webseed}, upstream {upstream}");
+    assert_eq!(upstream, 0, "the torrent came from the seeder over mTLS, the bytes from the swarm");
+    assert_eq!(peers + webseed, layer.size);
 }

@@ -41,4 +41,4 @@ pub use error::RegistryError;
 pub use metrics::ShimMetrics;
 pub use origin::Source;
 pub use service::{BoundShim, ShimConfig, ShimError, DEFAULT_MIRROR_MISS_TIMEOUT, DEFAULT_STALE_TAG_MAX_AGE};
-pub use swarm::{SwarmConfig, DEFAULT_PEER_REQUEST_WINDOW};
+pub use swarm::{SeederTrust, SwarmConfig, DEFAULT_PEER_REQUEST_WINDOW};

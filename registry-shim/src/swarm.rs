@@ -43,6 +43,43 @@ pub struct SwarmConfig {
     /// ([`DEFAULT_PEER_REQUEST_WINDOW`]); within it, each peer's window covers 300 ms of its
     /// measured rate (vendor/librqbit, patch 5).
     pub peer_request_window: usize,
+    /// How the seeder's HTTPS is trusted (and this shim known to it), beyond the web roots.
+    pub seeder_trust: SeederTrust,
+}
+
+/// TLS towards a seeder served with a private CA, or one that requires client certificates.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeederTrust {
+    /// PEM CA bundle the seeder's certificate may chain to, besides the public web roots.
+    pub ca: Option<std::path::PathBuf>,
+    /// PEM certificate and key this shim presents (a seeder with `--tls-client-ca`).
+    pub identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl SeederTrust {
+    /// The shim's HTTP client of the seeder (torrents, webseeds) with this trust.
+    fn client(&self) -> Result<reqwest::Client, String> {
+        let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(2));
+        if let Some(ca) = &self.ca {
+            let certs = reqwest::Certificate::from_pem_bundle(&read(ca)?)
+                .map_err(|e| format!("{} is not a PEM CA bundle: {e}", ca.display()))?;
+            if certs.is_empty() {
+                return Err(format!("{} holds no certificate", ca.display()));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some((cert, key)) = &self.identity {
+            let pem = [read(cert)?, b"\n".to_vec(), read(key)?].concat();
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                format!("{} and {} are not a PEM certificate and key: {e}", cert.display(), key.display())
+            })?;
+            builder = builder.identity(identity);
+        }
+        builder.build().map_err(|e| e.to_string())
+    }
 }
 
 /// The most chunk requests kept outstanding at one peer by default (librqbit's own: 128). One
@@ -99,10 +136,7 @@ impl Swarm {
         std::fs::create_dir_all(&partial_dir)
             .map_err(|e| SeedingError::Start(format!("{}: {e}", partial_dir.display())))?;
         let seeding = Arc::new(Seeding::start(blobs_dir, &data_dir.join("bittorrent"), &config.seeding).await?);
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .map_err(|e| SeedingError::Start(e.to_string()))?;
+        let http = config.seeder_trust.client().map_err(|e| SeedingError::Start(format!("the seeder's TLS: {e}")))?;
         let streams = Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS));
         Ok(Self { seeding, partial_dir, http, config, streams })
     }

@@ -135,6 +135,7 @@ impl ShimTiming {
             stall_timeout: Duration::from_millis(self.stall_timeout_ms),
             torrent_timeout: Duration::from_millis(self.torrent_timeout_ms),
             peer_request_window: self.peer_request_window,
+            seeder_trust: Default::default(),
         }
     }
 

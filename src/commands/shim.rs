@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Context;
-use shoal_registry_shim::{BoundShim, ShimConfig};
+use shoal_registry_shim::{BoundShim, SeederTrust, ShimConfig, SwarmConfig};
 use shoal_tasks::Tasks;
 
 use super::common::{cancel_on_signal, ConfigFile, AUTO_SHARE};
@@ -11,7 +11,12 @@ use crate::cli::{BitTorrentFlags, ShimArgs, StoreLimitFlags, UpstreamFlags};
 
 pub(crate) fn run(args: ShimArgs) -> anyhow::Result<()> {
     let seeding = BitTorrentFlags::from(args.bittorrent).into_config(false);
-    let swarm = args.seeder.clone().map(|seeder| args.timing.swarm_config(seeder, seeding));
+    let seeder_trust = SeederTrust {
+        ca: args.seeder_ca.clone(),
+        identity: args.seeder_client_cert.clone().zip(args.seeder_client_key.clone()),
+    };
+    let swarm =
+        args.seeder.clone().map(|seeder| SwarmConfig { seeder_trust, ..args.timing.swarm_config(seeder, seeding) });
     let config = ShimConfig {
         listen: args.listen,
         data_dir: args.data_dir.clone(),
