@@ -188,17 +188,12 @@ impl BlobFetcher {
                     (own, true)
                 }
             };
-            let outcome = if leading || follower.leader_tag() == repository {
-                follower.wait().await
-            } else {
-                let leader = follower.leader_tag().to_owned();
-                let stall = self.upstream.deadlines().first_byte;
-                match follower.wait_unless_stalled(stall).await {
-                    Waited::Outcome(outcome) => outcome,
-                    Waited::Stalled => {
-                        tracing::warn!(%digest, %leader, ?stall, "the download this request joined (for another repository) made no progress within this request's deadline; fetching from this repository's upstream on its own");
-                        return self.solo(origin, digest, stream).await;
-                    }
+            let (leader, stall) = (follower.leader_tag().to_owned(), self.upstream.deadlines().first_byte);
+            let outcome = match follower.wait_as(&repository, stall).await {
+                Waited::Outcome(outcome) => outcome,
+                Waited::Stalled => {
+                    tracing::warn!(%digest, %leader, ?stall, "the download this request joined (for another repository) made no progress within this request's deadline; fetching from this repository's upstream on its own");
+                    return self.solo(origin, digest, stream).await;
                 }
             };
             let outcome = outcome.unwrap_or_else(|| Err(DownloadFailed::lost()));

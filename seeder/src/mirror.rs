@@ -280,17 +280,12 @@ impl Mirror {
         };
         // A fetch led for another repository is followed only while it makes progress: its
         // upstream may be the one that stalls.
-        let outcome = if follower.leader_tag() == repo {
-            follower.wait().await
-        } else {
-            let leader = follower.leader_tag().to_owned();
-            let stall = self.upstream.deadlines().first_byte;
-            match follower.wait_unless_stalled(stall).await {
-                Waited::Outcome(outcome) => outcome,
-                Waited::Stalled => {
-                    tracing::warn!(%digest, %leader, %repo, ?stall, "the fetch this request joined (for another repository) made no progress within its deadline; fetching from this repository on its own");
-                    return self.fetch_blob(reference, digest, size, &Progress::default()).await;
-                }
+        let (leader, stall) = (follower.leader_tag().to_owned(), self.upstream.deadlines().first_byte);
+        let outcome = match follower.wait_as(&repo, stall).await {
+            Waited::Outcome(outcome) => outcome,
+            Waited::Stalled => {
+                tracing::warn!(%digest, %leader, %repo, ?stall, "the fetch this request joined (for another repository) made no progress within its deadline; fetching from this repository on its own");
+                return self.fetch_blob(reference, digest, size, &Progress::default()).await;
             }
         };
         match outcome {

@@ -167,6 +167,17 @@ impl<V: Clone> Follower<V> {
         }
     }
 
+    /// The leader's outcome for a follower for `tag`: one for the leader's own tag waits to the
+    /// end (the same source would stall alike); one for another tag, only while the leader makes
+    /// progress ([`Follower::wait_unless_stalled`]).
+    pub async fn wait_as(self, tag: &str, stall: Duration) -> Waited<V> {
+        if *self.tag == *tag {
+            Waited::Outcome(self.wait().await)
+        } else {
+            self.wait_unless_stalled(stall).await
+        }
+    }
+
     /// The leader's outcome, unless its progress stands still for `stall` first (measured
     /// from this call and from each advance, checked every tenth of `stall`).
     pub async fn wait_unless_stalled(self, stall: Duration) -> Waited<V> {
@@ -229,8 +240,13 @@ mod tests {
         assert!(waited >= Duration::from_secs(12) && waited < Duration::from_millis(12_500), "{waited:?}");
         working.await.unwrap();
         let Flight::Follow(g) = flights.join(1, "repo-b") else { panic!("the stalled flight goes on") };
+        let Flight::Follow(same) = flights.join(1, "repo-a") else { panic!("follows") };
+        let same = tokio::spawn(same.wait_as("repo-a", Duration::from_secs(2)));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(!same.is_finished(), "a follower for the leader's own tag waits however long it stalls");
         leader.finish(7);
         assert_eq!(g.wait_unless_stalled(Duration::from_secs(2)).await, Waited::Outcome(Some(7)));
+        assert_eq!(same.await.unwrap(), Waited::Outcome(Some(7)));
     }
 
     #[tokio::test]
