@@ -2,10 +2,13 @@
 //! clear error within the first-byte deadline, never a hang: for the shim's manifest, blob and
 //! tag-list requests (a 1 s deadline) and for the seeder's mirror (the default 10 s), each
 //! failure counted with reason `timeout`; a containerd mirror request (`ns=`) is a 404 within
-//! `--mirror-miss-timeout-ms` (1 s).
+//! `--mirror-miss-timeout-ms` (1 s). The same, seen by real clients: `docker pull` through the
+//! shim fails within seconds (a 502; the shim counts the timeout), and `shoal magnets` through
+//! the seeder exits 1 within the seeder's 10 s deadline with the cause.
 
 use std::time::{Duration, Instant};
 
+use shoal_interop_tests::docker::DockerDaemon;
 use shoal_interop_tests::registry::curl;
 use shoal_interop_tests::stack::{start_direct_shim, start_seeder, start_tracker};
 use shoal_upstream::{Deadlines, UpstreamConfig};
@@ -90,6 +93,53 @@ async fn a_silent_upstream_fails_within_its_deadline() {
     assert!(took >= Duration::from_secs(9) && took < Duration::from_secs(14), "{took:?} against 10 s");
     let (_, metrics, _) = timed_get(format!("{}/metrics", seeder.url), &[]).await;
     assert!(metrics.contains("shoal_seeder_mirror_failures_total{reason=\"timeout\"} 1"), "{metrics}");
+
+    // `shoal magnets`, as a CI step runs it: exit 1 within the deadline, the cause on stderr.
+    let (magnets, took) = tokio::task::spawn_blocking({
+        let (seeder, image) = (seeder.url.clone(), format!("{upstream}/team/other:v1"));
+        move || {
+            let started = Instant::now();
+            let out = std::process::Command::new(shoal_interop_tests::shoal_binary())
+                .args(["magnets", "--seeder", &seeder, &image])
+                .env_remove("GITHUB_STEP_SUMMARY")
+                .output()
+                .unwrap();
+            (out, started.elapsed())
+        }
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&magnets.stderr);
+    eprintln!("shoal magnets: {:?} after {took:?}: {stderr}", magnets.status.code());
+    assert_eq!(magnets.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("did not answer"), "{stderr}");
+    assert!(took >= Duration::from_secs(9) && took < Duration::from_secs(16), "{took:?} against 10 s");
     seeder.stop().await;
+    drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_pull_through_a_shim_whose_upstream_is_silent_fails_within_seconds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = silent.local_addr().unwrap().to_string();
+    let deadlines = Deadlines { first_byte: Duration::from_secs(2), ..Default::default() };
+    let upstream_config = UpstreamConfig { deadlines, ..Default::default() };
+    let shim = start_direct_shim(&tmp.path().join("shim"), &upstream, Duration::from_secs(30), upstream_config).await;
+    let daemon_dir = tmp.path().join("docker");
+    let daemon = tokio::task::spawn_blocking(move || DockerDaemon::start(&daemon_dir)).await.unwrap();
+    let image = format!("{shim}/team/app:v1");
+    let started = Instant::now();
+    let pulled = tokio::task::block_in_place(|| daemon.docker(&["pull", &image]));
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&pulled.stderr);
+    eprintln!("docker pull: {:?} after {took:?}: {stderr}", pulled.status.code());
+    assert!(!pulled.status.success(), "pulled through a silent upstream?");
+    // docker shows only the status of a 5xx (not the OCI error body, which names the cause);
+    // the shim counted the cause.
+    assert!(stderr.contains("502 Bad Gateway"), "{stderr}");
+    assert!(took < Duration::from_secs(15), "docker pull took {took:?} against a 2 s first-byte deadline");
+    let (_, metrics, _) = timed_get(format!("http://{shim}/metrics"), &[]).await;
+    assert!(metrics.contains("shoal_shim_manifest_failures_total{reason=\"timeout\"}"), "{metrics}");
     drop(silent);
 }
