@@ -7,9 +7,9 @@ use clap::{Args, Parser, Subcommand};
 mod groups;
 
 pub use groups::{
-    BitTorrentFlags, SeederBitTorrent, SeederMirror, SeederStoreLimit, SeederTls, SeederUpstream, ShimBitTorrent,
-    ShimStoreLimit, ShimTls, ShimUpstream, StoreLimitFlags, TrackerTls, UpMirror, UpShimStoreLimit, UpUpstream,
-    UpstreamFlags,
+    BitTorrentFlags, SeederBitTorrent, SeederClientTls, SeederMirror, SeederStoreLimit, SeederTls, SeederUpstream,
+    ShimBitTorrent, ShimStoreLimit, ShimTls, ShimUpstream, StoreLimitFlags, TrackerTls, UpMirror, UpShimStoreLimit,
+    UpUpstream, UpstreamFlags,
 };
 
 #[derive(Parser, Debug)]
@@ -66,6 +66,8 @@ pub struct JobsArgs {
     /// Print the seeder's JSON as it is.
     #[arg(long, env = "SHOAL_JOBS_JSON")]
     pub json: bool,
+    #[command(flatten)]
+    pub tls: SeederClientTls,
 }
 
 #[derive(Args, Debug)]
@@ -182,6 +184,8 @@ pub struct MagnetsArgs {
     /// The seeder's `--api-token`, sent as a bearer token; prefer the environment variable.
     #[arg(long, env = "SHOAL_SEEDER_TOKEN", hide_env_values = true)]
     pub seeder_token: Option<Secret>,
+    #[command(flatten)]
+    pub tls: SeederClientTls,
 }
 
 #[derive(Args, Debug)]

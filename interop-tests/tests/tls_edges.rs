@@ -4,8 +4,8 @@
 //! (mTLS), refusing one without a certificate and one signed by another CA; plain HTTP to a TLS
 //! port gets no answer; a client that never starts its handshake is dropped at the header-read
 //! deadline; a certificate that cannot be read is an error at start, and half a pair a usage
-//! error. A shim given the seeder's CA and a client certificate gets its torrents from that
-//! mTLS seeder and the layer over the swarm.
+//! error. `shoal magnets` and `shoal jobs` given the CA and a client certificate reach an mTLS
+//! seeder, and a shim given them gets its torrents from it and the layer over the swarm.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
@@ -261,11 +261,22 @@ fn a_shim_pulls_over_the_swarm_through_a_seeder_that_requires_its_certificate() 
         &ca,
     ];
     let (_seeder, seeder) = start(&seeder_args, "shoal seeder: listening on ");
-    let mine = ["--cacert", ca.as_str(), "--cert", client_cert.as_str(), "--key", client_key.as_str()];
-    let body = format!(r#"{{"image":"{address}/team/app:v1"}}"#);
-    let post = [&mine[..], &["-X", "POST", "-H", "content-type: application/json", "-d", &body]].concat();
-    let (status, answer, _) = curl(&format!("{seeder}/v1/images"), &post);
-    assert_eq!(status, 200, "the seeder mirrors for a client with its certificate: {answer}");
+    // `shoal magnets` and `shoal jobs` reach it with the CA and a client certificate, and
+    // without the certificate fail with the handshake's cause.
+    let image = format!("{address}/team/app:v1");
+    let identity = ["--seeder-client-cert", client_cert.as_str(), "--seeder-client-key", client_key.as_str()];
+    let shoal =
+        |args: &[&str]| Command::new(shoal_binary()).args(args).env_remove("GITHUB_STEP_SUMMARY").output().unwrap();
+    let refused = shoal(&["magnets", "--seeder", &seeder, "--seeder-ca", &ca, &image]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot reach the seeder"), "{stderr}");
+    let magnets = shoal(&[&["magnets", "--seeder", &seeder, "--seeder-ca", &ca][..], &identity, &[&image]].concat());
+    let stdout = String::from_utf8_lossy(&magnets.stdout);
+    assert!(magnets.status.success(), "{stdout} {}", String::from_utf8_lossy(&magnets.stderr));
+    assert!(stdout.contains(&blobs[1].digest) && stdout.contains("magnet:?xt=urn:btih:"), "{stdout}");
+    let jobs = shoal(&[&["jobs", "--seeder", &seeder, "--seeder-ca", &ca][..], &identity].concat());
+    assert!(jobs.status.success(), "{}", String::from_utf8_lossy(&jobs.stderr));
 
     // The shim trusts the seeder's CA and presents a certificate that CA signed.
     let shim_data = tmp.path().join("shim");

@@ -59,8 +59,14 @@ pub struct SeederTrust {
 impl SeederTrust {
     /// The shim's HTTP client of the seeder (torrents, webseeds) with this trust.
     fn client(&self) -> Result<reqwest::Client, String> {
+        let builder = self.configure(reqwest::Client::builder().connect_timeout(Duration::from_secs(2)))?;
+        builder.build().map_err(|e| e.to_string())
+    }
+
+    /// `builder` with this trust's CA and identity (for every client of a seeder: the shim,
+    /// `shoal magnets`, `shoal jobs`).
+    pub fn configure(&self, mut builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, String> {
         let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
-        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(2));
         if let Some(ca) = &self.ca {
             let certs = reqwest::Certificate::from_pem_bundle(&read(ca)?)
                 .map_err(|e| format!("{} is not a PEM CA bundle: {e}", ca.display()))?;
@@ -78,7 +84,7 @@ impl SeederTrust {
             })?;
             builder = builder.identity(identity);
         }
-        builder.build().map_err(|e| e.to_string())
+        Ok(builder)
     }
 }
 

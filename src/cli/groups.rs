@@ -190,6 +190,28 @@ macro_rules! tls_flags {
     };
 }
 
+/// `--seeder-ca`, `--seeder-client-cert` and `--seeder-client-key`: how a client of the seeder's
+/// API (`shoal magnets`, `shoal jobs`) trusts an HTTPS seeder and is known to an mTLS one.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SeederClientTls {
+    /// PEM CA bundle an `https://` --seeder's certificate may chain to, besides the web roots.
+    #[arg(long, env = "SHOAL_SEEDER_CA")]
+    pub seeder_ca: Option<std::path::PathBuf>,
+    /// PEM certificate presented to a seeder that requires client certificates; needs
+    /// --seeder-client-key.
+    #[arg(long, env = "SHOAL_SEEDER_CLIENT_CERT", requires = "seeder_client_key")]
+    pub seeder_client_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --seeder-client-cert.
+    #[arg(long, env = "SHOAL_SEEDER_CLIENT_KEY", requires = "seeder_client_cert")]
+    pub seeder_client_key: Option<std::path::PathBuf>,
+}
+
+impl From<SeederClientTls> for shoal_registry_shim::SeederTrust {
+    fn from(f: SeederClientTls) -> Self {
+        Self { ca: f.seeder_ca, identity: f.seeder_client_cert.zip(f.seeder_client_key) }
+    }
+}
+
 /// Upstream access as every subcommand gives it.
 #[derive(Debug, Clone)]
 pub struct UpstreamFlags {

@@ -29,11 +29,11 @@ pub(crate) fn run(args: JobsArgs) -> anyhow::Result<()> {
     let url = format!("{}/v1/jobs", args.seeder.trim_end_matches('/'));
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let body = runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(10))
-            .build()
-            .context("cannot build an HTTP client")?;
+        let builder =
+            reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(10));
+        let trust = shoal_registry_shim::SeederTrust::from(args.tls.clone());
+        let client =
+            trust.configure(builder).map_err(anyhow::Error::msg)?.build().context("cannot build an HTTP client")?;
         let response = client.get(&url).send().await.with_context(|| format!("cannot reach the seeder at {url}"))?;
         let status = response.status();
         let body = response.bytes().await.with_context(|| format!("reading the seeder's answer from {url}"))?;

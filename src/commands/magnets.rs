@@ -5,13 +5,16 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 
+use shoal_registry_shim::SeederTrust;
+
 use crate::cli::MagnetsArgs;
 use crate::magnets::{render_github, render_json, render_text, ImageListing, OutputFormat};
 
 pub(crate) fn run(args: MagnetsArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let token = args.seeder_token.as_ref().map(|t| t.0.as_str());
-    let listing = runtime.block_on(mirror(&args.seeder, &args.image, token))?;
+    let trust = SeederTrust::from(args.tls);
+    let listing = runtime.block_on(mirror(&args.seeder, &args.image, token, &trust))?;
     let summary = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty());
     print(&listing, args.format, summary.as_deref().map(Path::new))
 }
@@ -31,14 +34,18 @@ impl std::error::Error for ImageUnknown {}
 
 /// `POST /v1/images`: the seeder mirrors the image (a no-op for blobs it holds; tags are
 /// resolved again, so a re-pushed tag gets its new blobs) and lists it.
-pub(crate) async fn mirror(seeder: &str, image: &str, token: Option<&str>) -> anyhow::Result<ImageListing> {
+pub(crate) async fn mirror(
+    seeder: &str,
+    image: &str,
+    token: Option<&str>,
+    trust: &SeederTrust,
+) -> anyhow::Result<ImageListing> {
     let url = format!("{}/v1/images", seeder.trim_end_matches('/'));
     // A connect deadline only: mirroring a large image takes as long as it takes, and the
     // seeder's own upstream deadlines bound each of its calls.
-    let client = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(2))
-        .build()
-        .context("cannot build an HTTP client")?;
+    let builder = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(2));
+    let client =
+        trust.configure(builder).map_err(anyhow::Error::msg)?.build().context("cannot build an HTTP client")?;
     let mut request = client.post(&url).header(reqwest::header::CONTENT_TYPE, "application/json");
     if let Some(token) = token {
         request = request.bearer_auth(token);

@@ -102,7 +102,8 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
         drop(out);
 
         for image in &images {
-            match super::magnets::mirror(&seeder_local, image, args.api_token.as_ref().map(|t| t.0.as_str())).await {
+            let token = args.api_token.as_ref().map(|t| t.0.as_str());
+            match super::magnets::mirror(&seeder_local, image, token, &Default::default()).await {
                 Ok(listing) => super::magnets::print(&listing, OutputFormat::Text, None)?,
                 Err(e) => eprintln!("shoal up: cannot mirror {image}: {e:#}"),
             }
