@@ -2,7 +2,8 @@
 //! a request from the healthy repository joins the stalled download, but waits only for its own
 //! first-byte deadline (2 s here) of no progress, then fetches on its own and gets the verified
 //! blob long before the stalled one fails on its idle deadline (20 s here). For the shim's
-//! blob requests and for the seeder's mirror alike. Also: an upstream that sends a blob's
+//! blob requests (two such clients share one download around it) and for the seeder's mirror
+//! alike. Also: an upstream that sends a blob's
 //! headers and then nothing fails on the idle deadline, never hangs.
 
 use std::collections::HashMap;
@@ -148,11 +149,16 @@ async fn a_healthy_repository_does_not_wait_on_a_stalled_one_for_the_same_blob()
 
     let stuck = tokio::spawn(timed_curl(format!("http://{shim}/v2/team/stuck/blobs/{layer}"), &[]));
     until_sent(&reg, "team/stuck").await;
-    let (status, body, _, took) = timed_curl(format!("http://{shim}/v2/team/good/blobs/{layer}"), &[]).await;
-    eprintln!("shim, healthy repository: {status} after {took:.2} s");
-    assert_eq!(status, 200);
-    assert_eq!(digest_of(&body), layer, "the healthy repository's client got the verified blob");
-    assert!(took < 8.0, "waited {took:.2} s on a stalled download (own deadline 2 s, its idle 20 s)");
+    // Two clients of the healthy repository: both go around the stalled download, together.
+    let good = format!("http://{shim}/v2/team/good/blobs/{layer}");
+    let (first, second) = tokio::join!(timed_curl(good.clone(), &[]), timed_curl(good, &[]));
+    for (status, body, _, took) in [first, second] {
+        eprintln!("shim, healthy repository: {status} after {took:.2} s");
+        assert_eq!(status, 200);
+        assert_eq!(digest_of(&body), layer, "the healthy repository's client got the verified blob");
+        assert!(took < 8.0, "waited {took:.2} s on a stalled download (own deadline 2 s, its idle 20 s)");
+    }
+    assert_eq!(reg.sent("team/good"), 4 << 20, "the two clients shared one download from their upstream");
     assert!(!stuck.is_finished(), "the stalled download ends on its own idle deadline, not before");
     let (_, partial, code, took) = stuck.await.unwrap();
     eprintln!("shim, stalled repository: curl exit {code} after {took:.2} s with {} bytes", partial.len());

@@ -67,6 +67,8 @@ pub(crate) struct BlobFetcher {
     swarm: Option<Arc<Swarm>>,
     metrics: Arc<ShimMetrics>,
     flights: SingleFlight<BlobDigest, Outcome>,
+    /// Downloads around a stalled flight, one per blob and repository ([`BlobFetcher::solo`]).
+    solo_flights: SingleFlight<(BlobDigest, String), Outcome>,
     cache: Arc<ShimCache>,
     pulls: Arc<PullLog>,
     tasks: Tasks,
@@ -109,7 +111,8 @@ impl BlobFetcher {
         pulls: Arc<PullLog>,
         tasks: Tasks,
     ) -> Self {
-        Self { store, upstream, swarm, metrics, flights: SingleFlight::default(), cache, pulls, tasks }
+        let (flights, solo_flights) = (SingleFlight::default(), SingleFlight::default());
+        Self { store, upstream, swarm, metrics, flights, solo_flights, cache, pulls, tasks }
     }
 
     pub(crate) fn swarm(&self) -> Option<&Arc<Swarm>> {
@@ -233,21 +236,28 @@ impl BlobFetcher {
 
     /// A download of a blob whose flight stalled, outside the flight, from upstream: the
     /// client's stream of it, or (without `stream`) the stored blob once it is done.
+    /// Many clients of one repository that find one stalled flight share one such download
+    /// (a flight of its own per blob and repository), not one each.
     async fn solo(&self, origin: &BlobOrigin, digest: &BlobDigest, stream: bool) -> Result<BlobBody, RegistryError> {
-        let (done_tx, done) = oneshot::channel();
-        let body = self
-            .start(origin, digest, Route::Upstream, Progress::default(), move |outcome| {
-                let _ = done_tx.send(outcome);
-            })
-            .await?;
-        if stream {
-            return Ok(body);
-        }
-        drop(body); // the download goes on without a client
-        match done.await {
-            Ok(Ok(())) => self.hit(origin, digest).await?.ok_or_else(|| RegistryError::BlobUnknown(digest.to_string())),
-            Ok(Err(e)) => Err(RegistryError::Unavailable(e.to_string())),
-            Err(_) => Err(RegistryError::Unavailable(DownloadFailed::lost().to_string())),
+        let repository = format!("{}/{}", origin.registry, origin.repository);
+        let follower = match self.solo_flights.join((*digest, repository.clone()), &repository) {
+            Flight::Follow(follower) => follower,
+            Flight::Lead(leader) => {
+                let (own, progress) = (leader.follower(), leader.progress());
+                let body = self.start(origin, digest, Route::Upstream, progress, move |o| leader.finish(o)).await?;
+                if stream {
+                    return Ok(body);
+                }
+                drop(body); // the download goes on without a client
+                own
+            }
+        };
+        match follower.wait().await {
+            Some(Ok(())) => {
+                self.hit(origin, digest).await?.ok_or_else(|| RegistryError::BlobUnknown(digest.to_string()))
+            }
+            Some(Err(e)) => Err(RegistryError::Unavailable(e.to_string())),
+            None => Err(RegistryError::Unavailable(DownloadFailed::lost().to_string())),
         }
     }
 
