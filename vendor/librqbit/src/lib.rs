@@ -100,6 +100,8 @@ pub use torrent_state::{
     ManagedTorrent, ManagedTorrentShared, ManagedTorrentState, TorrentMetadata, TorrentStats,
     TorrentStatsState,
 };
+// Shoal patch 7: the swarm's supply, for a downloader's stall decision.
+pub use torrent_state::SwarmSupply;
 pub use type_aliases::FileInfos;
 
 pub use buffers::*;

@@ -45,6 +45,9 @@ pub mod stats;
 // Shoal patch: per-peer request windows from the peer's measured rate.
 mod rate_window;
 mod super_seed;
+// Shoal patch: who could send us what we lack, for a downloader's stall decision.
+mod supply;
+pub use supply::SwarmSupply;
 
 use std::{
     borrow::Cow,
@@ -1866,7 +1869,12 @@ impl PeerHandler {
                     .with_live_mut(handle, "add chunk request", |live| {
                         live.add_inflight_request(chunk)
                     }) {
-                    Some(true) => {}
+                    Some(true) => {
+                        // Shoal patch: the rate window tells a peer's pauses from our own.
+                        self.lock_flow_control("rate window request")
+                            .rate_window
+                            .on_request(Instant::now());
+                    }
                     Some(false) => {
                         // This request was already in-flight for this peer for this chunk.
                         // This might happen in theory, but not very likely.
@@ -1900,6 +1908,10 @@ impl PeerHandler {
 
     fn on_i_am_choked(&self) {
         self.lock_flow_control("i_am_choked = true").i_am_choked = true;
+        // Shoal patch: what `supply()` reports.
+        self.state
+            .peers
+            .with_live_mut(self.addr, "supply: choked", |live| live.unchoked_at = None);
         self.notify_request_slots_changed();
     }
 
@@ -1911,6 +1923,12 @@ impl PeerHandler {
     fn on_i_am_unchoked(&self) {
         trace!("we are unchoked");
         self.lock_flow_control("i_am_choked = false").i_am_choked = false;
+        // Shoal patch: what `supply()` reports.
+        self.state
+            .peers
+            .with_live_mut(self.addr, "supply: unchoked", |live| {
+                live.unchoked_at.get_or_insert_with(Instant::now);
+            });
         self.notify_request_slots_changed();
     }
 
@@ -1937,15 +1955,16 @@ impl PeerHandler {
             .fetch_add(piece.len() as u64, Ordering::Relaxed);
         self.counters.fetched_chunks.fetch_add(1, Ordering::Relaxed);
 
-        let should_process = self
+        // Shoal patch: also how many of our requests the peer still holds (rate window).
+        let (should_process, still_requested) = self
             .state
             .peers
             .with_live_mut(self.addr, "inflight_requests.remove", |h| {
                 match h.remove_inflight_request(&chunk_info) {
-                    RemoveInflightRequestResult::Expected => Ok(true),
+                    RemoveInflightRequestResult::Expected => Ok((true, h.requested_inflight_count())),
                     RemoveInflightRequestResult::LateCanceled => {
                         trace!(?piece, "peer sent us a chunk we did not ask for");
-                        Ok(false)
+                        Ok((false, h.requested_inflight_count()))
                     }
                     RemoveInflightRequestResult::Unexpected => anyhow::bail!(
                         "peer sent us a piece we did not ask. Inflight requests: {:?}. Got: {:?}",
@@ -1964,7 +1983,7 @@ impl PeerHandler {
         let resized = self
             .lock_flow_control("rate window")
             .rate_window
-            .on_chunk(Instant::now(), piece.len() as u64);
+            .on_chunk(Instant::now(), piece.len() as u64, still_requested);
         if resized.is_some() {
             self.notify_request_slots_changed();
         }

@@ -280,6 +280,11 @@ pub(crate) struct LivePeerState {
     pub tx: PeerTx,
 
     pub connection_kind: ConnectionKind,
+
+    // Shoal patch: when the peer became live and when it last unchoked us (`None` while it
+    // chokes us), for `TorrentStateLive::supply`.
+    pub live_since: std::time::Instant,
+    pub unchoked_at: Option<std::time::Instant>,
 }
 
 impl LivePeerState {
@@ -300,6 +305,8 @@ impl LivePeerState {
             request_slots_changed: Default::default(),
             tx,
             connection_kind,
+            live_since: std::time::Instant::now(),
+            unchoked_at: None,
         }
     }
 
