@@ -8,6 +8,7 @@ pub mod docker;
 pub mod hostile;
 pub mod registry;
 pub mod stack;
+pub mod stock;
 pub mod token;
 pub mod up;
 

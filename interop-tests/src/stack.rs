@@ -178,3 +178,45 @@ pub async fn start_shim(data: &Path, registry: &str, seeder: Option<&str>, track
     tokio::spawn(shim.serve(Tasks::root("test-shim")));
     running
 }
+
+/// The swarm side `shoal shim --seeder SEEDER --tracker ..` runs with no timing flags: the
+/// shim's own defaults, not the raised timeouts of [`start_shim`]. The torrent timeout is the
+/// CLI's literal 3000 ms (src/cli.rs `ShimTiming`): registry-shim exports no constant for it.
+pub fn cli_swarm(seeder: &str, trackers: &[String]) -> SwarmConfig {
+    SwarmConfig {
+        seeder_url: Some(seeder.to_owned()),
+        seeding: seeding(trackers),
+        stall_timeout: shoal_registry_shim::DEFAULT_STALL_TIMEOUT,
+        unchoke_wait: shoal_registry_shim::DEFAULT_UNCHOKE_WAIT,
+        torrent_timeout: Duration::from_millis(3000),
+        peer_request_window: shoal_registry_shim::DEFAULT_PEER_REQUEST_WINDOW,
+        seeder_trust: Default::default(),
+    }
+}
+
+/// Starts a shim over `registry` as `shoal shim` runs by default ([`cli_swarm`]), for tests of
+/// what a deployed shim does with the peers it finds.
+pub async fn start_shim_as_cli(data: &Path, registry: &str, seeder: &str, trackers: &[String]) -> Shim {
+    start_shim_with(data, registry, Some(cli_swarm(seeder, trackers))).await
+}
+
+/// Starts a shim over `registry` with the given swarm side (none: every miss from upstream).
+pub async fn start_shim_with(data: &Path, registry: &str, swarm: Option<SwarmConfig>) -> Shim {
+    let shim = BoundShim::bind(ShimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.to_owned(),
+        default_registry: registry.to_owned(),
+        tag_ttl: Duration::from_secs(30),
+        stale_tag_max_age: shoal_registry_shim::DEFAULT_STALE_TAG_MAX_AGE,
+        mirror_miss_timeout: shoal_registry_shim::DEFAULT_MIRROR_MISS_TIMEOUT,
+        upstream: Default::default(),
+        swarm,
+        store_limit: None,
+        tls: None,
+    })
+    .await
+    .unwrap();
+    let running = Shim { addr: shim.local_addr(), metrics: shim.metrics() };
+    tokio::spawn(shim.serve(Tasks::root("test-shim")));
+    running
+}
