@@ -144,12 +144,21 @@ pub struct UpArgs {
 #[derive(Args, Debug)]
 pub struct ShimTiming {
     /// Milliseconds in which the swarm delivers neither the next bytes of the stream nor any
-    /// other verified piece, before the rest comes over HTTP.
-    #[arg(long, env = "SHOAL_SHIM_STALL_TIMEOUT_MS", default_value_t = 3000)]
+    /// other verified piece, before the rest comes over HTTP (unless a peer that holds what is
+    /// missing has just unchoked us or may still unchoke us: --unchoke-wait-ms).
+    #[arg(long, env = "SHOAL_SHIM_STALL_TIMEOUT_MS",
+          default_value_t = shoal_registry_shim::DEFAULT_STALL_TIMEOUT.as_millis() as u64)]
     pub stall_timeout_ms: u64,
+    /// Milliseconds after connecting during which a peer that holds missing pieces but chokes
+    /// us keeps a quiet download waiting for it (stock clients unchoke new peers at their next
+    /// rechoke: Transmission every 10 s).
+    #[arg(long, env = "SHOAL_SHIM_UNCHOKE_WAIT_MS",
+          default_value_t = shoal_registry_shim::DEFAULT_UNCHOKE_WAIT.as_millis() as u64)]
+    pub unchoke_wait_ms: u64,
     /// Milliseconds to wait for the seeder's answer about a blob's torrent before streaming
     /// from upstream instead (a seeder that must fetch the blob first says so at once).
-    #[arg(long, env = "SHOAL_SHIM_TORRENT_TIMEOUT_MS", default_value_t = 3000)]
+    #[arg(long, env = "SHOAL_SHIM_TORRENT_TIMEOUT_MS",
+          default_value_t = shoal_registry_shim::DEFAULT_TORRENT_TIMEOUT.as_millis() as u64)]
     pub torrent_timeout_ms: u64,
     /// Seconds a tag is trusted before it is resolved upstream again.
     #[arg(long, env = "SHOAL_SHIM_TAG_TTL_SECS", default_value_t = 30)]

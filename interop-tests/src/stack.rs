@@ -151,44 +151,26 @@ pub async fn start_direct_shim(
     addr
 }
 
-/// Starts a shim over `registry`, fetching torrents from `seeder` (or upstream only, without).
+/// Starts a shim over `registry`, fetching torrents from `seeder` (or upstream only, without),
+/// with stall and torrent timeouts raised to 20 s (tests of what arrives, not of fallbacks).
 pub async fn start_shim(data: &Path, registry: &str, seeder: Option<&str>, trackers: &[String]) -> Shim {
-    let shim = BoundShim::bind(ShimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data.to_owned(),
-        default_registry: registry.to_owned(),
-        tag_ttl: Duration::from_secs(30),
-        stale_tag_max_age: shoal_registry_shim::DEFAULT_STALE_TAG_MAX_AGE,
-        mirror_miss_timeout: shoal_registry_shim::DEFAULT_MIRROR_MISS_TIMEOUT,
-        upstream: Default::default(),
-        swarm: seeder.map(|seeder| SwarmConfig {
-            seeder_url: Some(seeder.to_owned()),
-            seeding: seeding(trackers),
-            stall_timeout: Duration::from_secs(20),
-            torrent_timeout: Duration::from_secs(20),
-            peer_request_window: shoal_registry_shim::DEFAULT_PEER_REQUEST_WINDOW,
-            seeder_trust: Default::default(),
-        }),
-        store_limit: None,
-        tls: None,
-    })
-    .await
-    .unwrap();
-    let running = Shim { addr: shim.local_addr(), metrics: shim.metrics() };
-    tokio::spawn(shim.serve(Tasks::root("test-shim")));
-    running
+    let swarm = seeder.map(|seeder| SwarmConfig {
+        stall_timeout: Duration::from_secs(20),
+        torrent_timeout: Duration::from_secs(20),
+        ..cli_swarm(seeder, trackers)
+    });
+    start_shim_with(data, registry, swarm).await
 }
 
 /// The swarm side `shoal shim --seeder SEEDER --tracker ..` runs with no timing flags: the
-/// shim's own defaults, not the raised timeouts of [`start_shim`]. The torrent timeout is the
-/// CLI's literal 3000 ms (src/cli.rs `ShimTiming`): registry-shim exports no constant for it.
+/// shim's own defaults, not the raised timeouts of [`start_shim`].
 pub fn cli_swarm(seeder: &str, trackers: &[String]) -> SwarmConfig {
     SwarmConfig {
         seeder_url: Some(seeder.to_owned()),
         seeding: seeding(trackers),
         stall_timeout: shoal_registry_shim::DEFAULT_STALL_TIMEOUT,
         unchoke_wait: shoal_registry_shim::DEFAULT_UNCHOKE_WAIT,
-        torrent_timeout: Duration::from_millis(3000),
+        torrent_timeout: shoal_registry_shim::DEFAULT_TORRENT_TIMEOUT,
         peer_request_window: shoal_registry_shim::DEFAULT_PEER_REQUEST_WINDOW,
         seeder_trust: Default::default(),
     }

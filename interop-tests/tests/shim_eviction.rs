@@ -187,6 +187,7 @@ async fn an_evicted_blob_leaves_the_shims_librqbit_session_before_its_file_goes(
         seeder_url: Some(seeder.url.clone()),
         seeding: seeding(&trackers),
         stall_timeout: Duration::from_secs(20),
+        unchoke_wait: shoal_registry_shim::DEFAULT_UNCHOKE_WAIT,
         torrent_timeout: Duration::from_secs(20),
         peer_request_window: shoal_registry_shim::DEFAULT_PEER_REQUEST_WINDOW,
         seeder_trust: Default::default(),

@@ -121,6 +121,7 @@ async fn a_peer_serving_corrupted_pieces_never_gets_bad_bytes_to_the_client() {
             // Longer than aria2c's 10 s choke round: a new peer may wait that long for its
             // first unchoke, and the good first piece must arrive before the HTTP fallback.
             stall_timeout: Duration::from_secs(15),
+            unchoke_wait: shoal_registry_shim::DEFAULT_UNCHOKE_WAIT,
             torrent_timeout: Duration::from_secs(20),
             peer_request_window: shoal_registry_shim::DEFAULT_PEER_REQUEST_WINDOW,
             seeder_trust: Default::default(),

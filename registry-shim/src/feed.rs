@@ -5,6 +5,7 @@
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -17,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::metrics::ShimMetrics;
 use crate::origin::Source as SourceKind;
 use crate::pulls::Pull;
+use crate::stall::Verdict;
 use crate::swarm::{Download, Swarm};
 
 /// A file holding a whole blob, handed from the feed to the store.
@@ -187,13 +189,15 @@ impl Feed {
 
     async fn feed_from_swarm(&mut self, download: Download, offset: &mut u64) -> Fed {
         let mut stream = download.stream;
-        let stall = self.swarm.stall_timeout();
+        let policy = self.swarm.stall_policy();
         let mut progress = (download.progress)();
+        let mut quiet_since = Instant::now();
         while *offset < self.size {
             let mut buf = bytes::BytesMut::with_capacity(256 * 1024);
-            match tokio::time::timeout(stall, stream.read_buf(&mut buf)).await {
+            match tokio::time::timeout(policy.quiet, stream.read_buf(&mut buf)).await {
                 Ok(Ok(0)) => break,
                 Ok(Ok(_)) => {
+                    quiet_since = Instant::now();
                     if !self.send(buf.freeze(), offset, SourceKind::Peers).await {
                         return Fed::Gone;
                     }
@@ -210,11 +214,19 @@ impl Feed {
                     let now = (download.progress)();
                     if now > progress {
                         progress = now;
-                        tracing::debug!(digest = %self.digest, offset = *offset, ?stall, "stream waits on one piece; the swarm still delivers others");
+                        quiet_since = Instant::now();
+                        tracing::debug!(digest = %self.digest, offset = *offset, "stream waits on one piece; the swarm still delivers others");
                         continue;
                     }
-                    tracing::info!(digest = %self.digest, offset = *offset, ?stall, "swarm stalled; fetching the rest over HTTP");
-                    return Fed::Short;
+                    match policy.judge(quiet_since.elapsed(), &(download.supply)()) {
+                        Verdict::Wait(why) => {
+                            tracing::debug!(digest = %self.digest, offset = *offset, why = %why, "the swarm is quiet; waiting on it");
+                        }
+                        Verdict::Stalled(why) => {
+                            tracing::info!(digest = %self.digest, offset = *offset, why = %why, "swarm stalled; fetching the rest over HTTP");
+                            return Fed::Short;
+                        }
+                    }
                 }
             }
         }

@@ -10,7 +10,8 @@
 //! upstream) and `landing` (the store adopting what librqbit wrote) -> `swarm` (the librqbit
 //! session), `cache` (the shim's store index and LRU eviction), `private` (blobs fetched with a
 //! client's credentials). `pulls` (the newest downloads and their bytes by source) and `ui`
-//! (the live page at `/ui`, its JSON at `/v1/pulls`) show what the host did. `service` binds and
+//! (the live page at `/ui`, its JSON at `/v1/pulls`) show what the host did. `stall` (pure) decides
+//! when a quiet swarm download falls back to HTTP. `service` binds and
 //! serves it. The store, its index and the cache
 //! policy are [`shoal_store`]'s, upstream access is [`shoal_upstream`]'s, shared with the seeder,
 //! so both verify and evict blobs the same way.
@@ -34,6 +35,7 @@ mod pump;
 mod resolve;
 mod route;
 mod service;
+mod stall;
 mod swarm;
 mod ui;
 
@@ -41,4 +43,7 @@ pub use error::RegistryError;
 pub use metrics::ShimMetrics;
 pub use origin::Source;
 pub use service::{BoundShim, ShimConfig, ShimError, DEFAULT_MIRROR_MISS_TIMEOUT, DEFAULT_STALE_TAG_MAX_AGE};
-pub use swarm::{SeederTrust, SwarmConfig, DEFAULT_PEER_REQUEST_WINDOW};
+pub use swarm::{
+    SeederTrust, SwarmConfig, DEFAULT_PEER_REQUEST_WINDOW, DEFAULT_STALL_TIMEOUT, DEFAULT_TORRENT_TIMEOUT,
+    DEFAULT_UNCHOKE_WAIT,
+};

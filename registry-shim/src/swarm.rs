@@ -25,6 +25,7 @@ use shoal_store::seeding::{Seeding, SeedingConfig, SeedingError};
 use shoal_torrents::{BlobDigest, HashedBlob, ParsedTorrent};
 
 use crate::origin::BlobOrigin;
+use crate::stall::StallPolicy;
 
 /// How the shim reaches the seeder and the swarm.
 #[derive(Clone, Debug)]
@@ -33,8 +34,12 @@ pub struct SwarmConfig {
     pub seeder_url: Option<String>,
     pub seeding: SeedingConfig,
     /// With neither the stream's next bytes nor any other verified piece from the swarm for
-    /// this long, the rest comes over HTTP.
+    /// this long, the rest comes over HTTP, unless a peer that holds what is missing is about
+    /// to send it (`stall.rs`; [`DEFAULT_STALL_TIMEOUT`]).
     pub stall_timeout: Duration,
+    /// How long after connecting a peer that holds what is missing, but chokes us, may take to
+    /// unchoke us before the download stops waiting for it ([`DEFAULT_UNCHOKE_WAIT`]).
+    pub unchoke_wait: Duration,
     /// How long to wait for the seeder's answer before going to upstream directly. A seeder
     /// that must fetch the blob answers 202 at once (the client should not wait for a whole
     /// mirror); a seeder that holds it may be slow when many hosts ask together.
@@ -94,6 +99,14 @@ impl SeederTrust {
 /// seconds ahead (N=16, 50 mbit: 1.35x ideal at a fixed 64, 1.2x at a fixed 8). So each peer's
 /// window follows its rate (300 ms of it, at least 8), up to this.
 pub const DEFAULT_PEER_REQUEST_WINDOW: usize = 64;
+/// `--stall-timeout-ms`: a swarm download quiet this long, with no peer about to send, falls
+/// back to HTTP.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// `--torrent-timeout-ms`: how long the seeder may take to answer for a blob's torrent.
+pub const DEFAULT_TORRENT_TIMEOUT: Duration = Duration::from_secs(3);
+/// `--unchoke-wait-ms`: Transmission unchokes a new peer at its next rechoke, every 10 s; its
+/// first bytes came 9-11 s after it connected.
+pub const DEFAULT_UNCHOKE_WAIT: Duration = Duration::from_secs(15);
 
 /// A blob's torrent as the seeder served it.
 pub(crate) struct BlobTorrentFile {
@@ -110,6 +123,8 @@ pub(crate) struct Download {
     /// Bytes of verified pieces the download holds, wherever in the blob: the stream waits
     /// for the next piece in order, and a swarm still delivering other pieces has not stalled.
     pub progress: Box<dyn Fn() -> u64 + Send + Sync>,
+    /// Who in the swarm could send what the download lacks (for [`crate::stall`]).
+    pub supply: Box<dyn Fn() -> librqbit::SwarmSupply + Send + Sync>,
     /// One of the shim's stream slots, released with the stream.
     pub _slot: tokio::sync::OwnedSemaphorePermit,
 }
@@ -152,8 +167,8 @@ impl Swarm {
         &self.seeding
     }
 
-    pub(crate) fn stall_timeout(&self) -> Duration {
-        self.config.stall_timeout
+    pub(crate) fn stall_policy(&self) -> StallPolicy {
+        StallPolicy { quiet: self.config.stall_timeout, unchoke_wait: self.config.unchoke_wait }
     }
 
     pub(crate) fn http(&self) -> &reqwest::Client {
@@ -249,8 +264,10 @@ impl Swarm {
         };
         let id = handle.id();
         let stream = handle.clone().stream(0).await.map_err(|e| format!("{e:#}"))?;
+        let live = handle.clone();
+        let supply = Box::new(move || live.live().map(|l| l.supply()).unwrap_or_default());
         let progress = Box::new(move || handle.stats().progress_bytes);
-        Ok(Download { id, stream: Box::pin(stream), progress, _slot: slot })
+        Ok(Download { id, stream: Box::pin(stream), progress, supply, _slot: slot })
     }
 
     /// Where librqbit writes a download's file.

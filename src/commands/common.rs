@@ -133,6 +133,7 @@ impl ShimTiming {
             seeder_url: Some(seeder_url),
             seeding,
             stall_timeout: Duration::from_millis(self.stall_timeout_ms),
+            unchoke_wait: Duration::from_millis(self.unchoke_wait_ms),
             torrent_timeout: Duration::from_millis(self.torrent_timeout_ms),
             peer_request_window: self.peer_request_window,
             seeder_trust: Default::default(),
