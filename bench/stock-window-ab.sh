@@ -67,7 +67,7 @@ for i in $(seq 1 "$PAIRS"); do
     # The base row fails its every-byte-from-peers assertion only if it fell back; its line is
     # printed either way.
     line=$("$work/stock-$v" transmission_alone_feeds_the_shim --exact --nocapture 2>&1 | grep '^stock seeder ' || true)
-    echo "$v pair $i: ${line:-no line (see the test's output)}"
+    echo "$v pair $i: ${line:-no line, see the test output}"
   done
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
