@@ -202,7 +202,8 @@ pub struct TorrentArgs {
     /// The blob to torrent.
     #[arg(env = "SHOAL_TORRENT_FILE")]
     pub file: PathBuf,
-    /// Tracker announce URL (repeat for several; all go into one announce-list tier).
+    /// Tracker announce URL (repeat for several: each blob's torrent names its 3 owners among them,
+    /// in rendezvous order of its infohash, one announce-list tier each).
     #[arg(long = "tracker", env = "SHOAL_TRACKERS", value_delimiter = ',')]
     pub trackers: Vec<String>,
     /// Webseed base URL for BEP 19 `url-list` (repeat for several); end it in `/`.

@@ -14,10 +14,12 @@ mod magnet;
 mod metainfo;
 mod parallel;
 mod profile;
+mod rendezvous;
 
 pub use digest::{BlobDigest, InfoHash, ParseDigestError};
 pub use hasher::{BlobHasher, HashedBlob};
 pub use magnet::Magnet;
-pub use metainfo::{BlobTorrent, Distribution, MetainfoError, ParsedTorrent};
+pub use metainfo::{BlobTorrent, Distribution, MetainfoError, ParsedTorrent, TRACKER_TIERS};
 pub use parallel::{hash_reader, hash_reader_with, HashError, HashProgress};
 pub use profile::{PieceLength, PieceLengthError, PROFILE};
+pub use rendezvous::rendezvous_order;

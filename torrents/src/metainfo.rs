@@ -5,12 +5,19 @@ use std::collections::BTreeMap;
 use sha1::{Digest, Sha1};
 
 use crate::bencode::{self, Encode, Value};
+use crate::rendezvous::rendezvous_order;
 use crate::{BlobDigest, HashedBlob, InfoHash, Magnet, PieceLength};
+
+/// How many trackers a blob's torrent names: its owner and two to fail over to (BEP 12 tiers).
+pub const TRACKER_TIERS: usize = 3;
 
 /// Where a torrent's peers and bytes come from: everything outside the info dictionary.
 ///
-/// Trackers go into `announce` (the first) and `announce-list` (all of them, one tier, so a
-/// client spreads load over equivalent trackers); webseeds go into `url-list` (BEP 19). A
+/// `trackers` are the tracker members. Each blob's torrent names its own owners among them:
+/// the members in rendezvous order of its infohash, at most [`TRACKER_TIERS`], one BEP 12 tier
+/// each (`announce` is the owner). Every party orders them the same way, so a swarm meets at its
+/// owner, the trackers share the swarms between them without talking to each other, and a client
+/// whose owner is down goes to the next tier by itself. Webseeds go into `url-list` (BEP 19). A
 /// webseed base should end in `/` so that clients append the torrent name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Distribution {
@@ -33,9 +40,18 @@ impl Distribution {
         Self { trackers: dedup(&self.trackers), webseeds: dedup(&self.webseeds) }
     }
 
-    /// The magnet of a torrent handed out so: all a magnet needs is the infohash, name and size.
-    pub fn magnet(&self, info_hash: InfoHash, name: String, size: u64) -> Magnet {
+    /// What one blob's torrent names: the trackers in rendezvous order of `info_hash`, the
+    /// first [`TRACKER_TIERS`] of them (owner first), and the webseeds as given.
+    pub fn for_info_hash(&self, info_hash: InfoHash) -> Self {
         let d = self.normalized();
+        let trackers = rendezvous_order(info_hash.as_bytes(), &d.trackers);
+        Self { trackers: trackers.into_iter().take(TRACKER_TIERS).map(str::to_owned).collect(), webseeds: d.webseeds }
+    }
+
+    /// The magnet of a torrent handed out so: all a magnet needs is the infohash, name and size;
+    /// its `tr=` are the torrent's tiers, in order.
+    pub fn magnet(&self, info_hash: InfoHash, name: String, size: u64) -> Magnet {
+        let d = self.for_info_hash(info_hash);
         Magnet {
             info_hash,
             name: Some(name),
@@ -91,12 +107,12 @@ impl BlobTorrent {
     /// The whole .torrent file. No `creation date` or `created by`: the same blob and the same
     /// distribution always give the same bytes.
     pub fn torrent_bytes(&self, distribution: &Distribution) -> Vec<u8> {
-        let d = distribution.normalized();
+        let d = distribution.for_info_hash(self.info_hash());
         let mut top = BTreeMap::new();
         if let Some(first) = d.trackers.first() {
             top.insert(b"announce".to_vec(), Encode::str(first));
-            let tier = Encode::List(d.trackers.iter().map(|t| Encode::str(t)).collect());
-            top.insert(b"announce-list".to_vec(), Encode::List(vec![tier]));
+            let tiers = d.trackers.iter().map(|t| Encode::List(vec![Encode::str(t)])).collect();
+            top.insert(b"announce-list".to_vec(), Encode::List(tiers));
         }
         top.insert(b"info".to_vec(), Encode::Raw(self.info_bytes()));
         if !d.webseeds.is_empty() {
@@ -275,8 +291,31 @@ mod tests {
         assert_eq!(parsed.name.as_deref(), Some(t.name.as_str()));
         assert_eq!(parsed.piece_length, u64::from(t.piece_length.bytes()));
         assert_eq!(parsed.pieces, t.pieces);
-        assert_eq!(parsed.distribution, dist().normalized());
+        assert_eq!(parsed.distribution, dist().for_info_hash(t.info_hash()));
         assert_eq!(parsed.magnet(), t.magnet(&dist()));
+    }
+
+    #[test]
+    fn each_torrent_names_its_owner_tracker_first_one_tier_each() {
+        let trackers: Vec<String> = (0..5).map(|i| format!("http://tracker-{i}/announce")).collect();
+        let d = Distribution { trackers: trackers.clone(), webseeds: vec![] };
+        let mut owners = std::collections::HashSet::new();
+        for content in [&b"a"[..], b"b", b"c", b"d", b"e", b"f", b"g", b"h"] {
+            let t = blob(content);
+            let bytes = t.torrent_bytes(&d);
+            let top = bencode::decode(&bytes).unwrap();
+            let order = crate::rendezvous_order(t.info_hash().as_bytes(), &trackers);
+            let announce = top.get("announce").unwrap().0.as_bytes().unwrap().to_vec();
+            assert_eq!(announce, order[0].as_bytes(), "announce is the owner");
+            let tiers = top.get("announce-list").unwrap().0.as_list().unwrap();
+            let tiers: Vec<Vec<u8>> =
+                tiers.iter().map(|tier| tier.as_list().unwrap()[0].as_bytes().unwrap().to_vec()).collect();
+            let expected: Vec<Vec<u8>> = order[..TRACKER_TIERS].iter().map(|t| t.as_bytes().to_vec()).collect();
+            assert_eq!(tiers, expected, "one tier each, owner first, then the next two");
+            assert_eq!(t.magnet(&d).trackers, order[..TRACKER_TIERS], "the magnet's tr= in the same order");
+            owners.insert(order[0].to_owned());
+        }
+        assert!(owners.len() > 1, "different blobs, different owners");
     }
 
     #[test]
