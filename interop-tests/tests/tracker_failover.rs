@@ -128,3 +128,63 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// The `complete` count of `info_hash` (percent-encoded) in a scrape of `announce`'s tracker.
+fn seeds_at(announce: &str, info_hash: &str) -> u64 {
+    let scrape = announce.replace("/announce", "/scrape");
+    let reply = curl(&[&format!("{scrape}?info_hash={info_hash}")]).unwrap_or_default();
+    let count = reply.split("8:completei").nth(1).and_then(|rest| rest.split('e').next());
+    count.and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tracker_restarted_empty_has_its_swarms_back_within_one_announce_interval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_owned();
+    let PushedImage { registry: _registry, address: registry, blobs, .. } = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || push_image(&dir, "team/app", &[1 << 20], 20)).await.unwrap()
+    };
+    const INTERVAL: Duration = Duration::from_secs(3);
+    let config = move |listen| TrackerConfig {
+        listen,
+        intervals: shoal_tracker::Intervals { interval_secs: INTERVAL.as_secs() as u32, min_interval_secs: 1 },
+        ..TrackerConfig::loopback()
+    };
+    let first =
+        tokio::task::spawn_blocking(move || spawn(config("127.0.0.1:0".parse().unwrap())).unwrap()).await.unwrap();
+    let (addr, url) = (first.http_addr(), first.announce_url());
+    let seeder = start_seeder_with(&dir.join("seeder"), &registry, seeding(std::slice::from_ref(&url))).await;
+    seeder.mirror(&format!("{registry}/team/app:v1")).await;
+    let torrent_url = format!("{}/v1/blobs/{}/torrent", seeder.url, blobs[1].digest);
+    let torrent = tokio::task::spawn_blocking(move || run_ok(Command::new("curl").args(["-sf", &torrent_url])).stdout)
+        .await
+        .unwrap();
+    let hash: String =
+        ParsedTorrent::parse(&torrent).unwrap().info_hash.as_bytes().iter().map(|b| format!("%{b:02x}")).collect();
+    let (u, h) = (url.clone(), hash.clone());
+    tokio::task::spawn_blocking(move || {
+        wait_until("the seeder's announce", Duration::from_secs(30), || seeds_at(&u, &h) == 1)
+    })
+    .await
+    .unwrap();
+
+    // Killed, and a new one, empty, on the same address.
+    let again = tokio::task::spawn_blocking(move || {
+        drop(first);
+        let again = spawn(config(addr)).expect("a tracker starts again on the same address");
+        (again, std::time::Instant::now())
+    });
+    let (again, restarted) = again.await.unwrap();
+    let (u, h) = (url.clone(), hash.clone());
+    let back = tokio::task::spawn_blocking(move || {
+        wait_until("the swarm back at the restarted tracker", Duration::from_secs(30), || seeds_at(&u, &h) == 1);
+        restarted.elapsed()
+    })
+    .await
+    .unwrap();
+    eprintln!("swarm back {back:?} after the restart (interval {INTERVAL:?})");
+    assert!(back <= INTERVAL + Duration::from_secs(1), "the swarm came back after {back:?}, not within one interval");
+    seeder.stop().await;
+    tokio::task::spawn_blocking(move || drop(again)).await.unwrap();
+}
