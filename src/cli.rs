@@ -356,6 +356,14 @@ pub struct TrackerArgs {
     pub max_connections_per_address: u32,
     #[command(flatten)]
     pub tls: TrackerTls,
+    /// Announce URL of every tracker member, as the seeders' and shims' --trackers list them
+    /// (repeat, or comma-separated); with --self-url, announces are counted as served as each
+    /// torrent's owner, as a failover tier or outside its tiers.
+    #[arg(long = "member", env = "SHOAL_TRACKER_MEMBERS", value_delimiter = ',', requires = "self_url")]
+    pub members: Vec<String>,
+    /// This tracker's announce URL among the --member list.
+    #[arg(long, env = "SHOAL_TRACKER_SELF_URL", requires = "members")]
+    pub self_url: Option<String>,
 }
 
 #[derive(Args, Debug)]

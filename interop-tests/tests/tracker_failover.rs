@@ -54,13 +54,22 @@ async fn clients_fail_over_to_the_next_tier_when_a_swarms_owner_tracker_is_dead(
         tokio::task::spawn_blocking(move || push_image(&dir, "team/app", &[4 << 20], 19)).await.unwrap()
     };
     let layer = &blobs[1];
-    // Each tracker runs its own runtime on its own thread: started and stopped off this one.
-    let mut trackers: Vec<Option<RunningTracker>> = tokio::task::spawn_blocking(|| {
-        (0..3).map(|_| Some(spawn(TrackerConfig::loopback()).expect("tracker starts"))).collect()
+    // Each tracker knows the members (`--member`, `--self-url`), so it counts announces by
+    // role. Each runs its own runtime on its own thread: started and stopped off this one.
+    let addrs: Vec<std::net::SocketAddr> =
+        (0..3).map(|_| format!("127.0.0.1:{}", free_port()).parse().unwrap()).collect();
+    let urls: Vec<String> = addrs.iter().map(|a| format!("http://{a}/announce")).collect();
+    let (a, u) = (addrs.clone(), urls.clone());
+    let mut trackers: Vec<Option<RunningTracker>> = tokio::task::spawn_blocking(move || {
+        let member = |i: usize| TrackerConfig {
+            listen: a[i],
+            shard: Some((u.clone(), u[i].clone())),
+            ..TrackerConfig::loopback()
+        };
+        (0..3).map(|i| Some(spawn(member(i)).expect("tracker starts"))).collect()
     })
     .await
     .unwrap();
-    let urls: Vec<String> = trackers.iter().map(|t| t.as_ref().unwrap().announce_url()).collect();
 
     // The origin announces to all three; its torrents name the owners in rendezvous order.
     let seeder = start_seeder_with(&dir.join("seeder"), &registry, seeding(&urls)).await;
@@ -115,6 +124,18 @@ async fn clients_fail_over_to_the_next_tier_when_a_swarms_owner_tracker_is_dead(
     assert_eq!(sha256_file(&pulled), layer.digest);
     let peers = shim.metrics.bytes(shoal_registry_shim::Source::Peers).get();
     assert_eq!(peers, layer.size, "the shim's bytes all came from the swarm");
+    // The next tier served the stock clients' announces as a failover; the seeder, which
+    // announces to every tier, was counted as such there too.
+    let next = urls.iter().position(|u| *u == order[1]).unwrap();
+    let metrics = curl(&[&format!("http://{}/metrics", addrs[next])]).unwrap_or_default();
+    let failover = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("shoal_tracker_announces_by_role_total{role=\"failover\"} "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    eprintln!("tracker {next} (second tier) served {failover} announces as a failover");
+    assert!(failover >= 3.0, "the second tier's metrics: {metrics}");
+    assert!(metrics.contains("shoal_tracker_members 3"), "{metrics}");
     seeder.stop().await;
     tokio::task::spawn_blocking(move || drop(trackers)).await.unwrap();
 }

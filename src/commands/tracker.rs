@@ -26,6 +26,7 @@ pub(crate) fn run(args: TrackerArgs) -> anyhow::Result<()> {
         threads: args.threads,
         max_connections_per_address: args.max_connections_per_address as usize,
         tls: args.tls.into(),
+        shard: args.self_url.map(|me| (args.members, me)),
     };
     shoal_tracker::run(config)?;
     Ok(())

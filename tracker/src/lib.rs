@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod query;
 pub mod reply;
 pub mod service;
+mod shard;
 pub mod swarm;
 pub mod udp;
 
@@ -28,6 +29,7 @@ use tower_http::trace::TraceLayer;
 
 pub use access::{Access, AllowListError};
 pub use service::{Intervals, Refusal, Tracker};
+pub use shard::{Role, Shard, ShardError};
 pub use swarm::{Event, SwarmLimits, Swarms};
 
 /// Open HTTP connections per address by default: a NATed site announces through one address,
@@ -53,6 +55,9 @@ pub struct TrackerConfig {
     pub max_connections_per_address: usize,
     /// Serve HTTPS announces with this certificate (the UDP tracker is unaffected).
     pub tls: Option<TlsFiles>,
+    /// All tracker members' announce URLs and this tracker's among them, when it is one of
+    /// several (`--member`, `--self-url`): announces are then counted by role.
+    pub shard: Option<(Vec<String>, String)>,
 }
 
 impl Default for TrackerConfig {
@@ -69,6 +74,7 @@ impl Default for TrackerConfig {
             threads: None,
             max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             tls: None,
+            shard: None,
         }
     }
 }
@@ -92,6 +98,8 @@ pub enum TrackerError {
     Config(&'static str),
     #[error("cannot set up TLS")]
     Tls(#[from] shoal_http_edge::TlsError),
+    #[error(transparent)]
+    Shard(#[from] ShardError),
 }
 
 /// A tracker whose sockets are open but not yet served.
@@ -121,7 +129,11 @@ pub async fn bind(config: TrackerConfig) -> Result<BoundTracker, TrackerError> {
         peer_ttl_secs: config.intervals.interval_secs.saturating_mul(config.peer_ttl_intervals),
         ..config.limits.clone()
     };
-    let tracker = Arc::new(Tracker::new(limits, config.intervals, access));
+    let tracker = Tracker::new(limits, config.intervals, access);
+    let tracker = Arc::new(match config.shard {
+        Some((members, me)) => tracker.with_shard(Shard::new(members, me)?),
+        None => tracker,
+    });
     let http =
         TcpListener::bind(config.listen).await.map_err(|error| TrackerError::Bind { addr: config.listen, error })?;
     let udp = match config.udp_listen {

@@ -2,6 +2,7 @@
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
+use crate::shard::Role;
 use crate::swarm::{Event, Totals};
 
 pub struct Metrics {
@@ -16,6 +17,17 @@ pub struct Metrics {
     seeders: IntGauge,
     leechers: IntGauge,
     pub announce_seconds: Histogram,
+    /// Indexed like [`role_index`].
+    roles: [IntCounter; 3],
+    pub members: IntGauge,
+}
+
+fn role_index(role: Role) -> usize {
+    match role {
+        Role::Owner => 0,
+        Role::Failover => 1,
+        Role::Outside => 2,
+    }
 }
 
 fn event_index(event: Event) -> usize {
@@ -63,6 +75,19 @@ impl Metrics {
         let swarms = IntGauge::new("shoal_tracker_swarms", "Torrents with at least one peer").expect("static");
         let seeders = IntGauge::new("shoal_tracker_seeders", "Peers with the whole torrent").expect("static");
         let leechers = IntGauge::new("shoal_tracker_leechers", "Peers still downloading").expect("static");
+        let by_role = IntCounterVec::new(
+            Opts::new(
+                "shoal_tracker_announces_by_role_total",
+                "Announces served as the torrent's owner tracker, as a failover tier, or outside its tiers \
+                 (only with --member)",
+            ),
+            &["role"],
+        )
+        .expect("static metric definition");
+        let roles = [Role::Owner, Role::Failover, Role::Outside].map(|r| by_role.with_label_values(&[r.label()]));
+        let members =
+            IntGauge::new("shoal_tracker_members", "Tracker members this tracker knows of (0: alone, no --member)")
+                .expect("static metric definition");
         let announce_seconds = Histogram::with_opts(
             HistogramOpts::new("shoal_tracker_announce_seconds", "Time to serve an announce, parse to reply")
                 .buckets(vec![5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3]),
@@ -78,6 +103,8 @@ impl Metrics {
             Box::new(seeders.clone()),
             Box::new(leechers.clone()),
             Box::new(announce_seconds.clone()),
+            Box::new(by_role),
+            Box::new(members.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -92,7 +119,13 @@ impl Metrics {
             seeders,
             leechers,
             announce_seconds,
+            roles,
+            members,
         }
+    }
+
+    pub fn served_as(&self, role: Role) {
+        self.roles[role_index(role)].inc();
     }
 
     pub fn announced(&self, event: Event) {

@@ -11,6 +11,7 @@ use crate::access::Access;
 use crate::metrics::Metrics;
 use crate::query::{self, RequestError};
 use crate::reply::{self, ReplyHeader};
+use crate::shard::Shard;
 use crate::swarm::{
     Announce, AnnounceOutcome, HandedPeer, Membership, ScrapeStats, SwarmError, SwarmLimits, Swarms, Totals,
 };
@@ -50,11 +51,22 @@ pub struct Tracker {
     metrics: Metrics,
     intervals: Intervals,
     origin: Instant,
+    /// The tracker members, when this tracker is one of several (announces counted by role).
+    shard: Option<Shard>,
 }
 
 impl Tracker {
     pub fn new(limits: SwarmLimits, intervals: Intervals, access: Access) -> Self {
-        Self { swarms: Swarms::new(limits), access, metrics: Metrics::new(), intervals, origin: Instant::now() }
+        let (metrics, origin) = (Metrics::new(), Instant::now());
+        Self { swarms: Swarms::new(limits), access, metrics, intervals, origin, shard: None }
+    }
+
+    /// One of several trackers: each announce is counted as served as the torrent's owner, as
+    /// a failover tier, or outside its tiers.
+    pub fn with_shard(mut self, shard: Shard) -> Self {
+        self.metrics.members.set(shard.members() as i64);
+        self.shard = Some(shard);
+        self
     }
 
     pub fn access(&self) -> &Access {
@@ -81,6 +93,9 @@ impl Tracker {
         }
         let outcome = self.swarms.announce(req, self.now_ms(), &mut rand::rng(), out)?;
         self.metrics.announced(req.event);
+        if let Some(shard) = &self.shard {
+            self.metrics.served_as(shard.role(&req.info_hash));
+        }
         match outcome.membership {
             Membership::NotStoredSwarmFull => self.metrics.not_stored.with_label_values(&["peers_per_swarm"]).inc(),
             Membership::NotStoredTrackerFull => self.metrics.not_stored.with_label_values(&["peers"]).inc(),
