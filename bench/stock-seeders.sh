@@ -21,7 +21,8 @@ for run in $(seq 1 "$RUNS"); do
     failed=1
     grep -E '^test .* FAILED|panicked' "$log.run" >&2 || true
   fi
-  grep '^stock seeder ' "$log.run" | tee -a "$log" >&2
+  # `cargo test -q` prints a dot per passed test without a newline, so a line may start mid-line.
+  grep -o 'stock seeder .*' "$log.run" | tee -a "$log" >&2
 done
 rm -f "$log.run"
 
