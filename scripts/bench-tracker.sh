@@ -6,7 +6,7 @@
 # (from /proc/<pid>/stat utime+stime), the on-wire size of a 50-peer compact reply, and the
 # shoal/opentracker ratios. Then the memory bench (1,000,000 peers over 100,000 swarms).
 #
-# Usage: scripts/bench-tracker.sh        env: DURATION=10s CONNS=64 HASHES=1000 SKIP_BUILD=1 SKIP_MEMORY=1
+# Usage: scripts/bench-tracker.sh        env: DURATION=10s CONNS=64 HASHES=1000 SKIP_BUILD=1 SKIP_MEMORY=1 MEMBERS=N
 #        SHOAL_BIN=path: that binary, no build (for A/B runs of two builds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -96,7 +96,16 @@ echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)   wrk: -t1 -c$CONNS -d$DURAT
 printf '%-12s %-10s %10s %9s %9s %12s %9s\n' tracker mode "req/s" "p50_ms" "p99_ms" "cpu_us/req" "core_busy"
 
 SP=$(free_port)
-taskset -c 0 "$SHOAL" tracker --listen "127.0.0.1:$SP" --allow-list "$WORK/whitelist" >"$WORK/shoal.log" 2>&1 &
+# MEMBERS=N: the tracker is one of N members (itself and N-1 others that need not exist), so
+# every announce also computes its role (owner, failover, outside; issue 19).
+MEMBER_ARGS=()
+if [ -n "${MEMBERS:-}" ]; then
+  self="http://127.0.0.1:$SP/announce" list="http://127.0.0.1:$SP/announce"
+  for i in $(seq 2 "$MEMBERS"); do list="$list,http://tracker-$i.invalid:6969/announce"; done
+  MEMBER_ARGS=(--member "$list" --self-url "$self")
+  echo "shoal tracker as one of $MEMBERS members"
+fi
+taskset -c 0 "$SHOAL" tracker --listen "127.0.0.1:$SP" --allow-list "$WORK/whitelist" "${MEMBER_ARGS[@]}" >"$WORK/shoal.log" 2>&1 &
 PIDS+=($!); SHOAL_PID=$!
 wait_http "$SP"
 bench shoal "$SHOAL_PID" "$SP"
