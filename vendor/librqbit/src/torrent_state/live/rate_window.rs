@@ -99,20 +99,18 @@ impl RateWindow {
     /// requests (we had nothing to ask it for) starts a new sample without counting the gap,
     /// so an idle spell does not read as a slow peer. A gap in which it held them is its rate.
     pub(crate) fn on_chunk(&mut self, now: Instant, bytes: u64, still_requested: usize) -> Option<usize> {
-        let held_requests = match (self.last_arrival, self.busy_since) {
-            (Some(last), Some(busy)) => busy <= last + REFILL_SLACK,
-            _ => false,
-        };
-        let gap = self.last_arrival.map(|last| now.saturating_duration_since(last));
-        self.last_arrival = Some(now);
+        let last = self.last_arrival.replace(now);
+        let held_requests =
+            matches!((last, self.busy_since), (Some(last), Some(busy)) if busy <= last + REFILL_SLACK);
+        let gap = last.map(|last| now.saturating_duration_since(last));
         self.busy_since = if still_requested > 0 { Some(self.busy_since.unwrap_or(now)) } else { None };
-        if let Some(gap) = gap.filter(|gap| *gap >= BURST_GAP) {
+        let pause = gap.filter(|gap| *gap >= BURST_GAP);
+        if let (Some(gap), Some(last)) = (pause, last) {
             if held_requests {
-                self.after_pause(now, gap);
+                self.after_pause(last, gap);
             }
-            self.burst_start = None;
         }
-        if self.burst_start.is_none() {
+        if pause.is_some() || self.burst_start.is_none() {
             self.burst_start = Some(now);
             self.burst_chunks = 0;
             self.burst_window = self.window;
@@ -146,11 +144,9 @@ impl RateWindow {
     /// The peer held our requests for `gap` and sent nothing. If the burst before delivered the
     /// whole window in much less time than that, the window was what held the peer back: raise
     /// the floor. If it delivered less, or slowly, the peer is limited by something else.
-    fn after_pause(&mut self, pause_end: Instant, gap: Duration) {
-        let span = self
-            .burst_start
-            .map(|start| pause_end.saturating_duration_since(start).saturating_sub(gap))
-            .unwrap_or_default();
+    /// `burst_end` is the burst's last chunk, the one before the pause.
+    fn after_pause(&mut self, burst_end: Instant, gap: Duration) {
+        let span = self.burst_start.map(|start| burst_end.saturating_duration_since(start)).unwrap_or_default();
         // Three quarters: requests sent just as the peer sent its burst wait for the next one.
         if self.burst_chunks * 4 >= self.burst_window * 3 && span * 2 <= gap {
             self.floor = (self.window * 2).min(self.cap).max(self.floor);
