@@ -87,6 +87,23 @@ pub async fn eventually(what: &str, ready: impl Fn() -> bool) {
     }
 }
 
+/// Runs blocking work (child processes, curl, polling) off the runtime the in-process services
+/// of a test run on.
+pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(work).await.unwrap()
+}
+
+/// The `complete` count of `info_hash`'s swarm in a scrape (BEP 48) of the tracker announcing
+/// at `announce`; 0 when the tracker does not answer or knows no such swarm.
+pub fn seeds_at_tracker(announce: &str, info_hash: &shoal_torrents::InfoHash) -> u64 {
+    let hash: String = info_hash.as_bytes().iter().map(|b| format!("%{b:02x}")).collect();
+    let url = format!("{}?info_hash={hash}", announce.replace("/announce", "/scrape"));
+    let out = Command::new(require_tool("curl")).args(["-sf", "--max-time", "10", &url]).output().unwrap();
+    let reply = String::from_utf8_lossy(&out.stdout);
+    let count = reply.split("8:completei").nth(1).and_then(|rest| rest.split('e').next());
+    count.and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
 /// Where the store under `data` (a shim's or a seeder's data dir) keeps a blob, whether or not
 /// it is there.
 pub fn blob_path(data: &Path, digest: &str) -> PathBuf {

@@ -15,12 +15,14 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use shoal_interop_tests::registry::{push_image, LayoutBlob, PushedImage};
 use shoal_interop_tests::stack::{seeding, start_seeder_with, start_shim_as_cli, start_tracker, Seeder};
 use shoal_interop_tests::stock::{start_seeding, time_aria2c_download, Client};
-use shoal_interop_tests::{free_port, require_tool, run_ok, sha256_file, ChildGuard};
+use shoal_interop_tests::{
+    blocking, free_port, require_tool, run_ok, seeds_at_tracker, sha256_file, wait_until, ChildGuard,
+};
 use shoal_store::seeding::SeedingConfig;
 use shoal_torrents::{BlobTorrent, Distribution, ParsedTorrent};
 
@@ -49,11 +51,6 @@ async fn libtorrent_alone_feeds_the_shim() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn aria2c_alone_feeds_the_shim() {
     stock_seeder_feeds_the_shim(Client::Aria2, 255).await;
-}
-
-/// Blocking work (child processes, polling) off the runtime the in-process services run on.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
 }
 
 /// The shim's `shoal_shim_blob_bytes_total` by source, from its /metrics page.
@@ -164,21 +161,10 @@ async fn with_no_peer_to_send_the_shim_falls_back_after_its_stall_timeout() {
 /// Waits until a scrape of the tracker counts at least `seeds` complete peers in the layer's
 /// swarm (the origin announces itself complete too, though it uploads nothing).
 async fn until_seeds_at_tracker(origin: &Origin, seeds: u64, who: &str) {
-    let scrape = origin.trackers[0].replace("/announce", "/scrape");
-    let hash: String = origin.parsed.info_hash.as_bytes().iter().map(|b| format!("%{b:02x}")).collect();
-    let url = format!("{scrape}?info_hash={hash}");
-    let deadline = Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let url = url.clone();
-        let reply = blocking(move || run_ok(Command::new(require_tool("curl")).args(["-sf", &url])).stdout).await;
-        let reply = String::from_utf8_lossy(&reply).into_owned();
-        let count = reply.split("8:completei").nth(1).and_then(|rest| rest.split('e').next());
-        if count.and_then(|n| n.parse::<u64>().ok()).unwrap_or(0) >= seeds {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{who} did not announce itself complete within 30 s: {reply}");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let (announce, info_hash) = (origin.trackers[0].clone(), origin.parsed.info_hash);
+    let what = format!("{who} to announce itself complete");
+    blocking(move || wait_until(&what, Duration::from_secs(30), || seeds_at_tracker(&announce, &info_hash) >= seeds))
+        .await;
 }
 
 async fn stock_seeder_feeds_the_shim(client: Client, seed: u64) {

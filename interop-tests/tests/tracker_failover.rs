@@ -11,7 +11,8 @@ use std::time::Duration;
 use shoal_interop_tests::registry::{push_image, PushedImage};
 use shoal_interop_tests::stack::{seeding, start_seeder_with, start_shim};
 use shoal_interop_tests::{
-    aria2c_download, free_port, qbittorrent_nox, require_tool, run_ok, sha256_file, wait_for_tcp, wait_until,
+    aria2c_download, blocking, free_port, qbittorrent_nox, require_tool, run_ok, seeds_at_tracker, sha256_file,
+    wait_for_tcp, wait_until,
 };
 use shoal_torrents::{rendezvous_order, Magnet, ParsedTorrent, TRACKER_TIERS};
 use shoal_tracker::{spawn, RunningTracker, TrackerConfig};
@@ -45,14 +46,17 @@ fn qbittorrent_download(profile: &Path, magnet: &str, info_hash: &str, save: &Pa
     assert!(done, "qbittorrent-nox did not finish in 120 s; last state: {last}; trackers: {trackers}");
 }
 
+/// A registry holding `team/app:v1`, one layer of `size` bytes.
+async fn pushed(dir: &Path, size: usize, seed: u64) -> PushedImage {
+    let dir = dir.to_owned();
+    blocking(move || push_image(&dir, "team/app", &[size], seed)).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn clients_fail_over_to_the_next_tier_when_a_swarms_owner_tracker_is_dead() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_owned();
-    let PushedImage { registry: _registry, address: registry, blobs, .. } = {
-        let dir = dir.clone();
-        tokio::task::spawn_blocking(move || push_image(&dir, "team/app", &[4 << 20], 19)).await.unwrap()
-    };
+    let PushedImage { registry: _registry, address: registry, blobs, .. } = pushed(&dir, 4 << 20, 19).await;
     let layer = &blobs[1];
     // Each tracker knows the members (`--member`, `--self-url`), so it counts announces by
     // role. Each runs its own runtime on its own thread: started and stopped off this one.
@@ -60,7 +64,7 @@ async fn clients_fail_over_to_the_next_tier_when_a_swarms_owner_tracker_is_dead(
         (0..3).map(|_| format!("127.0.0.1:{}", free_port()).parse().unwrap()).collect();
     let urls: Vec<String> = addrs.iter().map(|a| format!("http://{a}/announce")).collect();
     let (a, u) = (addrs.clone(), urls.clone());
-    let mut trackers: Vec<Option<RunningTracker>> = tokio::task::spawn_blocking(move || {
+    let mut trackers: Vec<Option<RunningTracker>> = blocking(move || {
         let member = |i: usize| TrackerConfig {
             listen: a[i],
             shard: Some((u.clone(), u[i].clone())),
@@ -68,16 +72,13 @@ async fn clients_fail_over_to_the_next_tier_when_a_swarms_owner_tracker_is_dead(
         };
         (0..3).map(|i| Some(spawn(member(i)).expect("tracker starts"))).collect()
     })
-    .await
-    .unwrap();
+    .await;
 
     // The origin announces to all three; its torrents name the owners in rendezvous order.
     let seeder = start_seeder_with(&dir.join("seeder"), &registry, seeding(&urls)).await;
     seeder.mirror(&format!("{registry}/team/app:v1")).await;
     let torrent_url = format!("{}/v1/blobs/{}/torrent", seeder.url, layer.digest);
-    let torrent = tokio::task::spawn_blocking(move || run_ok(Command::new("curl").args(["-sf", &torrent_url])).stdout)
-        .await
-        .unwrap();
+    let torrent = blocking(move || run_ok(Command::new("curl").args(["-sf", &torrent_url])).stdout).await;
     let parsed = ParsedTorrent::parse(&torrent).unwrap();
     let order = rendezvous_order(parsed.info_hash.as_bytes(), &urls);
     assert_eq!(parsed.distribution.trackers, order[..TRACKER_TIERS], "the torrent's tiers, owner first");
@@ -85,32 +86,23 @@ async fn clients_fail_over_to_the_next_tier_when_a_swarms_owner_tracker_is_dead(
     eprintln!("owner of {}: tracker {owner} ({})", parsed.info_hash.hex(), order[0]);
 
     // The seeder is in the swarm at every tracker before the owner dies.
-    let scrape_all = |urls: Vec<String>, hash: String| {
-        move || {
-            urls.iter().all(|u| {
-                let scrape = u.replace("/announce", "/scrape");
-                curl(&[&format!("{scrape}?info_hash={hash}")]).is_some_and(|r| r.contains("8:completei1e"))
-            })
-        }
-    };
-    let hash: String = parsed.info_hash.as_bytes().iter().map(|b| format!("%{b:02x}")).collect();
-    let everywhere = scrape_all(urls.clone(), hash.clone());
-    tokio::task::spawn_blocking(move || wait_until("the seeder at every tracker", Duration::from_secs(30), everywhere))
-        .await
-        .unwrap();
+    let (u, info_hash) = (urls.clone(), parsed.info_hash);
+    let everywhere = move || u.iter().all(|u| seeds_at_tracker(u, &info_hash) == 1);
+    blocking(move || wait_until("the seeder at every tracker", Duration::from_secs(30), everywhere)).await;
     let killed = trackers[owner].take();
-    tokio::task::spawn_blocking(move || drop(killed)).await.unwrap(); // its port refuses connections now
+    blocking(move || drop(killed)).await; // its port refuses connections now
 
     // A magnet with the trackers only: the swarm is the one way to the bytes.
-    let magnet = Magnet { webseeds: vec![], torrent_url: None, ..parsed.magnet() }.to_string();
-    assert!(magnet.contains(&format!("tr={}", urlencode(order[0]))), "{magnet}");
+    let magnet = Magnet { webseeds: vec![], torrent_url: None, ..parsed.magnet() };
+    assert_eq!(magnet.trackers[0], order[0], "the magnet's first tracker is the (dead) owner");
+    let magnet = magnet.to_string();
     let (aria_dir, m) = (dir.join("aria2c"), magnet.clone());
-    tokio::task::spawn_blocking(move || aria2c_download(&aria_dir, std::ffi::OsStr::new(&m))).await.unwrap();
+    blocking(move || aria2c_download(&aria_dir, std::ffi::OsStr::new(&m))).await;
     let name = parsed.name.clone().unwrap();
     assert_eq!(sha256_file(&dir.join("aria2c").join(&name)), layer.digest, "aria2c's download");
 
     let (profile, save, m, ih) = (dir.join("qbt"), dir.join("qbt-save"), magnet.clone(), parsed.info_hash.hex());
-    tokio::task::spawn_blocking(move || qbittorrent_download(&profile, &m, &ih, &save)).await.unwrap();
+    blocking(move || qbittorrent_download(&profile, &m, &ih, &save)).await;
     assert_eq!(sha256_file(&dir.join("qbt-save").join(&name)), layer.digest, "qbittorrent-nox's download");
 
     // A shim: librqbit announces to every tier at once, so the dead owner costs it nothing.
@@ -118,9 +110,7 @@ async fn clients_fail_over_to_the_next_tier_when_a_swarms_owner_tracker_is_dead(
     let pulled = dir.join("pulled");
     let url = format!("http://{}/v2/team/app/blobs/{}", shim.addr, layer.digest);
     let p = pulled.clone();
-    tokio::task::spawn_blocking(move || run_ok(Command::new("curl").args(["-sf", "-o"]).arg(&p).arg(&url)))
-        .await
-        .unwrap();
+    blocking(move || run_ok(Command::new("curl").args(["-sf", "-o"]).arg(&p).arg(&url))).await;
     assert_eq!(sha256_file(&pulled), layer.digest);
     let peers = shim.metrics.bytes(shoal_registry_shim::Source::Peers).get();
     assert_eq!(peers, layer.size, "the shim's bytes all came from the swarm");
@@ -137,75 +127,50 @@ async fn clients_fail_over_to_the_next_tier_when_a_swarms_owner_tracker_is_dead(
     assert!(failover >= 3.0, "the second tier's metrics: {metrics}");
     assert!(metrics.contains("shoal_tracker_members 3"), "{metrics}");
     seeder.stop().await;
-    tokio::task::spawn_blocking(move || drop(trackers)).await.unwrap();
-}
-
-/// Percent-encoding as magnets write tracker URLs (`:` and `/` encoded).
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The `complete` count of `info_hash` (percent-encoded) in a scrape of `announce`'s tracker.
-fn seeds_at(announce: &str, info_hash: &str) -> u64 {
-    let scrape = announce.replace("/announce", "/scrape");
-    let reply = curl(&[&format!("{scrape}?info_hash={info_hash}")]).unwrap_or_default();
-    let count = reply.split("8:completei").nth(1).and_then(|rest| rest.split('e').next());
-    count.and_then(|n| n.parse().ok()).unwrap_or(0)
+    blocking(move || drop(trackers)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tracker_restarted_empty_has_its_swarms_back_within_one_announce_interval() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_owned();
-    let PushedImage { registry: _registry, address: registry, blobs, .. } = {
-        let dir = dir.clone();
-        tokio::task::spawn_blocking(move || push_image(&dir, "team/app", &[1 << 20], 20)).await.unwrap()
-    };
+    let PushedImage { registry: _registry, address: registry, blobs, .. } = pushed(&dir, 1 << 20, 20).await;
     const INTERVAL: Duration = Duration::from_secs(3);
     let config = move |listen| TrackerConfig {
         listen,
         intervals: shoal_tracker::Intervals { interval_secs: INTERVAL.as_secs() as u32, min_interval_secs: 1 },
         ..TrackerConfig::loopback()
     };
-    let first =
-        tokio::task::spawn_blocking(move || spawn(config("127.0.0.1:0".parse().unwrap())).unwrap()).await.unwrap();
+    let first = blocking(move || spawn(config("127.0.0.1:0".parse().unwrap())).unwrap()).await;
     let (addr, url) = (first.http_addr(), first.announce_url());
     let seeder = start_seeder_with(&dir.join("seeder"), &registry, seeding(std::slice::from_ref(&url))).await;
     seeder.mirror(&format!("{registry}/team/app:v1")).await;
     let torrent_url = format!("{}/v1/blobs/{}/torrent", seeder.url, blobs[1].digest);
-    let torrent = tokio::task::spawn_blocking(move || run_ok(Command::new("curl").args(["-sf", &torrent_url])).stdout)
-        .await
-        .unwrap();
-    let hash: String =
-        ParsedTorrent::parse(&torrent).unwrap().info_hash.as_bytes().iter().map(|b| format!("%{b:02x}")).collect();
-    let (u, h) = (url.clone(), hash.clone());
-    tokio::task::spawn_blocking(move || {
-        wait_until("the seeder's announce", Duration::from_secs(30), || seeds_at(&u, &h) == 1)
+    let torrent = blocking(move || run_ok(Command::new("curl").args(["-sf", &torrent_url])).stdout).await;
+    let info_hash = ParsedTorrent::parse(&torrent).unwrap().info_hash;
+    let u = url.clone();
+    blocking(move || {
+        wait_until("the seeder's announce", Duration::from_secs(30), || seeds_at_tracker(&u, &info_hash) == 1)
     })
-    .await
-    .unwrap();
+    .await;
 
     // Killed, and a new one, empty, on the same address.
-    let again = tokio::task::spawn_blocking(move || {
+    let (again, restarted) = blocking(move || {
         drop(first);
         let again = spawn(config(addr)).expect("a tracker starts again on the same address");
         (again, std::time::Instant::now())
-    });
-    let (again, restarted) = again.await.unwrap();
-    let (u, h) = (url.clone(), hash.clone());
-    let back = tokio::task::spawn_blocking(move || {
-        wait_until("the swarm back at the restarted tracker", Duration::from_secs(30), || seeds_at(&u, &h) == 1);
+    })
+    .await;
+    let u = url.clone();
+    let back = blocking(move || {
+        wait_until("the swarm back at the restarted tracker", Duration::from_secs(30), || {
+            seeds_at_tracker(&u, &info_hash) == 1
+        });
         restarted.elapsed()
     })
-    .await
-    .unwrap();
+    .await;
     eprintln!("swarm back {back:?} after the restart (interval {INTERVAL:?})");
     assert!(back <= INTERVAL + Duration::from_secs(1), "the swarm came back after {back:?}, not within one interval");
     seeder.stop().await;
-    tokio::task::spawn_blocking(move || drop(again)).await.unwrap();
+    blocking(move || drop(again)).await;
 }

@@ -22,4 +22,4 @@ pub use magnet::Magnet;
 pub use metainfo::{BlobTorrent, Distribution, MetainfoError, ParsedTorrent, TRACKER_TIERS};
 pub use parallel::{hash_reader, hash_reader_with, HashError, HashProgress};
 pub use profile::{PieceLength, PieceLengthError, PROFILE};
-pub use rendezvous::rendezvous_order;
+pub use rendezvous::{rendezvous_order, rendezvous_rank};

@@ -8,6 +8,10 @@ use crate::bencode::{self, Encode, Value};
 use crate::rendezvous::rendezvous_order;
 use crate::{BlobDigest, HashedBlob, InfoHash, Magnet, PieceLength};
 
+fn info_hash_of(info_bytes: &[u8]) -> InfoHash {
+    InfoHash::from_bytes(Sha1::digest(info_bytes).into())
+}
+
 /// How many trackers a blob's torrent names: its owner and two to fail over to (BEP 12 tiers).
 pub const TRACKER_TIERS: usize = 3;
 
@@ -101,20 +105,22 @@ impl BlobTorrent {
     }
 
     pub fn info_hash(&self) -> InfoHash {
-        InfoHash::from_bytes(Sha1::digest(self.info_bytes()).into())
+        info_hash_of(&self.info_bytes())
     }
 
     /// The whole .torrent file. No `creation date` or `created by`: the same blob and the same
     /// distribution always give the same bytes.
     pub fn torrent_bytes(&self, distribution: &Distribution) -> Vec<u8> {
-        let d = distribution.for_info_hash(self.info_hash());
+        // Encoded once: the trackers' order depends on its hash, and the file holds it.
+        let info = self.info_bytes();
+        let d = distribution.for_info_hash(info_hash_of(&info));
         let mut top = BTreeMap::new();
         if let Some(first) = d.trackers.first() {
             top.insert(b"announce".to_vec(), Encode::str(first));
             let tiers = d.trackers.iter().map(|t| Encode::List(vec![Encode::str(t)])).collect();
             top.insert(b"announce-list".to_vec(), Encode::List(tiers));
         }
-        top.insert(b"info".to_vec(), Encode::Raw(self.info_bytes()));
+        top.insert(b"info".to_vec(), Encode::Raw(info));
         if !d.webseeds.is_empty() {
             top.insert(b"url-list".to_vec(), Encode::List(d.webseeds.iter().map(|w| Encode::str(w)).collect()));
         }
@@ -221,7 +227,7 @@ impl ParsedTorrent {
             Some(_) => return Err(MetainfoError::Invalid("url-list is neither a string nor a list")),
         };
         Ok(Self {
-            info_hash: InfoHash::from_bytes(Sha1::digest(info_raw).into()),
+            info_hash: info_hash_of(info_raw),
             name,
             size,
             piece_length,

@@ -13,8 +13,20 @@ use sha1::{Digest, Sha1};
 /// caller dedups). Ties, which need equal 64-bit hashes, go to the smaller name.
 pub fn rendezvous_order<'a, M: AsRef<str>>(key: &[u8], members: &'a [M]) -> Vec<&'a str> {
     let mut weighed: Vec<(u64, &str)> = members.iter().map(|m| (weight(key, m.as_ref()), m.as_ref())).collect();
-    weighed.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    weighed.sort_by(|a, b| ahead(*a, *b));
     weighed.into_iter().map(|(_, m)| m).collect()
+}
+
+/// Where `member` stands in `key`'s [`rendezvous_order`] over `members` (0: the owner), without
+/// building the order: for a caller that asks on every request (the tracker, per announce).
+pub fn rendezvous_rank<M: AsRef<str>>(key: &[u8], members: &[M], member: &str) -> usize {
+    let mine = (weight(key, member), member);
+    members.iter().filter(|m| ahead((weight(key, m.as_ref()), m.as_ref()), mine).is_lt()).count()
+}
+
+/// The order of two weighed members: the higher weight first, then the smaller name.
+fn ahead(a: (u64, &str), b: (u64, &str)) -> std::cmp::Ordering {
+    b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1))
 }
 
 /// The first 8 bytes of SHA-1(key, 0, member): stable across builds, machines and versions,
@@ -51,6 +63,17 @@ mod tests {
             let mut sorted = order.clone();
             sorted.sort();
             assert_eq!(sorted, m.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn a_members_rank_is_its_place_in_the_order() {
+        let m = members(5);
+        for key in 0..100u32 {
+            let order = rendezvous_order(&key.to_be_bytes(), &m);
+            for (place, member) in order.iter().enumerate() {
+                assert_eq!(rendezvous_rank(&key.to_be_bytes(), &m, member), place);
+            }
         }
     }
 

@@ -6,7 +6,7 @@
 //! its own URL among them can tell, per announce, whether it serves as the owner or as a
 //! failover, which is what an operator watches when a member dies. Pure.
 
-use shoal_torrents::{rendezvous_order, InfoHash, TRACKER_TIERS};
+use shoal_torrents::{rendezvous_rank, InfoHash, TRACKER_TIERS};
 
 /// The tracker members and which of them this tracker is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,12 +61,12 @@ impl Shard {
         self.members.len()
     }
 
+    /// Called on every announce: one weight per member, nothing allocated.
     pub fn role(&self, info_hash: &InfoHash) -> Role {
-        let order = rendezvous_order(info_hash.as_bytes(), &self.members);
-        match order.iter().take(TRACKER_TIERS).position(|m| *m == self.me) {
-            Some(0) => Role::Owner,
-            Some(_) => Role::Failover,
-            None => Role::Outside,
+        match rendezvous_rank(info_hash.as_bytes(), &self.members, &self.me) {
+            0 => Role::Owner,
+            rank if rank < TRACKER_TIERS => Role::Failover,
+            _ => Role::Outside,
         }
     }
 }
