@@ -8,6 +8,8 @@
                                          %{time_starttransfer} sees), first body byte, last byte;
                                          check the bytes' SHA-256; print one JSON object
   median X [X ...]                       print the median
+  cpu CMD [ARG ...]                      run CMD; print "CPU_SECONDS WALL_SECONDS" (user + system
+                                         of CMD and its children); exit with CMD's status
 
 Uncompressed tar layers (`application/vnd.oci.image.layer.v1.tar`) keep gzip's CPU cost out of
 a benchmark about moving bytes; random content keeps any compression on the way honest.
@@ -151,6 +153,19 @@ def median(args):
     print(f"{statistics.median(args.values):.4f}")
 
 
+def cpu(args):
+    t0 = time.monotonic()
+    pid = os.fork() if args.cmd else sys.exit("cpu: no command")
+    if pid == 0:
+        try:
+            os.execvp(args.cmd[0], args.cmd)
+        finally:
+            os._exit(127)
+    _, status, usage = os.wait4(pid, 0)
+    print(f"{usage.ru_utime + usage.ru_stime:.3f} {time.monotonic() - t0:.3f}")
+    sys.exit(os.waitstatus_to_exitcode(status))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -167,6 +182,9 @@ def main():
     p = sub.add_parser("median")
     p.add_argument("values", nargs="+", type=float)
     p.set_defaults(run=median)
+    p = sub.add_parser("cpu")
+    p.add_argument("cmd", nargs=argparse.REMAINDER)
+    p.set_defaults(run=cpu)
     args = parser.parse_args()
     args.run(args)
 

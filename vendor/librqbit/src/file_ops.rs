@@ -234,11 +234,17 @@ impl<'a> FileOps<'a> {
             absolute_offset = 0;
         }
 
-        match self
-            .torrent
-            .info()
-            .compare_hash(piece_index.get(), h.finish())
-        {
+        self.check_piece_sha1(piece_index, h.finish())
+    }
+
+    /// Shoal patch: whether `sha1` is the piece's hash in the torrent (check_piece without the
+    /// read from disk, for a piece hashed as it was written).
+    pub fn check_piece_sha1(
+        &self,
+        piece_index: ValidPieceIndex,
+        sha1: [u8; 20],
+    ) -> anyhow::Result<bool> {
+        match self.torrent.info().compare_hash(piece_index.get(), sha1) {
             Some(true) => {
                 trace!("piece={} hash matches", piece_index);
                 Ok(true)

@@ -102,6 +102,14 @@ pub(crate) async fn with_timeout<T>(
     timeout_value: Duration,
     fut: impl std::future::Future<Output = Result<T>>,
 ) -> crate::Result<T> {
+    // Shoal patch: poll once before arming the timer. Most reads and writes of a busy peer
+    // complete at once (data already in the socket buffer, room to send); a timer armed and
+    // cancelled for each of them (one per 16 KiB chunk) took the time driver's lock every time.
+    // The deadline still covers every operation that has to wait.
+    let mut fut = std::pin::pin!(fut);
+    if let std::task::Poll::Ready(v) = futures::poll!(fut.as_mut()) {
+        return v;
+    }
     match timeout(timeout_value, fut).await {
         Ok(v) => v,
         Err(_) => Err(Error::Timeout(name)),
@@ -352,7 +360,15 @@ impl<H: PeerConnectionHandler> PeerConnection<H> {
             let mut broadcast_closed = false;
 
             loop {
-                let req = loop {
+                // Shoal patch: what is already queued is taken without a select! and a
+                // keep-alive timer per message (see next_queued); only an idle writer waits.
+                let queued = next_queued(
+                    &mut have_broadcast,
+                    &mut broadcast_closed,
+                    &mut outgoing_chan,
+                    |id| self.handler.should_transmit_have(id),
+                );
+                let req = if let Some(req) = queued { req } else { loop {
                     break tokio::select! {
                         r = have_broadcast.recv(), if !broadcast_closed => match r {
                             Ok(id) => {
@@ -377,9 +393,11 @@ impl<H: PeerConnectionHandler> PeerConnection<H> {
                             Err(_) => WriterRequest::Message(Message::KeepAlive),
                         }
                     };
-                };
+                } };
 
-                tokio::task::yield_now().await;
+                // Shoal patch: tokio's cooperative budget instead of a yield per message (see
+                // the reader).
+                tokio::task::consume_budget().await;
 
                 let mut uploaded_add = None;
 
@@ -480,7 +498,11 @@ impl<H: PeerConnectionHandler> PeerConnection<H> {
                 let message = read_buf.read_message(&mut read, rwtimeout).await?;
                 trace!("received: {:?}", &message);
 
-                tokio::task::yield_now().await;
+                // Shoal patch: was yield_now() per message, which rescheduled this task and
+                // made its worker poll the I/O driver (and wake the other one) for every
+                // 16 KiB chunk. consume_budget() yields only once the task has used tokio's
+                // cooperative budget, which keeps a busy peer from starving the others.
+                tokio::task::consume_budget().await;
 
                 if let Message::Extended(ExtendedMessage::Handshake(h)) = &message {
                     *extended_handshake_ref.write() = Some(h.peer_extended_messages());
@@ -519,4 +541,27 @@ impl<H: PeerConnectionHandler> PeerConnection<H> {
             }
         }
     }
+}
+
+/// Shoal patch: the writer's next message if one is already queued: a HAVE to broadcast first,
+/// then the connection's own queue. Taken with try_recv, so a peer that keeps its writer busy
+/// costs no select! and no keep-alive timer per message; None means wait for one.
+fn next_queued(
+    have_broadcast: &mut tokio::sync::broadcast::Receiver<ValidPieceIndex>,
+    broadcast_closed: &mut bool,
+    outgoing_chan: &mut tokio::sync::mpsc::UnboundedReceiver<WriterRequest>,
+    should_transmit_have: impl Fn(ValidPieceIndex) -> bool,
+) -> Option<WriterRequest> {
+    use tokio::sync::broadcast::error::TryRecvError;
+    while !*broadcast_closed {
+        match have_broadcast.try_recv() {
+            Ok(id) if should_transmit_have(id) => {
+                return Some(WriterRequest::Message(Message::Have(id.get())));
+            }
+            Ok(_) | Err(TryRecvError::Lagged(_)) => continue,
+            Err(TryRecvError::Closed) => *broadcast_closed = true,
+            Err(TryRecvError::Empty) => break,
+        }
+    }
+    outgoing_chan.try_recv().ok()
 }

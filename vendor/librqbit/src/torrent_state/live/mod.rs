@@ -43,6 +43,7 @@ pub mod peer;
 pub mod peers;
 pub mod stats;
 // Shoal patch: per-peer request windows from the peer's measured rate.
+mod piece_hash;
 mod rate_window;
 mod super_seed;
 // Shoal patch: who could send us what we lack, for a downloader's stall decision.
@@ -193,6 +194,8 @@ pub struct TorrentStateLive {
     pub(crate) files: FileStorage,
 
     per_piece_locks: Vec<RwLock<()>>,
+    // Shoal patch: SHA-1 of each piece's chunks as written (piece_hash.rs).
+    piece_hashes: piece_hash::PieceHashes,
 
     stats: AtomicStats,
     lengths: Lengths,
@@ -320,6 +323,7 @@ impl TorrentStateLive {
             per_piece_locks: (0..lengths.total_pieces())
                 .map(|_| RwLock::new(()))
                 .collect(),
+            piece_hashes: piece_hash::PieceHashes::new(lengths.total_pieces() as usize),
             ratelimit_upload_tx,
             ratelimits,
         });
@@ -2048,7 +2052,14 @@ impl PeerHandler {
             //
 
             if !cfg!(feature = "_disable_disk_write_net_benchmark") {
-                match state.file_ops().write_chunk(addr, piece, chunk_info) {
+                // Shoal patch: the chunk also feeds its piece's SHA-1 (piece_hash.rs).
+                let (data_0, data_1) = piece.data();
+                match state.piece_hashes.write_and_hash(
+                    chunk_info.piece_index.get_usize(),
+                    chunk_info.offset,
+                    [data_0, data_1],
+                    || state.file_ops().write_chunk(addr, piece, chunk_info),
+                ) {
                     Ok(()) => {}
                     Err(e) => {
                         error!(
@@ -2096,14 +2107,23 @@ impl PeerHandler {
                 None => return Ok(()),
             };
 
-            // Shoal patch: only the piece's hash check leaves the worker (block_in_place); the
-            // chunk write above runs inline (see the caller).
-            match state
-                .shared
-                .spawner
-                .block_in_place(|| state.file_ops().check_piece(chunk_info.piece_index))
-                .with_context(|| format!("error checking piece={index}"))?
+            // Shoal patch: a piece whose chunks all fed its SHA-1 in order is checked from
+            // that; only the others are read back from disk, and only that leaves the worker
+            // (block_in_place); the chunk write above runs inline (see the caller).
+            let piece_len = state.lengths.piece_length(chunk_info.piece_index);
+            let verdict = match state
+                .piece_hashes
+                .take(chunk_info.piece_index.get_usize(), piece_len)
             {
+                Some(sha1) => state
+                    .file_ops()
+                    .check_piece_sha1(chunk_info.piece_index, sha1),
+                None => state
+                    .shared
+                    .spawner
+                    .block_in_place(|| state.file_ops().check_piece(chunk_info.piece_index)),
+            };
+            match verdict.with_context(|| format!("error checking piece={index}"))? {
                 true => {
                     {
                         let mut g = state.lock_write("mark_piece_downloaded");
