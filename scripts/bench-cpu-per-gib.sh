@@ -169,6 +169,11 @@ run_aria2() {
     rm -rf "$W/aria2"
 }
 
+# One uncounted shim download first: the first new page-cache pages after the setup cost this
+# VM a host fault each (docs/benchmarks.md, "where a cold pull's time goes"), and the first rep
+# of every way ran 1.5-2.5x the CPU of the next ones whichever binary it was.
+run_shoal "$W/shoal"
+log "warm-up (not counted): shim CPU $S_SHIM s, seeder $S_SEEDER s"
 WAYS=(shoal aria2 direct)
 [ -z "$BASELINE" ] || WAYS+=(baseline)
 declare -A FIG=() # FIG[way,rep] = CPU seconds per GiB (the way's pair of processes)
