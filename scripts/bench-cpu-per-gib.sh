@@ -38,35 +38,9 @@ done
 [ "$SMOKE" = 0 ] || { MIB=64 REPS=1 RECORD=0; }
 [ "$MIB" = 1024 ] || RECORD=0
 
-for tool in docker-registry skopeo aria2c curl python3 timeout sha256sum; do
-    command -v "$tool" >/dev/null || { echo "$tool missing: bash .ci/install-deps" >&2; exit 1; }
-done
-if [ -z "${SHOAL_BIN:-}" ]; then
-    timeout 1800 cargo build -q --release --bin shoal
-    SHOAL_BIN=$REPO_ROOT/target/release/shoal
-fi
+. scripts/bench-lib.sh
+bench_prepare cpu docker-registry skopeo aria2c curl python3 timeout sha256sum
 HELPER="python3 $REPO_ROOT/bench/shim/benchlib.py"
-
-W=$(mktemp -d /tmp/shoal-bench-cpu.XXXXXX)
-mkdir -p "$W/logs"
-. "$REPO_ROOT/scripts/bench-lib.sh"
-cleanup() {
-    local rc=$?
-    for name in "${!PIDS[@]}"; do stop "$name"; done
-    if [ -n "$KEEP_LOGS" ]; then mkdir -p "$KEEP_LOGS" && cp -r "$W/logs/." "$KEEP_LOGS/" || true; fi
-    if [ "$rc" != 0 ]; then
-        echo "FAILED (exit $rc); last lines of the logs:" >&2
-        for f in "$W"/logs/*.log; do [ -s "$f" ] && { echo "== $f" >&2; tail -n 15 "$f" >&2; }; done
-    fi
-    rm -rf "$W"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-# One binary for the whole run, even if a build replaces target/release/shoal meanwhile.
-cp "$SHOAL_BIN" "$W/shoal"
-BIN_NOTE="shoal built $(date -r "$SHOAL_BIN" '+%H:%M'), tree at $(git rev-parse --short HEAD)"
-[ -z "$BASELINE" ] || { cp "$BASELINE" "$W/baseline"; BIN_NOTE="$BIN_NOTE; baseline $BASELINE built $(date -r "$BASELINE" '+%H:%M')"; }
 
 # CPU of a started process once it has gone quiet: a download's last bytes are verified, renamed
 # and announced just after the client's last byte, and that work is part of the byte's cost.
@@ -144,6 +118,9 @@ run_shoal() { # run_shoal BIN: a fresh shim of BIN (and BIN's seeder) -> curl
     wait_for "shoal shim" 60 curl -sf --max-time 2 "http://127.0.0.1:$hp/v2/"
     s0=$(settled_cpu seeder) h0=$(settled_cpu shim)
     read -r c wall <<<"$(curl_blob "http://127.0.0.1:$hp/v2/bench/cpu/blobs/$DIGEST")"
+    # The client's last byte leaves once the SHA-256 matched; the store's fsync and rename
+    # come after (the fsync waits on the disk, so "settled" alone could come before it).
+    wait_for "the shim's stored blob" 60 test -s "$W/shim/blobs/sha256/$HEX"
     S_SHIM=$(calc "$(settled_cpu shim) - $h0") S_SEEDER=$(calc "$(settled_cpu seeder) - $s0") S_CLIENT=$c S_WALL=$wall
     local metrics; metrics=$(curl -sf --max-time 5 "http://127.0.0.1:$hp/metrics")
     for src in webseed upstream; do

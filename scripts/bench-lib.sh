@@ -1,8 +1,32 @@
 #!/usr/bin/env bash
 # Shared helpers of the loopback benchmarks (bench-shim-pull.sh, bench-cpu-per-gib.sh): processes
 # started in the background and stopped on exit, free ports, readiness polls, CPU seconds from
-# /proc. Source it after setting W (a scratch dir with W/logs); it keeps PIDS, a name -> pid map.
+# /proc. Source it from the repository's root with REPO_ROOT set, then call bench_prepare; it
+# keeps PIDS, a name -> pid map, and on exit stops every process it started (dockerd last),
+# copies the logs to KEEP_LOGS (if set), prints their tails if the run failed and removes W.
 declare -A PIDS=()
+W=""
+# bench_prepare NAME TOOL...: checks the tools, builds shoal unless SHOAL_BIN names one, makes the
+# scratch dir W (/tmp/shoal-bench-NAME.*, with W/logs), copies the binary to W/shoal and BASELINE
+# (if set) to W/baseline, so a build meanwhile cannot change the run, and sets BIN_NOTE.
+bench_prepare() {
+    local name=$1 tool; shift
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || { echo "$tool missing: bash .ci/install-deps" >&2; exit 1; }
+    done
+    if [ -z "${SHOAL_BIN:-}" ]; then
+        timeout 1800 cargo build -q --release --bin shoal
+        SHOAL_BIN=$REPO_ROOT/target/release/shoal
+    fi
+    W=$(mktemp -d "/tmp/shoal-bench-$name.XXXXXX")
+    mkdir -p "$W/logs"
+    cp "$SHOAL_BIN" "$W/shoal"
+    BIN_NOTE="shoal built $(date -r "$SHOAL_BIN" '+%H:%M'), tree at $(git -C "$REPO_ROOT" rev-parse --short HEAD)"
+    if [ -n "${BASELINE:-}" ]; then
+        cp "$BASELINE" "$W/baseline"
+        BIN_NOTE="$BIN_NOTE; baseline $BASELINE built $(date -r "$BASELINE" '+%H:%M')"
+    fi
+}
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 die() { echo "error: $*" >&2; exit 1; }
 load() { cut -d' ' -f1 /proc/loadavg; }
@@ -38,3 +62,17 @@ cpu() { # CPU seconds (user+system) used so far by a started process
     [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || { echo 0; return; }
     awk -v t="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / t }' "/proc/$pid/stat"
 }
+bench_cleanup() {
+    local rc=$?
+    for name in "${!PIDS[@]}"; do [ "$name" = dockerd ] || stop "$name"; done
+    stop dockerd
+    if [ -n "${KEEP_LOGS:-}" ] && [ -n "$W" ]; then mkdir -p "$KEEP_LOGS" && cp -r "$W/logs/." "$KEEP_LOGS/" || true; fi
+    if [ "$rc" != 0 ]; then
+        echo "FAILED (exit $rc); last lines of the logs:" >&2
+        for f in "$W"/logs/*.log; do [ -s "$f" ] && { echo "== $f" >&2; tail -n 15 "$f" >&2; }; done
+    fi
+    [ -z "$W" ] || rm -rf "$W"
+    exit "$rc"
+}
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM

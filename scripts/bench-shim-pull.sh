@@ -49,41 +49,11 @@ else
     PULL_MIB=342,341,341 TTFB_MIB=1024
 fi
 
-for tool in dockerd docker docker-registry skopeo curl python3 timeout; do
-    command -v "$tool" >/dev/null || { echo "$tool missing: bash .ci/install-deps" >&2; exit 1; }
-done
 [ "$(id -u)" = 0 ] || { echo "run as root (it starts its own dockerd)" >&2; exit 1; }
-if [ -z "${SHOAL_BIN:-}" ]; then
-    timeout 1800 cargo build -q --release --bin shoal
-    SHOAL_BIN=$REPO_ROOT/target/release/shoal
-fi
+. scripts/bench-lib.sh
+bench_prepare shim dockerd docker docker-registry skopeo curl python3 timeout
 HELPER="python3 $REPO_ROOT/bench/shim/benchlib.py"
-
-W=$(mktemp -d /tmp/shoal-bench-shim.XXXXXX)
-mkdir -p "$W/logs"
-. "$REPO_ROOT/scripts/bench-lib.sh"
-cleanup() {
-    local rc=$?
-    for name in "${!PIDS[@]}"; do [ "$name" = dockerd ] || stop "$name"; done
-    stop dockerd
-    if [ -n "$KEEP_LOGS" ]; then mkdir -p "$KEEP_LOGS" && cp -r "$W/logs/." "$KEEP_LOGS/" || true; fi
-    if [ "$rc" != 0 ]; then
-        echo "FAILED (exit $rc); last lines of the logs:" >&2
-        for f in "$W"/logs/*.log; do [ -s "$f" ] && { echo "== $f" >&2; tail -n 15 "$f" >&2; }; done
-    fi
-    rm -rf "$W"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-# One binary for the whole run, even if a build replaces target/release/shoal meanwhile.
-cp "$SHOAL_BIN" "$W/shoal"
-BIN_NOTE="shoal binary built $(date -r "$SHOAL_BIN" '+%H:%M'), tree at $(git rev-parse --short HEAD)"
 SHOAL_BIN=$W/shoal
-if [ -n "$BASELINE" ]; then
-    cp "$BASELINE" "$W/baseline"
-    BIN_NOTE="$BIN_NOTE; baseline $BASELINE built $(date -r "$BASELINE" '+%H:%M')"
-fi
 RUN_BIN=$SHOAL_BIN # the binary start_seeder and start_fresh_shim run
 
 switches() { # context switches so far of a started process's live threads (exited ones drop out)
