@@ -358,16 +358,21 @@ impl<H: PeerConnectionHandler> PeerConnection<H> {
             trace!("sent unchoke");
 
             let mut broadcast_closed = false;
+            // Shoal patch: chunk requests already queued behind the one being served go out in
+            // the same write (see below); a message of another kind that was taken while
+            // looking for them is served next.
+            let mut batch = ChunkBatch::default();
+            let mut pending: Option<WriterRequest> = None;
 
             loop {
                 // Shoal patch: what is already queued is taken without a select! and a
                 // keep-alive timer per message (see next_queued); only an idle writer waits.
-                let queued = next_queued(
+                let queued = pending.take().or_else(|| next_queued(
                     &mut have_broadcast,
                     &mut broadcast_closed,
                     &mut outgoing_chan,
                     |id| self.handler.should_transmit_have(id),
-                );
+                ));
                 let req = if let Some(req) = queued { req } else { loop {
                     break tokio::select! {
                         r = have_broadcast.recv(), if !broadcast_closed => match r {
@@ -476,10 +481,27 @@ impl<H: PeerConnectionHandler> PeerConnection<H> {
                     }
                 };
 
+                // Shoal patch: one write for the chunk requests queued behind this one (up to
+                // ChunkBatch::BYTES), where upstream made a write syscall per 16 KiB chunk. Not
+                // under cfg(test): the e2e tests' fault injection works per request above.
+                let mut out = &write_buf[..len];
+                let mut uploaded_add = uploaded_add;
+                if let (Some(first), false) = (uploaded_add, cfg!(test)) {
+                    let (more, next) = batch
+                        .fill(&write_buf[..len], &mut outgoing_chan, |chunk, buf| {
+                            self.handler.read_chunk(chunk, buf)
+                        })
+                        .map_err(Error::ReadChunk)?;
+                    pending = next;
+                    if more > 0 {
+                        out = batch.bytes();
+                        uploaded_add = Some(first + more);
+                    }
+                }
                 with_timeout(
                     "writing",
                     rwtimeout,
-                    write.write_all(&write_buf[..len]).map_err(Error::Write),
+                    write.write_all(out).map_err(Error::Write),
                 )
                 .await?;
 
@@ -564,4 +586,123 @@ fn next_queued(
         }
     }
     outgoing_chan.try_recv().ok()
+}
+
+/// Shoal patch: piece messages gathered for one write. The buffer is allocated at the first
+/// batch a connection makes (a leech-only connection never pays for it) and reused after.
+#[derive(Default)]
+struct ChunkBatch {
+    buf: Vec<u8>,
+    used: usize,
+}
+
+impl ChunkBatch {
+    /// Bytes of piece messages one write carries at most (about 8 chunks).
+    const BYTES: usize = 128 * 1024;
+
+    /// If a chunk request is queued, starts a batch with `first` (a serialized piece message)
+    /// and appends a piece message per queued chunk request while they fit. Returns the chunk
+    /// bytes added (0: no batch, send `first` alone) and a message of another kind taken from
+    /// the queue on the way, to be served next.
+    fn fill(
+        &mut self,
+        first: &[u8],
+        queue: &mut tokio::sync::mpsc::UnboundedReceiver<WriterRequest>,
+        mut read_chunk: impl FnMut(&ChunkInfo, &mut [u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<(u32, Option<WriterRequest>)> {
+        let mut added = 0u32;
+        self.used = 0;
+        while self.used <= Self::BYTES {
+            let chunk = match queue.try_recv() {
+                Ok(WriterRequest::ReadChunkRequest(chunk)) => chunk,
+                Ok(other) => return Ok((added, Some(other))),
+                Err(_) => break,
+            };
+            if self.buf.is_empty() {
+                self.buf = vec![0; Self::BYTES + 2 * MAX_MSG_LEN];
+            }
+            if self.used == 0 {
+                self.buf[..first.len()].copy_from_slice(first);
+                self.used = first.len();
+            }
+            let at = self.used;
+            let preamble = serialize_piece_preamble(&chunk, &mut self.buf[at..]);
+            let end = at + preamble + chunk.size as usize;
+            read_chunk(&chunk, &mut self.buf[at + preamble..end])?;
+            self.used = end;
+            added += chunk.size;
+        }
+        Ok((added, None))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.used]
+    }
+}
+
+#[cfg(test)]
+mod chunk_batch_tests {
+    use super::*;
+    use librqbit_core::lengths::Lengths;
+
+    /// A chunk's bytes: its absolute index repeated, so a misplaced chunk shows.
+    fn fake_read(chunk: &ChunkInfo, buf: &mut [u8]) -> anyhow::Result<()> {
+        buf.fill(chunk.absolute_index as u8);
+        Ok(())
+    }
+
+    #[test]
+    fn queued_chunk_requests_join_one_write_and_another_message_waits_its_turn() {
+        let lengths = Lengths::new(4 * 16384 * 8, 4 * 16384).unwrap();
+        let chunks: Vec<ChunkInfo> = lengths
+            .iter_chunk_infos(lengths.validate_piece_index(1).unwrap())
+            .collect();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for c in &chunks[1..] {
+            tx.send(WriterRequest::ReadChunkRequest(*c)).unwrap();
+        }
+        tx.send(WriterRequest::Message(Message::Have(3))).unwrap();
+        tx.send(WriterRequest::ReadChunkRequest(chunks[0])).unwrap();
+
+        let mut first = vec![0u8; MAX_MSG_LEN];
+        let pre = serialize_piece_preamble(&chunks[0], &mut first);
+        fake_read(&chunks[0], &mut first[pre..pre + 16384]).unwrap();
+        first.truncate(pre + 16384);
+
+        let mut batch = ChunkBatch::default();
+        let (added, next) = batch.fill(&first, &mut rx, fake_read).unwrap();
+        assert_eq!(added, 3 * 16384);
+        assert!(matches!(next, Some(WriterRequest::Message(Message::Have(3)))));
+        // Each message as upstream writes it alone, one after the other.
+        let mut want = first.clone();
+        for c in &chunks[1..] {
+            let mut m = vec![0u8; MAX_MSG_LEN];
+            let p = serialize_piece_preamble(c, &mut m);
+            fake_read(c, &mut m[p..p + 16384]).unwrap();
+            want.extend_from_slice(&m[..p + 16384]);
+        }
+        assert_eq!(batch.bytes(), &want[..]);
+
+        // The request behind the HAVE is left for the next turn; with nothing queued after
+        // it there is no batch.
+        let (added, next) = batch.fill(&first, &mut rx, fake_read).unwrap();
+        assert_eq!((added, next.is_none()), (16384, true));
+        let (added, next) = batch.fill(&first, &mut rx, fake_read).unwrap();
+        assert_eq!((added, next.is_none()), (0, true));
+    }
+
+    #[test]
+    fn a_batch_stops_near_its_size() {
+        let lengths = Lengths::new(64 * 16384, 64 * 16384).unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for c in lengths.iter_chunk_infos(lengths.validate_piece_index(0).unwrap()) {
+            tx.send(WriterRequest::ReadChunkRequest(c)).unwrap();
+        }
+        let first = vec![7u8; 100];
+        let mut batch = ChunkBatch::default();
+        let (added, _) = batch.fill(&first, &mut rx, fake_read).unwrap();
+        assert!(batch.bytes().len() <= ChunkBatch::BYTES + MAX_MSG_LEN);
+        assert_eq!(added as usize, 8 * 16384);
+        assert_eq!(rx.len(), 64 - 8);
+    }
 }
