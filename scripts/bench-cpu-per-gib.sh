@@ -65,17 +65,10 @@ BYTES=$(json 'j["layer_bytes"]' <<<"$SUMMARY")
 HEX=${DIGEST#sha256:}
 log "blob $DIGEST, $((BYTES >> 20)) MiB (cached under $CACHE); $BIN_NOTE"
 
-REG=127.0.0.1:$(port)
-printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
-    "$W/registry" "$REG" > "$W/registry.yml"
-start registry docker-registry serve "$W/registry.yml"
-wait_for docker-registry 30 curl -sf --max-time 2 "http://$REG/v2/"
+start_registry
 timeout 600 skopeo copy -q --preserve-digests --dest-tls-verify=false "oci:$LAYOUT:1" "docker://$REG/bench/cpu:1"
 
-TP=$(port)
-TRACKER=http://127.0.0.1:$TP/announce
-start tracker env RUST_LOG=warn "$W/shoal" tracker --listen "127.0.0.1:$TP"
-wait_for "shoal tracker" 30 curl -sf --max-time 2 "http://127.0.0.1:$TP/healthz"
+start_tracker
 
 start_seeder() { # start_seeder BIN: a seeder over $W/seeder (kept between binaries)
     stop seeder
@@ -96,20 +89,20 @@ grep -q "$("$W/shoal" magnet "$W/blob.torrent" | sed 's/.*btih:\([0-9a-f]*\).*/\
 log "the seeder holds the blob; registry $REG, seeder $SEEDER"
 
 # --- the three ways --------------------------------------------------------------------------
-curl_blob() { # curl_blob URL: "CPU WALL" of curl -o /dev/null; checks size (SHA-256 checked by the server side)
+curl_blob() { # curl_blob URL: "CPU WALL" of curl -o /dev/null; checks the size (the stored copies' SHA-256 are checked apart)
     local out
     out=$($HELPER cpu curl -sf --max-time 600 -o /dev/null -w '%{size_download}\n' "$1" 2>&1) || die "curl $1: $out"
     [ "$(head -1 <<<"$out")" = "$BYTES" ] || die "curl $1: $(head -1 <<<"$out") bytes, want $BYTES"
     tail -1 <<<"$out"
 }
 run_direct() {
-    local r0 c
+    local r0 c wall
     r0=$(settled_cpu registry)
     read -r c wall <<<"$(curl_blob "http://$REG/v2/bench/cpu/blobs/$DIGEST")"
     R_SERVER=$(calc "$(settled_cpu registry) - $r0") R_CLIENT=$c R_WALL=$wall
 }
 run_shoal() { # run_shoal BIN: a fresh shim of BIN (and BIN's seeder) -> curl
-    local bin=$1 hp s0 h0 c
+    local bin=$1 hp s0 h0 c wall
     [ "$SEEDER_BIN" = "$bin" ] || start_seeder "$bin"
     stop shim; rm -rf "$W/shim"
     hp=$(port)
@@ -133,7 +126,7 @@ run_shoal() { # run_shoal BIN: a fresh shim of BIN (and BIN's seeder) -> curl
     stop shim
 }
 run_aria2() {
-    local s0 c out
+    local s0 c wall out
     [ "$SEEDER_BIN" = "$W/shoal" ] || start_seeder "$W/shoal"
     rm -rf "$W/aria2"
     s0=$(settled_cpu seeder)

@@ -62,6 +62,21 @@ cpu() { # CPU seconds (user+system) used so far by a started process
     [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || { echo 0; return; }
     awk -v t="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / t }' "/proc/$pid/stat"
 }
+# start_registry: docker-registry on a free loopback port, storing under W/registry; sets REG.
+start_registry() {
+    REG=127.0.0.1:$(port)
+    printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
+        "$W/registry" "$REG" > "$W/registry.yml"
+    start registry docker-registry serve "$W/registry.yml"
+    wait_for docker-registry 30 curl -sf --max-time 2 "http://$REG/v2/"
+}
+# start_tracker: `shoal tracker` (W/shoal) on a free loopback port; sets TRACKER (its announce URL).
+start_tracker() {
+    local tp; tp=$(port)
+    TRACKER=http://127.0.0.1:$tp/announce
+    start tracker env RUST_LOG=warn "$W/shoal" tracker --listen "127.0.0.1:$tp"
+    wait_for "shoal tracker" 30 curl -sf --max-time 2 "http://127.0.0.1:$tp/healthz"
+}
 bench_cleanup() {
     local rc=$?
     for name in "${!PIDS[@]}"; do [ "$name" = dockerd ] || stop "$name"; done

@@ -81,12 +81,7 @@ log "pull image: 3 layers, $((PULL_BYTES >> 20)) MiB, config $PULL_CONFIG"
 log "ttfb blob: $((TTFB_BYTES >> 20)) MiB $TTFB_DIGEST"
 
 # --- upstream: docker-registry ---------------------------------------------------------------
-RP=$(port)
-REG=127.0.0.1:$RP
-printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
-    "$W/registry" "$REG" > "$W/registry.yml"
-start registry docker-registry serve "$W/registry.yml"
-wait_for docker-registry 30 curl -sf --max-time 2 "http://$REG/v2/"
+start_registry
 t0=$(now)
 timeout 600 skopeo copy -q --preserve-digests --dest-tls-verify=false "oci:$PULL_DIR:1" "docker://$REG/bench/pull:1"
 [ "$PULL_ONLY" = 1 ] ||
@@ -139,10 +134,7 @@ docker_pull() {
 }
 
 # --- Shoal: tracker, seeder, shim as separate processes --------------------------------------
-TP=$(port)
-TRACKER=http://127.0.0.1:$TP/announce
-start tracker env RUST_LOG=warn "$SHOAL_BIN" tracker --listen "127.0.0.1:$TP"
-wait_for "shoal tracker" 30 curl -sf --max-time 2 "http://127.0.0.1:$TP/healthz"
+start_tracker
 
 SEEDERS=0
 start_seeder() { # a seeder over $W/seeder (kept as it is)

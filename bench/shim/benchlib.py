@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tarfile
 import time
@@ -154,14 +155,11 @@ def median(args):
 
 
 def cpu(args):
+    if not args.cmd:
+        sys.exit("cpu: no command")
     t0 = time.monotonic()
-    pid = os.fork() if args.cmd else sys.exit("cpu: no command")
-    if pid == 0:
-        try:
-            os.execvp(args.cmd[0], args.cmd)
-        finally:
-            os._exit(127)
-    _, status, usage = os.wait4(pid, 0)
+    child = subprocess.Popen(args.cmd)
+    _, status, usage = os.wait4(child.pid, 0)
     print(f"{usage.ru_utime + usage.ru_stime:.3f} {time.monotonic() - t0:.3f}")
     sys.exit(os.waitstatus_to_exitcode(status))
 

@@ -485,8 +485,7 @@ impl<H: PeerConnectionHandler> PeerConnection<H> {
                 // ChunkBatch::BYTES), where upstream made a write syscall per 16 KiB chunk. Not
                 // under cfg(test): the e2e tests' fault injection works per request above.
                 let mut out = &write_buf[..len];
-                let mut uploaded_add = uploaded_add;
-                if let (Some(first), false) = (uploaded_add, cfg!(test)) {
+                if let Some(first) = uploaded_add.filter(|_| !cfg!(test)) {
                     let (more, next) = batch
                         .fill(&write_buf[..len], &mut outgoing_chan, |chunk, buf| {
                             self.handler.read_chunk(chunk, buf)

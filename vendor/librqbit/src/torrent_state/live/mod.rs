@@ -42,8 +42,9 @@
 pub mod peer;
 pub mod peers;
 pub mod stats;
-// Shoal patch: per-peer request windows from the peer's measured rate.
+// Shoal patch: each piece's SHA-1 from its chunks as they are written.
 mod piece_hash;
+// Shoal patch: per-peer request windows from the peer's measured rate.
 mod rate_window;
 mod super_seed;
 // Shoal patch: who could send us what we lack, for a downloader's stall decision.
