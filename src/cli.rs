@@ -278,6 +278,22 @@ pub struct SeederArgs {
     /// the environment variable.
     #[arg(long, env = "SHOAL_SEEDER_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<Secret>,
+    #[command(flatten)]
+    pub ring: SeederRingArgs,
+}
+
+/// The seeders' ring: who owns which blob (issue 19).
+#[derive(Args, Debug)]
+pub struct SeederRingArgs {
+    /// Public URL of every seeder of the ring, this one's (--public-url) among them (repeat or
+    /// comma-separate). Each blob is owned by --replicas of them, in rendezvous order of its
+    /// digest: only its owners mirror it from upstream; the others forward to them.
+    #[arg(long = "member", env = "SHOAL_SEEDER_MEMBERS", value_delimiter = ',', value_parser = http_url)]
+    pub members: Vec<String>,
+    /// How many seeders of the ring own (mirror, seed and serve as webseed) each blob.
+    #[arg(long, env = "SHOAL_SEEDER_REPLICAS", default_value_t = shoal_torrents::DEFAULT_REPLICAS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub replicas: usize,
 }
 
 /// A value that never shows in `Debug` output or logs.
@@ -378,15 +394,17 @@ pub struct ShimArgs {
     /// requests name theirs with `?ns=`.
     #[arg(long, env = "SHOAL_SHIM_UPSTREAM", default_value = "docker.io")]
     pub upstream: String,
-    /// Seeder HTTP base URL (`http://host:port`); without it blobs come from upstream only.
-    #[arg(long, env = "SHOAL_SHIM_SEEDER", value_parser = http_url)]
-    pub seeder: Option<String>,
+    /// Seeder HTTP base URL (`http://host:port`); repeat or comma-separate for the seeders of a
+    /// ring (each blob's torrent is asked of its owners first, the next seeder when one fails).
+    /// Without one, blobs come from upstream only.
+    #[arg(long = "seeder", env = "SHOAL_SHIM_SEEDER", value_parser = http_url, value_delimiter = ',')]
+    pub seeders: Vec<String>,
     /// PEM CA bundle an `https://` --seeder's certificate may chain to, besides the web roots.
-    #[arg(long, env = "SHOAL_SHIM_SEEDER_CA", requires = "seeder")]
+    #[arg(long, env = "SHOAL_SHIM_SEEDER_CA", requires = "seeders")]
     pub seeder_ca: Option<PathBuf>,
     /// PEM certificate this shim presents to a seeder that requires client certificates
     /// (its --tls-client-ca); needs --seeder-client-key.
-    #[arg(long, env = "SHOAL_SHIM_SEEDER_CLIENT_CERT", requires_all = ["seeder", "seeder_client_key"])]
+    #[arg(long, env = "SHOAL_SHIM_SEEDER_CLIENT_CERT", requires_all = ["seeders", "seeder_client_key"])]
     pub seeder_client_cert: Option<PathBuf>,
     /// The PEM private key of --seeder-client-cert.
     #[arg(long, env = "SHOAL_SHIM_SEEDER_CLIENT_KEY", requires = "seeder_client_cert")]

@@ -102,6 +102,8 @@ pub async fn start_seeder_on(data: &Path, seeding: SeedingConfig, upstream: Upst
         mirror_allow: vec![],
         api_token: None,
         tls: None,
+        members: Vec::new(),
+        replicas: shoal_torrents::DEFAULT_REPLICAS,
     };
     let bound = tokio::time::timeout(Duration::from_secs(60), shoal_seeder::bind(config))
         .await
@@ -166,7 +168,7 @@ pub async fn start_shim(data: &Path, registry: &str, seeder: Option<&str>, track
 /// shim's own defaults, not the raised timeouts of [`start_shim`].
 pub fn cli_swarm(seeder: &str, trackers: &[String]) -> SwarmConfig {
     SwarmConfig {
-        seeder_url: Some(seeder.to_owned()),
+        seeders: vec![seeder.to_owned()],
         seeding: seeding(trackers),
         stall_timeout: shoal_registry_shim::DEFAULT_STALL_TIMEOUT,
         unchoke_wait: shoal_registry_shim::DEFAULT_UNCHOKE_WAIT,

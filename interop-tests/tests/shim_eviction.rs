@@ -184,7 +184,7 @@ async fn an_evicted_blob_leaves_the_shims_librqbit_session_before_its_file_goes(
     let seeder = start_seeder(&tmp.path().join("seeder"), &format!("127.0.0.1:{port}"), &trackers).await;
     let data = tmp.path().join("shim");
     let swarm = SwarmConfig {
-        seeder_url: Some(seeder.url.clone()),
+        seeders: vec![seeder.url.clone()],
         seeding: seeding(&trackers),
         stall_timeout: Duration::from_secs(20),
         unchoke_wait: shoal_registry_shim::DEFAULT_UNCHOKE_WAIT,

@@ -116,7 +116,7 @@ async fn a_peer_serving_corrupted_pieces_never_gets_bad_bytes_to_the_client() {
         mirror_miss_timeout: shoal_registry_shim::DEFAULT_MIRROR_MISS_TIMEOUT,
         upstream: Default::default(),
         swarm: Some(SwarmConfig {
-            seeder_url: Some(seeder.url.clone()),
+            seeders: vec![seeder.url.clone()],
             seeding: seeding(&trackers),
             // Longer than aria2c's 10 s choke round: a new peer may wait that long for its
             // first unchoke, and the good first piece must arrive before the HTTP fallback.

@@ -22,7 +22,7 @@ use librqbit::storage::filesystem::FilesystemStorageFactory;
 use librqbit::storage::StorageFactoryExt;
 use librqbit::{AddTorrent, AddTorrentOptions, AddTorrentResponse, PeerConnectionOptions};
 use shoal_store::seeding::{Seeding, SeedingConfig, SeedingError};
-use shoal_torrents::{BlobDigest, HashedBlob, ParsedTorrent};
+use shoal_torrents::{BlobDigest, HashedBlob, ParsedTorrent, SeederRing};
 
 use crate::origin::BlobOrigin;
 use crate::stall::StallPolicy;
@@ -30,8 +30,9 @@ use crate::stall::StallPolicy;
 /// How the shim reaches the seeder and the swarm.
 #[derive(Clone, Debug)]
 pub struct SwarmConfig {
-    /// The seeder's HTTP base (`http://host:port`), asked for each missing blob's torrent.
-    pub seeder_url: Option<String>,
+    /// The seeders' HTTP bases (`http://host:port`), asked for each missing blob's torrent in
+    /// the blob's ring order (its owners first, the next when one fails); none: upstream only.
+    pub seeders: Vec<String>,
     pub seeding: SeedingConfig,
     /// With neither the stream's next bytes nor any other verified piece from the swarm for
     /// this long, the rest comes over HTTP, unless a peer that holds what is missing is about
@@ -114,6 +115,17 @@ pub(crate) struct BlobTorrentFile {
     pub parsed: ParsedTorrent,
 }
 
+/// What one seeder said about a blob's torrent.
+enum Asked {
+    Torrent(BlobTorrentFile),
+    /// It is fetching the blob: stream from upstream meanwhile.
+    Fetching,
+    /// Not found or not allowed: the other seeders would say the same.
+    Refused,
+    /// Unreachable, slow, or a bad answer: ask the next.
+    Failed,
+}
+
 /// A download running in the session.
 pub(crate) struct Download {
     pub id: usize,
@@ -138,6 +150,8 @@ const MAX_STREAMS: usize = 4;
 
 pub(crate) struct Swarm {
     seeding: Arc<Seeding>,
+    /// The seeders, ordered per blob (`None`: no seeder).
+    seeders: Option<SeederRing>,
     partial_dir: PathBuf,
     http: reqwest::Client,
     config: SwarmConfig,
@@ -159,7 +173,14 @@ impl Swarm {
         let seeding = Arc::new(Seeding::start(blobs_dir, &data_dir.join("bittorrent"), &config.seeding).await?);
         let http = config.seeder_trust.client().map_err(|e| SeedingError::Start(format!("the seeder's TLS: {e}")))?;
         let streams = Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS));
-        Ok(Self { seeding, partial_dir, http, config, streams })
+        // The replica count does not matter here: every seeder is asked, in the blob's order.
+        let seeders = match config.seeders.is_empty() {
+            true => None,
+            false => Some(
+                SeederRing::new(&config.seeders, 1).map_err(|e| SeedingError::Start(format!("the seeders: {e}")))?,
+            ),
+        };
+        Ok(Self { seeding, seeders, partial_dir, http, config, streams })
     }
 
     /// The session, for the cache policy (it takes evicted blobs out of it).
@@ -175,14 +196,27 @@ impl Swarm {
         &self.http
     }
 
-    /// Asks the seeder for the blob's torrent without waiting for a fetch: a seeder that must
-    /// fetch the blob first answers 202 at once and fetches it meanwhile. `None` when there is
-    /// no seeder, it fails, it is fetching the blob, or it does not answer within the timeout
-    /// (a seeder that holds the blob can be slow to answer when many hosts ask at once, so the
-    /// timeout is not what tells a fetch in progress).
+    /// Asks the seeders for the blob's torrent without waiting for a fetch, in the blob's ring
+    /// order: its owner first, the next when one fails or does not answer in time. A seeder
+    /// that must fetch the blob first answers 202 at once and fetches it meanwhile. `None`
+    /// when there is no seeder, one is fetching the blob, the blob is refused (not found, not
+    /// allowed: every seeder would say the same), or none answers (a seeder that holds the blob
+    /// can be slow to answer when many hosts ask at once, so the timeout is not what tells a
+    /// fetch in progress).
     pub(crate) async fn torrent(&self, origin: &BlobOrigin, digest: &BlobDigest) -> Option<BlobTorrentFile> {
-        let base = self.config.seeder_url.as_deref()?;
-        let url = format!("{}/v1/blobs/{digest}/torrent", base.trim_end_matches('/'));
+        for base in self.seeders.as_ref()?.order(digest) {
+            match self.ask_seeder(base, origin, digest).await {
+                Asked::Torrent(torrent) => return Some(torrent),
+                Asked::Fetching | Asked::Refused => return None,
+                Asked::Failed => continue,
+            }
+        }
+        tracing::warn!(%digest, "no seeder gave this blob's torrent; going upstream");
+        None
+    }
+
+    async fn ask_seeder(&self, base: &str, origin: &BlobOrigin, digest: &BlobDigest) -> Asked {
+        let url = format!("{base}/v1/blobs/{digest}/torrent");
         let request = self.http.get(&url).query(&[
             ("repo", origin.repository.as_str()),
             ("ns", origin.registry.as_str()),
@@ -190,40 +224,48 @@ impl Swarm {
         ]);
         let response = match tokio::time::timeout(self.config.torrent_timeout, request.send()).await {
             Ok(Ok(r)) if r.status() == reqwest::StatusCode::ACCEPTED => {
-                tracing::info!(%digest, "seeder is fetching this blob; streaming from upstream meanwhile");
-                return None;
+                tracing::info!(%digest, seeder = base, "seeder is fetching this blob; streaming from upstream meanwhile");
+                return Asked::Fetching;
             }
             Ok(Ok(r)) if r.status().is_success() => r,
             Ok(Ok(r)) if r.status() == reqwest::StatusCode::FORBIDDEN => {
                 tracing::info!(%digest, registry = %origin.registry, repository = %origin.repository,
                     "the seeder does not mirror this repository (its --mirror-allow); streaming from upstream");
-                return None;
+                return Asked::Refused;
+            }
+            Ok(Ok(r)) if r.status() == reqwest::StatusCode::NOT_FOUND => {
+                tracing::warn!(%digest, seeder = base, "seeder has no such blob; going upstream");
+                return Asked::Refused;
             }
             Ok(Ok(r)) => {
-                tracing::warn!(%digest, status = %r.status(), "seeder has no torrent; going upstream");
-                return None;
+                tracing::warn!(%digest, seeder = base, status = %r.status(), "seeder has no torrent; asking the next");
+                return Asked::Failed;
             }
             Ok(Err(e)) => {
-                tracing::warn!(%digest, error = %e, "seeder unreachable; going upstream");
-                return None;
+                tracing::warn!(%digest, seeder = base, error = %e, "seeder unreachable; asking the next");
+                return Asked::Failed;
             }
             Err(_) => {
-                tracing::warn!(%digest, timeout = ?self.config.torrent_timeout, "seeder did not answer in time; going upstream");
-                return None;
+                tracing::warn!(%digest, seeder = base, timeout = ?self.config.torrent_timeout,
+                    "seeder did not answer in time; asking the next");
+                return Asked::Failed;
             }
         };
-        let bytes = tokio::time::timeout(self.config.torrent_timeout * 4, response.bytes()).await.ok()?.ok()?;
+        let Some(bytes) = tokio::time::timeout(self.config.torrent_timeout * 4, response.bytes()).await.ok().and_then(Result::ok)
+        else {
+            return Asked::Failed;
+        };
         match ParsedTorrent::parse(&bytes) {
             Ok(parsed) if parsed.name.as_deref() == Some(digest.torrent_name().as_str()) => {
-                Some(BlobTorrentFile { bytes, parsed })
+                Asked::Torrent(BlobTorrentFile { bytes, parsed })
             }
             Ok(_) => {
-                tracing::error!(%digest, "the seeder's torrent names another blob; ignoring it");
-                None
+                tracing::error!(%digest, seeder = base, "the seeder's torrent names another blob; ignoring it");
+                Asked::Failed
             }
             Err(e) => {
-                tracing::error!(%digest, error = %e, "the seeder's torrent does not parse; ignoring it");
-                None
+                tracing::error!(%digest, seeder = base, error = %e, "the seeder's torrent does not parse; ignoring it");
+                Asked::Failed
             }
         }
     }

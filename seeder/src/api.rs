@@ -17,12 +17,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use shoal_torrents::{BlobDigest, BlobTorrent, Distribution, HashedBlob};
+use shoal_torrents::{BlobDigest, BlobTorrent, HashedBlob};
 
 use crate::jobs::MirrorJobs;
 use crate::metrics::SeederMetrics;
 use crate::mirror::{Mirror, MirrorError};
 use crate::requests::{self, MirrorRequest, RequestError};
+use crate::ring::{OwnerAnswer, OwnersError, TorrentFacts, UpstreamName, FORWARDED};
 use crate::scrape::TrackerSwarms;
 use crate::ui::{self, Throughput};
 use shoal_store::blob_store::StoreError;
@@ -43,8 +44,6 @@ pub(crate) struct ApiState {
     pub throughput: Arc<Throughput>,
     /// The swarms as the tracker counts them ([`crate::scrape::scrape_loop`]).
     pub tracker: Arc<TrackerSwarms>,
-    /// Trackers and this seeder's webseed base (`<public url>/webseed/`).
-    pub distribution: Distribution,
     /// This seeder's public base URL, without a trailing slash.
     pub public_url: String,
     /// Where work a request starts but does not wait for runs (mirrors of pushed images,
@@ -107,6 +106,10 @@ impl From<MirrorError> for ApiError {
     fn from(e: MirrorError) -> Self {
         let status = match &e {
             e if matches!(root(e), MirrorError::Upstream(UpstreamError::Reference { .. })) => StatusCode::BAD_REQUEST,
+            MirrorError::Owners(OwnersError::Refused { status, .. }) => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
+            MirrorError::Owners(OwnersError::Unreachable { .. }) => StatusCode::BAD_GATEWAY,
             e if e.is_not_allowed() => StatusCode::FORBIDDEN,
             e if e.is_upstream() => StatusCode::BAD_GATEWAY,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -152,7 +155,7 @@ enum Located {
 
 impl ApiState {
     fn swarms_view(&self) -> Result<ui::SwarmsView, IndexError> {
-        let links = ui::Links { distribution: &self.distribution, public_url: &self.public_url };
+        let links = self.mirror.ring().links(&self.public_url);
         ui::sample_view(self.mirror.index(), &self.seeding, &self.metrics, &self.throughput, &self.tracker, &links)
     }
 
@@ -213,12 +216,58 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// A torrent's response: its bytes as a `.torrent` attachment.
+fn torrent_response(digest: &BlobDigest, bytes: Vec<u8>) -> Response {
+    let disposition = format!("attachment; filename=\"{}.torrent\"", digest.torrent_name());
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/x-bittorrent")),
+            (header::CONTENT_DISPOSITION, HeaderValue::from_str(&disposition).expect("ASCII")),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// The answer for a fetch that goes on after the response.
+fn fetching_response(digest: &BlobDigest) -> Response {
+    let body = format!("blob {digest} is being fetched from upstream; ask again for its torrent\n");
+    let retry = [(header::RETRY_AFTER, HeaderValue::from_static("1"))];
+    (StatusCode::ACCEPTED, retry, body).into_response()
+}
+
+impl ApiState {
+    /// Whether another seeder should answer for this blob: it is not stored here, this seeder
+    /// does not own it, and the request was not forwarded here by another seeder (answered
+    /// here then, whatever this seeder thinks of the ring: a request is forwarded once).
+    fn is_for_owners(&self, digest: &BlobDigest, headers: &HeaderMap) -> Result<bool, ApiError> {
+        if self.mirror.ring().owns(digest) || self.mirror.stored_blob(digest)?.is_some() {
+            return Ok(false);
+        }
+        if headers.contains_key(FORWARDED) {
+            tracing::warn!(%digest, "a seeder forwarded a blob it thinks this seeder owns, and this one does not: \
+                the seeders' member lists (--member) disagree; answering here");
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
+
 async fn blob_torrent(
     State(state): State<Arc<ApiState>>,
     Path(digest): Path<String>,
     Query(query): Query<BlobQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let digest = requests::blob_digest(&digest)?;
+    if state.is_for_owners(&digest, &headers)? {
+        let name = UpstreamName { repo: query.repo.as_deref(), ns: query.ns.as_deref() };
+        let answer = state.mirror.ring().owner_torrent(&digest, &name, query.wait != Some(false)).await;
+        return Ok(match answer.map_err(MirrorError::from)? {
+            OwnerAnswer::Torrent { bytes, .. } => torrent_response(&digest, bytes.to_vec()),
+            OwnerAnswer::Fetching => fetching_response(&digest),
+        });
+    }
     let hashed = if query.wait == Some(false) {
         match state.locate(digest, &query)? {
             Located::Stored(hashed) => {
@@ -232,34 +281,33 @@ async fn blob_torrent(
                         tracing::warn!(%digest, error = %e, "fetching a blob asked for without waiting failed");
                     }
                 });
-                let body = format!("blob {digest} is being fetched from upstream; ask again for its torrent\n");
-                let retry = [(header::RETRY_AFTER, HeaderValue::from_static("1"))];
-                return Ok((StatusCode::ACCEPTED, retry, body).into_response());
+                return Ok(fetching_response(&digest));
             }
         }
     } else {
         state.blob(digest, &query).await?
     };
-    let bytes = BlobTorrent::from_hashed(&hashed).torrent_bytes(&state.distribution);
-    let disposition = format!("attachment; filename=\"{}.torrent\"", digest.torrent_name());
-    Ok((
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/x-bittorrent")),
-            (header::CONTENT_DISPOSITION, HeaderValue::from_str(&disposition).expect("ASCII")),
-        ],
-        bytes,
-    )
-        .into_response())
+    let bytes = BlobTorrent::from_hashed(&hashed).torrent_bytes(&state.mirror.ring().distribution(&digest));
+    Ok(torrent_response(&digest, bytes))
 }
 
 async fn blob_magnet(
     State(state): State<Arc<ApiState>>,
     Path(digest): Path<String>,
     Query(query): Query<BlobQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let digest = requests::blob_digest(&digest)?;
-    let hashed = state.blob(digest, &query).await?;
-    let mut magnet = BlobTorrent::from_hashed(&hashed).magnet(&state.distribution);
+    let facts = if state.is_for_owners(&digest, &headers)? {
+        let name = UpstreamName { repo: query.repo.as_deref(), ns: query.ns.as_deref() };
+        match state.mirror.ring().owner_torrent(&digest, &name, true).await.map_err(MirrorError::from)? {
+            OwnerAnswer::Torrent { facts, .. } => facts,
+            OwnerAnswer::Fetching => return Ok(fetching_response(&digest)),
+        }
+    } else {
+        TorrentFacts::of(&state.blob(digest, &query).await?)
+    };
+    let mut magnet = state.mirror.ring().distribution(&digest).magnet(facts.info_hash, digest.torrent_name(), facts.size);
     magnet.torrent_url = Some(state.torrent_url(&digest));
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{magnet}\n")).into_response())
 }
@@ -292,34 +340,45 @@ struct ImageView {
 }
 
 impl ApiState {
-    fn blob_view(&self, blob: &ImageBlob) -> Result<BlobView, ApiError> {
-        let hashed = match blob.digest.parse::<BlobDigest>() {
-            Ok(d) => self.mirror.index().hashed(&d)?,
-            Err(_) => None,
+    /// One blob of an image: its torrent's facts from the index when it is stored here, else
+    /// from its owners (asked without making them fetch).
+    async fn blob_view(&self, blob: &ImageBlob) -> Result<BlobView, ApiError> {
+        let digest = blob.digest.parse::<BlobDigest>().ok();
+        let facts = match &digest {
+            Some(d) => match self.mirror.index().hashed(d)? {
+                Some(hashed) => Some(TorrentFacts::of(&hashed)),
+                None if !self.mirror.ring().owns(d) => self.mirror.ring().remote_facts(d).await,
+                None => None,
+            },
+            None => None,
         };
-        let torrent = hashed.as_ref().map(BlobTorrent::from_hashed);
+        let magnet = digest.zip(facts).map(|(d, facts)| {
+            let mut m = self.mirror.ring().distribution(&d).magnet(facts.info_hash, d.torrent_name(), facts.size);
+            m.torrent_url = Some(self.torrent_url(&d));
+            m.to_string()
+        });
         Ok(BlobView {
             digest: blob.digest.clone(),
             size: blob.size,
             media_type: blob.media_type.clone(),
-            info_hash: torrent.as_ref().map(|t| t.info_hash().hex()),
-            magnet: torrent.as_ref().map(|t| {
-                let mut m = t.magnet(&self.distribution);
-                m.torrent_url = hashed.as_ref().map(|h| self.torrent_url(&h.digest));
-                m.to_string()
-            }),
+            info_hash: facts.map(|f| f.info_hash.hex()),
+            magnet,
             torrent: format!("{}/v1/blobs/{}/torrent", self.public_url, blob.digest),
         })
     }
 
-    fn image_view(&self, record: &ImageRecord) -> Result<ImageView, ApiError> {
+    async fn image_view(&self, record: &ImageRecord) -> Result<ImageView, ApiError> {
         let mut manifests = Vec::new();
         for m in &record.manifests {
+            let mut layers = Vec::with_capacity(m.layers.len());
+            for layer in &m.layers {
+                layers.push(self.blob_view(layer).await?);
+            }
             manifests.push(ManifestView {
                 digest: m.digest.clone(),
                 platform: m.platform.clone(),
-                config: self.blob_view(&m.config)?,
-                layers: m.layers.iter().map(|l| self.blob_view(l)).collect::<Result<_, _>>()?,
+                config: self.blob_view(&m.config).await?,
+                layers,
             });
         }
         Ok(ImageView {
@@ -340,7 +399,7 @@ async fn image(State(state): State<Arc<ApiState>>, Path(reference): Path<String>
             format!("image {} has not been mirrored; POST /v1/images to mirror it", parsed.whole()),
         ));
     };
-    Ok(Json(state.image_view(&record)?).into_response())
+    Ok(Json(state.image_view(&record).await?).into_response())
 }
 
 impl ApiState {
@@ -378,7 +437,7 @@ async fn mirror_image(
             e.into()
         }
     })?;
-    Ok(Json(state.image_view(&record)?).into_response())
+    Ok(Json(state.image_view(&record).await?).into_response())
 }
 
 /// `GET /v1/jobs`: mirror jobs running or waiting for their next attempt.

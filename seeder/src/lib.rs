@@ -8,8 +8,9 @@
 //! restart, listed at `/v1/jobs`), `requests`
 //! (mirror jobs from the API and the notification endpoint), `api` (axum: torrents, magnets,
 //! webseeds, metrics), `ui` (the live page at `/ui` and its JSON, `/v1/swarms`), `scrape` (the
-//! tracker's counts for the page), [`metrics`] and [`service`], which wires them together for
-//! `shoal seeder`.
+//! tracker's counts for the page), `ring` (this seeder among the seeders' ring: what it owns,
+//! forwarding to the owners of what it does not), [`metrics`] and [`service`], which wires
+//! them together for `shoal seeder`.
 
 pub mod allow;
 mod api;
@@ -19,6 +20,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod mirror;
 mod requests;
+mod ring;
 mod scrape;
 pub mod service;
 mod ui;

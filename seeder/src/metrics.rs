@@ -21,6 +21,14 @@ pub struct SeederMetrics {
     pub evicted_blobs: IntCounter,
     pub evicted_bytes: IntCounter,
     pub mirror_seconds: Histogram,
+    /// Seeders in the ring, this one included.
+    pub ring_members: IntGauge,
+    /// Stored blobs this seeder owns in the ring (the rest are left over from an earlier ring).
+    pub ring_owned_blobs: IntGauge,
+    /// Torrent requests forwarded to a blob's owners, by `outcome`.
+    pub ring_forwarded: IntCounterVec,
+    /// Blobs handed to their other owners after a fetch here, by `outcome`.
+    pub ring_replications: IntCounterVec,
 }
 
 impl SeederMetrics {
@@ -74,6 +82,23 @@ impl SeederMetrics {
         )
         .expect("valid metric");
         registry.register(Box::new(mirror_seconds.clone())).expect("unique metric");
+        let ring_members = gauge("shoal_seeder_ring_members", "Seeders in the ring (--member), this one included");
+        let ring_owned_blobs = gauge(
+            "shoal_seeder_ring_owned_blobs",
+            "Stored blobs this seeder owns in the ring (primary or replica)",
+        );
+        let ring_forwarded = counter_vec(
+            &registry,
+            "shoal_seeder_ring_forwarded_total",
+            "Torrent requests for blobs other seeders own, forwarded to them, by outcome",
+            "outcome",
+        );
+        let ring_replications = counter_vec(
+            &registry,
+            "shoal_seeder_ring_replications_total",
+            "Blobs fetched here and handed to their other owners, by outcome (held, fetching, failed)",
+            "outcome",
+        );
         Self {
             registry,
             blobs,
@@ -88,6 +113,10 @@ impl SeederMetrics {
             evicted_blobs,
             evicted_bytes,
             mirror_seconds,
+            ring_members,
+            ring_owned_blobs,
+            ring_forwarded,
+            ring_replications,
         }
     }
 

@@ -21,6 +21,7 @@ use tracing::Instrument;
 
 use crate::allow::MirrorAllowList;
 use crate::metrics::SeederMetrics;
+use crate::ring::{OwnerAnswer, OwnersError, Ring, UpstreamName};
 use shoal_store::blob_store::{BlobStore, Chunk, StoreError};
 use shoal_store::cache::{CacheError, CachedStore};
 use shoal_store::index::{BlobIndex, ImageBlob, ImageRecord, IndexError, ManifestRecord};
@@ -52,6 +53,9 @@ pub enum MirrorError {
     Shared(Arc<MirrorError>),
     #[error("{what} is not in the seeder's mirror allow-list ({allowed}); add it with --mirror-allow")]
     NotAllowed { what: String, allowed: String },
+    /// Another seeder owns the blob and none of its owners gave its torrent.
+    #[error(transparent)]
+    Owners(#[from] OwnersError),
 }
 
 impl MirrorError {
@@ -68,6 +72,7 @@ impl MirrorError {
     pub fn is_not_found(&self) -> bool {
         match self {
             MirrorError::Upstream(e) => e.is_not_found(),
+            MirrorError::Owners(OwnersError::Refused { status, .. }) => *status == 404,
             MirrorError::Shared(inner) => inner.is_not_found(),
             _ => false,
         }
@@ -95,6 +100,7 @@ impl MirrorError {
             MirrorError::Store(_) | MirrorError::Index(_) | MirrorError::Cache(_) => "local_io",
             MirrorError::Task(_) => "task",
             MirrorError::NotAllowed { .. } => "not_allowed",
+            MirrorError::Owners(_) => "owners",
             MirrorError::Shared(inner) => inner.reason(),
         }
     }
@@ -184,19 +190,36 @@ pub struct Mirror {
     stored: mpsc::UnboundedSender<HashedBlob>,
     flights: SingleFlight<BlobDigest, FetchOutcome>,
     usage: Arc<BlobUsage>,
+    /// Which blobs this seeder owns; the others' owners.
+    ring: Arc<Ring>,
     /// Where blob fetches and ingests run.
     tasks: Tasks,
 }
 
 impl Mirror {
     /// The mirror over `stored` (its leases are the cache policy's too) and the receiving end
-    /// of its "blob newly stored" channel. Fetches run under `tasks`.
+    /// of its "blob newly stored" channel, for a seeder alone (it owns every blob). Fetches run
+    /// under `tasks`.
     pub fn new(
         upstream: Upstream,
         stored: CachedStore,
         metrics: Arc<SeederMetrics>,
         platforms: PlatformFilter,
         allow: MirrorAllowList,
+        tasks: Tasks,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<HashedBlob>) {
+        let ring = Arc::new(Ring::alone());
+        Self::in_ring(upstream, stored, metrics, platforms, allow, ring, tasks)
+    }
+
+    /// [`Mirror::new`] for a seeder of `ring`.
+    pub(crate) fn in_ring(
+        upstream: Upstream,
+        stored: CachedStore,
+        metrics: Arc<SeederMetrics>,
+        platforms: PlatformFilter,
+        allow: MirrorAllowList,
+        ring: Arc<Ring>,
         tasks: Tasks,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<HashedBlob>) {
         let (stored_tx, rx) = mpsc::unbounded_channel();
@@ -211,6 +234,7 @@ impl Mirror {
             stored: stored_tx,
             flights: SingleFlight::default(),
             usage,
+            ring,
             tasks,
         };
         (Arc::new(mirror), rx)
@@ -218,6 +242,11 @@ impl Mirror {
 
     pub fn upstream(&self) -> &Upstream {
         &self.upstream
+    }
+
+    /// This seeder in the seeders' ring.
+    pub(crate) fn ring(&self) -> &Arc<Ring> {
+        &self.ring
     }
 
     pub fn index(&self) -> &BlobIndex {
@@ -310,6 +339,9 @@ impl Mirror {
                 self.metrics.bytes_stored.add(h.size as i64);
                 tracing::info!(%digest, size = h.size, repo = %repo_key(reference), "stored blob");
                 let _ = self.stored.send(h.clone());
+                let (ring, registry, repository) =
+                    (Arc::clone(&self.ring), reference.registry().to_owned(), reference.repository().to_owned());
+                self.tasks.spawn("ring-replicate", async move { ring.replicate(digest, &registry, &repository).await });
             }
             Err(e) => {
                 self.metrics.upstream_failures.with_label_values(&[e.reason()]).inc();
@@ -435,7 +467,7 @@ impl Mirror {
             .into_iter()
             .map(|(digest, size)| {
                 let (this, reference) = (Arc::clone(self), reference.clone());
-                async move { this.ensure_blob(&reference, digest, Some(size)).await }
+                async move { this.place_blob(&reference, digest, size).await }
             })
             .collect();
         // Every fetch settles before the outcome is reported, so a failed image leaves no fetch
@@ -451,6 +483,25 @@ impl Mirror {
             config: describe(&manifest.config),
             layers: manifest.layers.iter().map(describe).collect(),
         })
+    }
+}
+
+impl Mirror {
+    /// One blob of an image being mirrored: fetched here if this seeder owns it, else by its
+    /// owners (the first that answers fetches it and hands it to the other replicas); a
+    /// non-owner never fetches a blob from upstream.
+    async fn place_blob(self: &Arc<Self>, reference: &Reference, digest: BlobDigest, size: u64) -> Result<(), MirrorError> {
+        if self.ring.owns(&digest) || self.stored_blob(&digest)?.is_some() {
+            return self.ensure_blob(reference, digest, Some(size)).await.map(drop);
+        }
+        self.check_allowed(reference, || format!("{}@{digest}", repo_key(reference)))?;
+        let name = UpstreamName { repo: Some(reference.repository()), ns: Some(reference.registry()) };
+        match self.ring.owner_torrent(&digest, &name, true).await? {
+            OwnerAnswer::Torrent { .. } => Ok(()),
+            OwnerAnswer::Fetching => {
+                Err(MirrorError::Task(format!("the owner of {digest} answered without waiting for its fetch")))
+            }
+        }
     }
 }
 

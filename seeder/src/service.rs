@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use shoal_http_edge::{EdgeLimits, Tls, TlsFiles};
 use shoal_tasks::Tasks;
-use shoal_torrents::{Distribution, HashedBlob};
+use shoal_torrents::{HashedBlob, SeederRing};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tower_http::trace::TraceLayer;
@@ -18,6 +18,7 @@ use crate::api::{self, ApiState};
 use crate::jobs::{MirrorJobs, RetryPolicy};
 use crate::metrics::SeederMetrics;
 use crate::mirror::{Mirror, MirrorError, PlatformFilter};
+use crate::ring::Ring;
 use crate::scrape::{self, TrackerSwarms};
 use crate::ui::{self, Throughput};
 use shoal_store::blob_store::{BlobStore, StoreError};
@@ -56,6 +57,11 @@ pub struct SeederConfig {
     /// Serve HTTPS with this certificate; with a client CA, only clients holding a certificate
     /// it signed connect at all (mTLS: the API, the webseeds and the pages alike).
     pub tls: Option<TlsFiles>,
+    /// The seeders' ring (`--member`: their public URLs, this one's among them); empty: this
+    /// seeder alone owns every blob.
+    pub members: Vec<String>,
+    /// How many seeders of the ring own each blob (`--replicas`).
+    pub replicas: usize,
 }
 
 /// How often recorded uses (webseed, torrent requests, uploads to peers) are written to the
@@ -106,6 +112,7 @@ pub struct BoundSeeder {
     tls: Option<Tls>,
     addr: SocketAddr,
     public_url: String,
+    ring: SeederRing,
     stored: CachedStore,
     metrics: Arc<SeederMetrics>,
     seeding: Arc<Seeding>,
@@ -145,6 +152,7 @@ pub async fn bind(config: SeederConfig) -> Result<BoundSeeder, SeederError> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let public_url = config.public_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}"));
     let public_url = public_url.trim_end_matches('/').to_owned();
+    let ring = seeder_ring(&config, &public_url)?;
 
     let seeding =
         Arc::new(Seeding::start(stored.store.blobs_dir(), &config.data_dir.join("bittorrent"), &config.seeding).await?);
@@ -161,7 +169,23 @@ pub async fn bind(config: SeederConfig) -> Result<BoundSeeder, SeederError> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "ready to seed"
     );
-    Ok(BoundSeeder { config, listener, tls, addr, public_url, stored, metrics, seeding, cache })
+    Ok(BoundSeeder { config, listener, tls, addr, public_url, ring, stored, metrics, seeding, cache })
+}
+
+/// The ring `config` names, checked: this seeder's public URL must be a member (else it could
+/// never own anything, and its peers would forward to an address it does not answer on).
+fn seeder_ring(config: &SeederConfig, public_url: &str) -> Result<SeederRing, SeederError> {
+    if config.members.is_empty() {
+        return SeederRing::new([public_url], config.replicas.max(1)).map_err(|e| SeederError::Config(e.to_string()));
+    }
+    let ring = SeederRing::new(&config.members, config.replicas).map_err(|e| SeederError::Config(e.to_string()))?;
+    if !ring.contains(public_url) {
+        return Err(SeederError::Config(format!(
+            "this seeder's public URL {public_url} is not among the members ({}); set --public-url to the URL the others list",
+            ring.members().join(", ")
+        )));
+    }
+    Ok(ring)
 }
 
 impl BoundSeeder {
@@ -175,17 +199,27 @@ impl BoundSeeder {
     /// recorded uses are written and the BitTorrent session is stopped, so the index's lock is
     /// released: a restart in the same process (tests, `shoal up`) reopens the data directory.
     pub async fn serve(self, tasks: Tasks) -> Result<(), SeederError> {
-        let Self { config, listener, tls, addr: _, public_url, stored, metrics, seeding, cache } = self;
+        let Self { config, listener, tls, addr: _, public_url, ring, stored, metrics, seeding, cache } = self;
+        metrics.ring_members.set(ring.members().len() as i64);
+        tracing::info!(members = ?ring.members(), replicas = ring.replicas(), "the seeders' ring");
+        let ring = Arc::new(Ring::new(
+            ring,
+            public_url.clone(),
+            config.seeding.trackers.clone(),
+            metrics.ring_forwarded.clone(),
+            metrics.ring_replications.clone(),
+        ));
         let upstream = Upstream::new(config.upstream.clone());
         let index = Arc::clone(&stored.index);
         let allow = mirror_allow_list(&config, &index)?;
         tracing::info!(allowed = %allow.describe(), "mirroring on request is limited to these (--mirror-allow)");
-        let (mirror, stored_rx) = Mirror::new(
+        let (mirror, stored_rx) = Mirror::in_ring(
             upstream,
             stored,
             Arc::clone(&metrics),
             PlatformFilter(config.platforms.clone()),
             allow,
+            Arc::clone(&ring),
             tasks.child("mirror"),
         );
         tasks.spawn(
@@ -199,6 +233,7 @@ impl BoundSeeder {
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         });
+        tasks.spawn("seeder-ring-gauge", count_owned_blobs(Arc::clone(&mirror), Arc::clone(&metrics)));
         let throughput = Arc::new(Throughput::new());
         tasks.spawn(
             "seeder-throughput",
@@ -233,10 +268,6 @@ impl BoundSeeder {
             seeding: Arc::clone(&seeding),
             throughput,
             tracker,
-            distribution: Distribution {
-                trackers: config.seeding.trackers.clone(),
-                webseeds: vec![format!("{public_url}/webseed/")],
-            },
             public_url,
             tasks: tasks.child("api"),
             api_token: config.api_token.clone(),
@@ -299,6 +330,24 @@ async fn seed_evict_and_record(
                 }
             }
         }
+    }
+}
+
+/// Keeps `shoal_seeder_ring_owned_blobs` current: one rendezvous weight per member and stored
+/// blob every 10 s (a few milliseconds for thousands of blobs).
+async fn count_owned_blobs(mirror: Arc<Mirror>, metrics: Arc<SeederMetrics>) {
+    loop {
+        match mirror.index().blobs() {
+            Ok(blobs) => {
+                let owned = blobs
+                    .iter()
+                    .filter(|(digest, _)| mirror.ring().owns(digest))
+                    .count();
+                metrics.ring_owned_blobs.set(owned as i64);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot count the blobs this seeder owns"),
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
     }
 }
 

@@ -14,7 +14,7 @@ use serde::Serialize;
 use shoal_store::index::{BlobIndex, ImageRecord, IndexError};
 use shoal_store::seeding::{PeerSample, Seeding, TorrentSample};
 use shoal_store::usage::now_ms;
-use shoal_torrents::{BlobDigest, Distribution, InfoHash};
+use shoal_torrents::{BlobDigest, InfoHash, SeederRing};
 
 use crate::metrics::SeederMetrics;
 use crate::scrape::{TrackerCounts, TrackerSwarms, TrackerView};
@@ -139,10 +139,12 @@ pub(crate) struct SwarmView {
     pub tracker: Option<TrackerCounts>,
 }
 
-/// How the seeder hands out a blob: its torrents' distribution and its own public URL.
+/// How the seeder hands out a blob: the trackers, the seeders' ring (whose owners' webseeds a
+/// torrent names) and its own public URL.
 #[derive(Clone, Debug)]
 pub(crate) struct Links<'a> {
-    pub distribution: &'a Distribution,
+    pub trackers: &'a [String],
+    pub ring: &'a SeederRing,
     pub public_url: &'a str,
 }
 
@@ -156,7 +158,8 @@ impl Links<'_> {
         else {
             return String::new();
         };
-        let mut magnet = self.distribution.magnet(info_hash, digest.torrent_name(), blob.size);
+        let distribution = self.ring.distribution(self.trackers, &digest);
+        let mut magnet = distribution.magnet(info_hash, digest.torrent_name(), blob.size);
         magnet.torrent_url = Some(self.torrent(&blob.digest));
         magnet.to_string()
     }
@@ -381,11 +384,8 @@ mod tests {
         torrents: &[TorrentSample],
         tracker: TrackerView,
     ) -> SwarmsView {
-        let distribution = Distribution {
-            trackers: vec!["http://t:6969/announce".into()],
-            webseeds: vec!["http://s:7000/webseed/".into()],
-        };
-        let links = Links { distribution: &distribution, public_url: "http://s:7000" };
+        let (trackers, ring) = (["http://t:6969/announce".to_owned()], SeederRing::alone("http://s:7000").unwrap());
+        let links = Links { trackers: &trackers, ring: &ring, public_url: "http://s:7000" };
         let counters = Counters { mirrors: 2, mirror_seconds_sum: 3.0, ..Default::default() };
         let rates = vec![RateSample { at_ms: 5, bittorrent_bytes_per_s: 10, webseed_bytes_per_s: 0 }];
         swarms_view(Samples { at_ms: 1234, blobs, images, torrents, tracker, counters: &counters, rates }, &links)
@@ -478,7 +478,7 @@ mod tests {
                 counters: &Counters::default(),
                 rates: Vec::new(),
             },
-            &Links { distribution: &Distribution::default(), public_url: "" },
+            &Links { trackers: &[], ring: &SeederRing::alone("http://s:7000").unwrap(), public_url: "" },
         );
         assert!(view.swarms.is_empty() && view.images.is_empty());
         assert_eq!((view.totals.swarms, view.totals.blobs, view.totals.peers), (0, 0, 0));

@@ -127,10 +127,10 @@ pub(crate) fn cancel_on_signal(tasks: &Tasks) {
 }
 
 impl ShimTiming {
-    /// The shim's swarm side: ask `seeder_url` for torrents, seed with `seeding`.
-    pub(crate) fn swarm_config(&self, seeder_url: String, seeding: SeedingConfig) -> SwarmConfig {
+    /// The shim's swarm side: ask `seeders` for torrents, seed with `seeding`.
+    pub(crate) fn swarm_config(&self, seeders: Vec<String>, seeding: SeedingConfig) -> SwarmConfig {
         SwarmConfig {
-            seeder_url: Some(seeder_url),
+            seeders,
             seeding,
             stall_timeout: Duration::from_millis(self.stall_timeout_ms),
             unchoke_wait: Duration::from_millis(self.unchoke_wait_ms),

@@ -28,6 +28,8 @@ pub(crate) fn run(args: SeederArgs) -> anyhow::Result<()> {
         mirror_allow: args.mirror.mirror_allow.clone(),
         api_token: args.api_token.clone().map(|t| t.0),
         tls: args.tls.into(),
+        members: args.ring.members.clone(),
+        replicas: args.ring.replicas,
     };
     let scheme = if config.tls.is_some() { "https" } else { "http" };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

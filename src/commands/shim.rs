@@ -15,8 +15,8 @@ pub(crate) fn run(args: ShimArgs) -> anyhow::Result<()> {
         ca: args.seeder_ca.clone(),
         identity: args.seeder_client_cert.clone().zip(args.seeder_client_key.clone()),
     };
-    let swarm =
-        args.seeder.clone().map(|seeder| SwarmConfig { seeder_trust, ..args.timing.swarm_config(seeder, seeding) });
+    let swarm = (!args.seeders.is_empty())
+        .then(|| SwarmConfig { seeder_trust, ..args.timing.swarm_config(args.seeders.clone(), seeding) });
     let config = ShimConfig {
         listen: args.listen,
         data_dir: args.data_dir.clone(),

@@ -56,6 +56,8 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
         mirror_allow: args.mirror.mirror_allow.clone(),
         api_token: args.api_token.clone().map(|t| t.0),
         tls: None,
+        members: Vec::new(),
+        replicas: shoal_torrents::DEFAULT_REPLICAS,
     };
     // The shim reaches the seeder on loopback whatever the public host is.
     let seeder_local = format!("http://127.0.0.1:{}", seeder_listen.port());
@@ -67,7 +69,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
         stale_tag_max_age: args.timing.stale_tag_max_age(),
         mirror_miss_timeout: args.timing.mirror_miss_timeout(),
         upstream,
-        swarm: Some(args.timing.swarm_config(seeder_local.clone(), bittorrent(args.shim_bt_listen).into_config(false))),
+        swarm: Some(args.timing.swarm_config(vec![seeder_local.clone()], bittorrent(args.shim_bt_listen).into_config(false))),
         store_limit: StoreLimitFlags::from(args.shim_store.clone())
             .into_limit(&args.data_dir.join("shim"), AUTO_SHARE / 2.0)?,
         tls: None,

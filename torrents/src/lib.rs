@@ -15,6 +15,7 @@ mod metainfo;
 mod parallel;
 mod profile;
 mod rendezvous;
+mod ring;
 
 pub use digest::{BlobDigest, InfoHash, ParseDigestError};
 pub use hasher::{BlobHasher, HashedBlob};
@@ -23,3 +24,4 @@ pub use metainfo::{BlobTorrent, Distribution, MetainfoError, ParsedTorrent, TRAC
 pub use parallel::{hash_reader, hash_reader_with, HashError, HashProgress};
 pub use profile::{PieceLength, PieceLengthError, PROFILE};
 pub use rendezvous::{rendezvous_order, rendezvous_rank};
+pub use ring::{RingError, SeederRing, DEFAULT_REPLICAS};
