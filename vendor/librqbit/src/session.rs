@@ -300,6 +300,12 @@ pub struct AddTorrentOptions {
 
     // Custom trackers
     pub trackers: Option<Vec<String>>,
+
+    /// Shoal patch: super-seed this torrent or not, whatever `SessionOptions::super_seed` says
+    /// (`None`: as the session). Two origins super-seeding one torrent each hide most pieces
+    /// from a peer the other shows them to, and a swarm of hosts stalled for seconds.
+    #[serde(default)]
+    pub super_seed: Option<bool>,
 }
 
 pub struct ListOnlyResponse {
@@ -1378,7 +1384,7 @@ impl Session {
                     ratelimits: opts.ratelimits,
                     initial_peers: opts.initial_peers.clone().unwrap_or_default(),
                     peer_limit: opts.peer_limit.or(self.peer_limit),
-                    super_seed: self.super_seed,
+                    super_seed: opts.super_seed.unwrap_or(self.super_seed),
                     #[cfg(feature = "disable-upload")]
                     _disable_upload: self._disable_upload,
                 },
