@@ -152,6 +152,27 @@ pub fn push_image(dir: &Path, repo: &str, layer_sizes: &[usize], seed: u64) -> P
 /// `docker-registry serve` on a free loopback port, storing under `dir`; `extra_config` is
 /// appended to its YAML (auth, notifications).
 pub fn start_registry(dir: &Path, extra_config: &str) -> (ChildGuard, u16) {
+    serve_registry(dir, extra_config, Stdio::null())
+}
+
+/// [`start_registry`] with its access log (one line per request, as
+/// `"GET /v2/<repo>/blobs/<digest> HTTP/1.1" 200`) written to `dir/access.log`, for tests that
+/// count what upstream served.
+pub fn start_registry_with_access_log(dir: &Path) -> (ChildGuard, u16, std::path::PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let log = dir.join("access.log");
+    let (child, port) = serve_registry(dir, "", Stdio::from(std::fs::File::create(&log).unwrap()));
+    (child, port, log)
+}
+
+/// How many times the registry's access log shows a blob served whole (`GET`, 200).
+pub fn blob_gets(access_log: &Path, digest: &str) -> usize {
+    let text = std::fs::read_to_string(access_log).unwrap_or_default();
+    let needle = format!("/blobs/{digest} HTTP/1.1\" 200 ");
+    text.lines().filter(|l| l.contains("\"GET ") && l.contains(&needle)).count()
+}
+
+fn serve_registry(dir: &Path, extra_config: &str, stdout: Stdio) -> (ChildGuard, u16) {
     let registry = require_tool("docker-registry");
     let port = free_port();
     std::fs::create_dir_all(dir).unwrap();
@@ -165,7 +186,7 @@ pub fn start_registry(dir: &Path, extra_config: &str) -> (ChildGuard, u16) {
     )
     .unwrap();
     let child =
-        ChildGuard::spawn(Command::new(registry).arg("serve").arg(&config).stdout(Stdio::null()).stderr(Stdio::null()));
+        ChildGuard::spawn(Command::new(registry).arg("serve").arg(&config).stdout(stdout).stderr(Stdio::null()));
     wait_for_tcp(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(20));
     (child, port)
 }

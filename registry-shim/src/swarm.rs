@@ -251,7 +251,8 @@ impl Swarm {
                 return Asked::Failed;
             }
         };
-        let Some(bytes) = tokio::time::timeout(self.config.torrent_timeout * 4, response.bytes()).await.ok().and_then(Result::ok)
+        let Some(bytes) =
+            tokio::time::timeout(self.config.torrent_timeout * 4, response.bytes()).await.ok().and_then(Result::ok)
         else {
             return Asked::Failed;
         };

@@ -65,7 +65,7 @@ async fn start(dir: &Path, blobs: usize) -> (Duration, Duration) {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let config = SeedingConfig::tracker_only(SocketAddr::from(([127, 0, 0, 1], port)), Vec::new());
     let seeding = Seeding::start(store.blobs_dir(), &dir.join("bittorrent"), &config).await.unwrap();
-    let (count, _) = seed_stored_blobs(&mirror.cached_store(), &seeding).await.unwrap();
+    let (count, _) = seed_stored_blobs(&mirror.cached_store(), &seeding, |_| None).await.unwrap();
     assert_eq!(count as usize, blobs);
     let ready = started.elapsed();
     while seeding.live_torrents() < blobs {

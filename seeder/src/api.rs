@@ -307,7 +307,8 @@ async fn blob_magnet(
     } else {
         TorrentFacts::of(&state.blob(digest, &query).await?)
     };
-    let mut magnet = state.mirror.ring().distribution(&digest).magnet(facts.info_hash, digest.torrent_name(), facts.size);
+    let mut magnet =
+        state.mirror.ring().distribution(&digest).magnet(facts.info_hash, digest.torrent_name(), facts.size);
     magnet.torrent_url = Some(state.torrent_url(&digest));
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{magnet}\n")).into_response())
 }

@@ -83,10 +83,8 @@ impl SeederMetrics {
         .expect("valid metric");
         registry.register(Box::new(mirror_seconds.clone())).expect("unique metric");
         let ring_members = gauge("shoal_seeder_ring_members", "Seeders in the ring (--member), this one included");
-        let ring_owned_blobs = gauge(
-            "shoal_seeder_ring_owned_blobs",
-            "Stored blobs this seeder owns in the ring (primary or replica)",
-        );
+        let ring_owned_blobs =
+            gauge("shoal_seeder_ring_owned_blobs", "Stored blobs this seeder owns in the ring (primary or replica)");
         let ring_forwarded = counter_vec(
             &registry,
             "shoal_seeder_ring_forwarded_total",

@@ -490,7 +490,12 @@ impl Mirror {
     /// One blob of an image being mirrored: fetched here if this seeder owns it, else by its
     /// owners (the first that answers fetches it and hands it to the other replicas); a
     /// non-owner never fetches a blob from upstream.
-    async fn place_blob(self: &Arc<Self>, reference: &Reference, digest: BlobDigest, size: u64) -> Result<(), MirrorError> {
+    async fn place_blob(
+        self: &Arc<Self>,
+        reference: &Reference,
+        digest: BlobDigest,
+        size: u64,
+    ) -> Result<(), MirrorError> {
         if self.ring.owns(&digest) || self.stored_blob(&digest)?.is_some() {
             return self.ensure_blob(reference, digest, Some(size)).await.map(drop);
         }

@@ -119,6 +119,11 @@ impl Ring {
         self.ring.owns(digest, &self.me)
     }
 
+    /// How this seeder seeds a blob ([`SeederRing::super_seed`]).
+    pub(crate) fn super_seed(&self, digest: &BlobDigest) -> Option<bool> {
+        self.ring.super_seed(digest, &self.me)
+    }
+
     /// The blob's owners other than this seeder, primary first.
     fn other_owners(&self, digest: &BlobDigest) -> Vec<&str> {
         self.ring.owners(digest).into_iter().filter(|m| *m != self.me).collect()
@@ -235,7 +240,8 @@ impl Ring {
         if !status.is_success() {
             return Err(Asked::Failed(format!("{status}: {}", String::from_utf8_lossy(&body).trim())));
         }
-        let parsed = ParsedTorrent::parse(&body).map_err(|e| Asked::Failed(format!("its torrent does not parse: {e}")))?;
+        let parsed =
+            ParsedTorrent::parse(&body).map_err(|e| Asked::Failed(format!("its torrent does not parse: {e}")))?;
         if parsed.name.as_deref() != Some(digest.torrent_name().as_str()) {
             return Err(Asked::Failed("its torrent names another blob".into()));
         }

@@ -94,10 +94,16 @@ pub enum SeederError {
 /// already there); returns how many blobs and bytes are stored. Repairs on the way: a record
 /// whose file is gone is dropped, and a file without a record (renamed into place by a process
 /// killed before its index write) is verified and recorded, or removed.
-pub async fn seed_stored_blobs(stored: &CachedStore, seeding: &Seeding) -> Result<(u64, u64), SeederError> {
+/// `super_seed` says how each is seeded ([`SeederRing::super_seed`]; `None` for all: as the
+/// session does).
+pub async fn seed_stored_blobs(
+    stored: &CachedStore,
+    seeding: &Seeding,
+    super_seed: impl Fn(&shoal_torrents::BlobDigest) -> Option<bool>,
+) -> Result<(u64, u64), SeederError> {
     let (mut count, mut bytes) = (0u64, 0u64);
     for h in stored.stored_blobs()? {
-        seeding.seed(&h).await?;
+        seeding.seed_as(&h, super_seed(&h.digest)).await?;
         count += 1;
         bytes += h.size;
     }
@@ -156,7 +162,7 @@ pub async fn bind(config: SeederConfig) -> Result<BoundSeeder, SeederError> {
 
     let seeding =
         Arc::new(Seeding::start(stored.store.blobs_dir(), &config.data_dir.join("bittorrent"), &config.seeding).await?);
-    let (count, bytes) = seed_stored_blobs(&stored, &seeding).await?;
+    let (count, bytes) = seed_stored_blobs(&stored, &seeding, |d| ring.super_seed(d, &public_url)).await?;
     metrics.blobs.set(count as i64);
     metrics.bytes_stored.set(bytes as i64);
     let cache =
@@ -339,10 +345,7 @@ async fn count_owned_blobs(mirror: Arc<Mirror>, metrics: Arc<SeederMetrics>) {
     loop {
         match mirror.index().blobs() {
             Ok(blobs) => {
-                let owned = blobs
-                    .iter()
-                    .filter(|(digest, _)| mirror.ring().owns(digest))
-                    .count();
+                let owned = blobs.iter().filter(|(digest, _)| mirror.ring().owns(digest)).count();
                 metrics.ring_owned_blobs.set(owned as i64);
             }
             Err(e) => tracing::warn!(error = %e, "cannot count the blobs this seeder owns"),
@@ -354,7 +357,7 @@ async fn count_owned_blobs(mirror: Arc<Mirror>, metrics: Arc<SeederMetrics>) {
 /// Seeds a newly stored blob, unless an eviction already took it again.
 async fn seed_if_stored(mirror: &Mirror, seeding: &Seeding, blob: &HashedBlob) {
     match mirror.stored_blob(&blob.digest) {
-        Ok(Some(_)) => match seeding.seed(blob).await {
+        Ok(Some(_)) => match seeding.seed_as(blob, mirror.ring().super_seed(&blob.digest)).await {
             Ok(true) => tracing::info!(digest = %blob.digest, size = blob.size, "seeding"),
             Ok(false) => {}
             Err(e) => tracing::error!(digest = %blob.digest, error = %e, "cannot seed a stored blob"),

@@ -74,7 +74,7 @@ async fn crash_states_are_repaired_at_start_and_eviction_clears_session_store_an
     );
     let seeding =
         Arc::new(Seeding::start(store.blobs_dir(), &dir.join("bittorrent"), &seeding_config()).await.unwrap());
-    let (count, bytes) = seed_stored_blobs(&mirror.cached_store(), &seeding).await.unwrap();
+    let (count, bytes) = seed_stored_blobs(&mirror.cached_store(), &seeding, |_| None).await.unwrap();
     assert_eq!((count, bytes), (3, 600_000), "old, mid and the orphan are stored");
     assert!(index.blob(&gone.digest).unwrap().is_none(), "a record without its file survived the start");
     assert_eq!(index.evicted_repos(&gone.digest).unwrap().unwrap().into_iter().collect::<Vec<_>>(), [REPO]);

@@ -69,7 +69,9 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
         stale_tag_max_age: args.timing.stale_tag_max_age(),
         mirror_miss_timeout: args.timing.mirror_miss_timeout(),
         upstream,
-        swarm: Some(args.timing.swarm_config(vec![seeder_local.clone()], bittorrent(args.shim_bt_listen).into_config(false))),
+        swarm: Some(
+            args.timing.swarm_config(vec![seeder_local.clone()], bittorrent(args.shim_bt_listen).into_config(false)),
+        ),
         store_limit: StoreLimitFlags::from(args.shim_store.clone())
             .into_limit(&args.data_dir.join("shim"), AUTO_SHARE / 2.0)?,
         tls: None,

@@ -181,6 +181,12 @@ impl Seeding {
     /// The caller logs it: the seeder and a shim in one `shoal up` share this code, and a line
     /// that does not say which read as one blob seeded twice.
     pub async fn seed(&self, blob: &HashedBlob) -> Result<bool, SeedingError> {
+        self.seed_as(blob, None).await
+    }
+
+    /// [`Seeding::seed`], super-seeding or not whatever the session does (`None`: as the
+    /// session): one seeder of a ring super-seeds a blob, its replicas show every piece.
+    pub async fn seed_as(&self, blob: &HashedBlob, super_seed: Option<bool>) -> Result<bool, SeedingError> {
         let torrent = BlobTorrent::from_hashed(blob);
         let info_hash = torrent.info_hash();
         self.write_complete_bitfield(&info_hash.hex(), blob.pieces.len())?;
@@ -189,6 +195,7 @@ impl Seeding {
             overwrite: true,
             output_folder: Some(self.blobs_dir.to_string_lossy().into_owned()),
             preferred_id: Some(self.next_torrent_id()),
+            super_seed,
             ..Default::default()
         };
         let response = self

@@ -96,6 +96,15 @@ impl SeederRing {
         self.contains(member) && rendezvous_rank(digest.as_bytes(), &self.members, member) < self.replicas
     }
 
+    /// How `member` seeds a blob it holds: the primary owner as its session does (super-seeding
+    /// an origin), every other holder with every piece shown (`Some(false)`). Two
+    /// super-seeders of one torrent each hide from a peer most pieces the other shows it: in
+    /// the ring's interop test a burst of four hosts stalled 6-13 s in about 4 runs of 10.
+    pub fn super_seed(&self, digest: &BlobDigest, member: &str) -> Option<bool> {
+        let primary = self.order(digest).first().is_some_and(|m| *m == member.trim_end_matches('/'));
+        (!primary).then_some(false)
+    }
+
     /// The BEP 19 webseed bases a blob's torrent names: its owners', primary first.
     pub fn webseeds(&self, digest: &BlobDigest) -> Vec<String> {
         self.owners(digest).into_iter().map(|m| format!("{m}/webseed/")).collect()
