@@ -235,7 +235,10 @@ mod tests {
         let edited = h.root.join("docker/daemon.json");
         std::fs::write(&edited, "{}\n").unwrap();
         let err = uninstall(&h.state, false, false).unwrap_err();
-        assert!(matches!(&err, NodeError::EditedSinceInstall { paths } if paths == std::slice::from_ref(&edited)), "{err}");
+        assert!(
+            matches!(&err, NodeError::EditedSinceInstall { paths } if paths == std::slice::from_ref(&edited)),
+            "{err}"
+        );
         assert!(h.root.join("certs.d/ghcr.io/hosts.toml").exists(), "nothing was undone");
         uninstall(&h.state, false, true).unwrap();
         assert!(tree(&h.root).is_empty(), "{:?}", tree(&h.root));

@@ -12,6 +12,8 @@ mod containerd_config;
 mod daemon_json;
 mod diff;
 pub mod doctor;
+#[cfg(test)]
+mod fuzz;
 mod hosts_toml;
 mod manifest;
 mod plan;
