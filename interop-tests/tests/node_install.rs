@@ -134,8 +134,9 @@ fn containerd_pulls_through_the_shim_after_install_and_uninstall_restores_every_
         .env("CONTAINERD_SNAPSHOTTER", "native")
         .output()
         .unwrap();
+    eprintln!("shoal node doctor:\n{}", text(&healthy.stdout));
     assert!(healthy.status.success(), "doctor: {}{}", text(&healthy.stdout), text(&healthy.stderr));
-    assert_eq!(text(&healthy.stdout).matches("ok   ").count(), 3, "{}", text(&healthy.stdout));
+    assert_eq!(text(&healthy.stdout).matches("ok   ").count(), 4, "{}", text(&healthy.stdout));
     let _ = shim.0.kill();
     let _ = shim.0.wait();
     let down = node(&doctor);
@@ -208,6 +209,7 @@ fn docker_pulls_a_hub_name_through_the_shim_and_daemon_json_keeps_its_other_keys
         .env("DOCKER_HOST", &daemon.host)
         .output()
         .unwrap();
+    eprintln!("shoal node doctor --pull-with docker:\n{}", text(&doctor.stdout));
     assert!(doctor.status.success(), "doctor: {}{}", text(&doctor.stdout), text(&doctor.stderr));
     drop(daemon);
 

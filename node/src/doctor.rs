@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,9 @@ pub struct DoctorRequest {
     pub miss_registry: String,
     /// How fast the miss must come back: containerd's dial/response budget for the mirror.
     pub dial_timeout: Duration,
+    /// containerd's hosts.toml tree, checked for an entry that sends `miss_registry` (or every
+    /// registry, `_default`) to the shim first; `None`: not checked (a Docker-only host).
+    pub hosts_dir: Option<PathBuf>,
     pub pull: Option<PullCheck>,
 }
 
@@ -79,6 +83,9 @@ pub fn run(request: &DoctorRequest) -> Vec<Check> {
         return checks;
     }
     checks.push(miss_check(authority, request));
+    if let Some(dir) = &request.hosts_dir {
+        checks.push(hosts_check(dir, &request.miss_registry, &request.shim_url));
+    }
     if let Some(pull) = &request.pull {
         checks.push(pull_check(authority, pull));
     }
@@ -89,31 +96,41 @@ fn miss_check(authority: &str, request: &DoctorRequest) -> Check {
     let path = format!("/v2/{MISSING_REPOSITORY}/manifests/latest?ns={}", request.miss_registry);
     let started = Instant::now();
     let answer = get(authority, &path, request.dial_timeout + Duration::from_secs(5));
-    let took = started.elapsed();
+    let took = started.elapsed().as_millis();
+    let budget = request.dial_timeout.as_millis();
     let name = "a miss answers 404 in time";
-    match answer {
-        Ok((404, _)) if took <= request.dial_timeout => {
-            Check { name, passed: true, detail: format!("GET {path} answered 404 in {} ms", took.as_millis()) }
+    let (passed, detail) = match answer {
+        Ok((404, _)) if took <= budget => (true, format!("GET {path} answered 404 in {took} ms")),
+        // containerd moves on to the next host on other 4xx answers too (after trying
+        // credentials on a 401): upstream's answer passed through, fast enough.
+        Ok((status @ 400..=499, _)) if took <= budget => {
+            (true, format!("GET {path} answered {status} (upstream's answer, not the shim's 404) in {took} ms"))
         }
-        Ok((404, _)) => Check {
-            name,
-            passed: false,
-            detail: format!(
-                "GET {path} answered 404 after {} ms, over the {} ms budget: containerd gives up on the mirror first",
-                took.as_millis(),
-                request.dial_timeout.as_millis()
-            ),
-        },
-        Ok((status, _)) => Check {
-            name,
-            passed: false,
-            detail: format!(
-                "GET {path} answered {status}, not 404: containerd would not fall back to {}",
-                request.miss_registry
-            ),
-        },
-        Err(e) => Check { name, passed: false, detail: format!("GET {path}: {e}") },
-    }
+        Ok((status, _)) if took > budget => (
+            false,
+            format!("GET {path} answered {status} after {took} ms, over the {budget} ms budget: every pull of an image the shim lacks waits that long"),
+        ),
+        Ok((status, _)) => (false, format!("GET {path} answered {status}: containerd would not move on to {}", request.miss_registry)),
+        Err(e) => (false, format!("GET {path}: {e}")),
+    };
+    Check { name, passed, detail }
+}
+
+/// The hosts.toml containerd reads for `registry` (its own directory, else `_default`) names
+/// the shim first.
+fn hosts_check(dir: &Path, registry: &str, shim_url: &str) -> Check {
+    let name = "containerd's hosts.toml asks the shim first";
+    let own = dir.join(registry).join("hosts.toml");
+    let path = if own.exists() { own } else { dir.join("_default").join("hosts.toml") };
+    let (passed, detail) = match std::fs::read_to_string(&path).map(|text| crate::host_order(&text)) {
+        Err(e) => (false, format!("cannot read {} ({e}): run `shoal node install`", path.display())),
+        Ok(Err(e)) => (false, format!("{}: {e}", path.display())),
+        Ok(Ok(order)) if order.first().is_some_and(|first| first.trim_end_matches('/') == shim_url) => {
+            (true, format!("{} asks {shim_url} first", path.display()))
+        }
+        Ok(Ok(order)) => (false, format!("{} asks {order:?} in that order, not {shim_url} first", path.display())),
+    };
+    Check { name, passed, detail }
 }
 
 fn pull_check(authority: &str, pull: &PullCheck) -> Check {
@@ -258,6 +275,22 @@ mod tests {
     }
 
     #[test]
+    fn the_hosts_check_reads_the_registry_s_file_else_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let shim = "http://127.0.0.1:5000";
+        let missing = hosts_check(dir.path(), "ghcr.io", shim);
+        assert!(!missing.passed && missing.detail.contains("_default/hosts.toml"), "{missing:?}");
+        std::fs::create_dir_all(dir.path().join("_default")).unwrap();
+        std::fs::write(dir.path().join("_default/hosts.toml"), format!("[host.\"{shim}\"]\n")).unwrap();
+        assert!(hosts_check(dir.path(), "ghcr.io", shim).passed);
+        std::fs::create_dir_all(dir.path().join("ghcr.io")).unwrap();
+        std::fs::write(dir.path().join("ghcr.io/hosts.toml"), format!("[host.\"https://m\"]\n[host.\"{shim}\"]\n"))
+            .unwrap();
+        let behind = hosts_check(dir.path(), "ghcr.io", shim);
+        assert!(!behind.passed && behind.detail.contains("not http://127.0.0.1:5000 first"), "{behind:?}");
+    }
+
+    #[test]
     fn a_shim_that_is_down_fails_the_first_check_and_stops() {
         let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", unused.local_addr().unwrap());
@@ -266,6 +299,7 @@ mod tests {
             shim_url: url.clone(),
             miss_registry: "ghcr.io".into(),
             dial_timeout: Duration::from_secs(1),
+            hosts_dir: None,
             pull: None,
         });
         assert_eq!(checks.len(), 1);

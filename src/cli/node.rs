@@ -14,8 +14,9 @@ pub enum NodeCommand {
     /// Put back every file `shoal node install` changed, byte for byte, and remove the ones it
     /// created.
     Uninstall(NodeUninstallArgs),
-    /// Check that the shim answers, that a miss comes back as a 404 within the dial timeout,
-    /// and (with --image) that a real pull goes through the shim.
+    /// Check that the shim answers, that a miss comes back (404) within the dial timeout, that
+    /// containerd's hosts.toml asks the shim first (with --pull-with ctr, the default), and
+    /// (with --image) that a real pull goes through the shim.
     Doctor(NodeDoctorArgs),
 }
 

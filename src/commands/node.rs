@@ -112,6 +112,7 @@ fn doctor(args: NodeDoctorArgs) -> anyhow::Result<()> {
         shim_url: args.shim.shim_url,
         miss_registry: args.miss_registry,
         dial_timeout: Duration::from_millis(args.dial_timeout_ms),
+        hosts_dir: (args.pull_with == PullTool::Ctr).then_some(args.hosts.hosts_dir),
         pull,
     };
     let checks = shoal_node::doctor::run(&request);
