@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::diff::unified;
-use crate::manifest::{create_dir, sha256_hex, write_atomically, Manifest, Original};
+use crate::manifest::{create_dir, sha256_hex, write_atomically, FileMode, Manifest, Original};
 use crate::plan::{plan_install, InstallRequest};
 use crate::NodeError;
 
@@ -64,7 +64,7 @@ pub fn install(request: &InstallRequest, state_dir: &Path, dry_run: bool) -> Res
     manifest.save(state_dir)?;
     for change in plan.changes {
         create_dir(change.path.parent().unwrap_or(Path::new("/")))?;
-        write_atomically(&change.path, &change.after, None)?;
+        write_atomically(&change.path, &change.after, FileMode::LikeTheOld)?;
         report.written.push(change.path);
     }
     Ok(report)
@@ -107,7 +107,7 @@ pub fn uninstall(state_dir: &Path, dry_run: bool, force: bool) -> Result<Uninsta
         match original {
             Some(bytes) => {
                 create_dir(path.parent().unwrap_or(Path::new("/")))?;
-                write_atomically(&path, &bytes, None)?;
+                write_atomically(&path, &bytes, FileMode::LikeTheOld)?;
                 report.restored.push(path);
             }
             None if exists => {
@@ -218,6 +218,31 @@ mod tests {
         assert_eq!((undone.restored.len(), undone.removed.len()), (2, 2));
         assert_eq!(tree(&h.root), before);
         assert!(!uninstall(&h.state, false, false).unwrap().had_install);
+    }
+
+    #[test]
+    fn permissions_and_symlinks_survive_install_and_uninstall() {
+        use std::os::unix::fs::PermissionsExt;
+        let h = host();
+        std::fs::create_dir_all(h.root.join("docker")).unwrap();
+        std::fs::write(h.root.join("real.json"), "{\"debug\": true}\n").unwrap();
+        std::fs::set_permissions(h.root.join("real.json"), std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::os::unix::fs::symlink(h.root.join("real.json"), h.root.join("docker/daemon.json")).unwrap();
+        install(&h.request, &h.state, false).unwrap();
+        let link = std::fs::symlink_metadata(h.root.join("docker/daemon.json")).unwrap();
+        assert!(link.file_type().is_symlink(), "the symlink was replaced");
+        assert!(std::fs::read_to_string(h.root.join("real.json")).unwrap().contains("registry-mirrors"));
+        assert_eq!(std::fs::metadata(h.root.join("real.json")).unwrap().permissions().mode() & 0o777, 0o640);
+        let mode = |p: &str| std::fs::metadata(h.state.join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(""), mode("manifest.json")), (0o700, 0o600));
+        let backups: Vec<_> = std::fs::read_dir(h.state.join("backups")).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(backups.len(), 1);
+        assert_eq!(std::fs::metadata(&backups[0]).unwrap().permissions().mode() & 0o777, 0o600);
+        let new_file = std::fs::metadata(h.root.join("certs.d/ghcr.io/hosts.toml")).unwrap();
+        assert_eq!(new_file.permissions().mode() & 0o777, 0o644);
+        uninstall(&h.state, false, false).unwrap();
+        assert!(std::fs::symlink_metadata(h.root.join("docker/daemon.json")).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(h.root.join("real.json")).unwrap(), "{\"debug\": true}\n");
     }
 
     #[test]

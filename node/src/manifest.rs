@@ -58,7 +58,10 @@ impl Manifest {
     pub(crate) fn save(&self, state_dir: &Path) -> Result<(), NodeError> {
         let bytes = serde_json::to_vec_pretty(self).expect("the manifest always serializes");
         create_dir(&state_dir.join(BACKUPS))?;
-        write_atomically(&state_dir.join(MANIFEST), &bytes, None)
+        let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
+        std::fs::set_permissions(state_dir, private)
+            .map_err(|error| NodeError::Write { path: state_dir.to_owned(), error })?;
+        write_atomically(&state_dir.join(MANIFEST), &bytes, FileMode::Private)
     }
 
     /// Keeps `original` of `path` as a backup (when it existed) and records the file.
@@ -80,7 +83,7 @@ impl Manifest {
             Some(bytes) => {
                 let backup = format!("{:03}-{}", self.files.len(), file_name(path));
                 create_dir(&state_dir.join(BACKUPS))?;
-                write_atomically(&state_dir.join(BACKUPS).join(&backup), bytes, None)?;
+                write_atomically(&state_dir.join(BACKUPS).join(&backup), bytes, FileMode::Private)?;
                 Original::Modified { sha256: sha256_hex(bytes), backup }
             }
         };
@@ -119,20 +122,37 @@ pub(crate) fn create_dir(dir: &Path) -> Result<(), NodeError> {
     std::fs::create_dir_all(dir).map_err(|error| NodeError::Write { path: dir.to_owned(), error })
 }
 
+/// Whose a file install writes is, and who may read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileMode {
+    /// A runtime's file: the old file's owner and permissions, 0644 for a new one.
+    LikeTheOld,
+    /// The record and the backups: 0600 (a hosts.toml may carry credentials in a header).
+    Private,
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same directory, synced and renamed
-/// over it, so a reader sees the old file or the new one, never half of one; `mode` (Unix
-/// permissions) for the new file, else the old file's, else 0644.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8], mode: Option<std::fs::Permissions>) -> Result<(), NodeError> {
+/// over it, so a reader sees the old file or the new one, never half of one. A symlink stays
+/// one: the file it points at is written.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8], mode: FileMode) -> Result<(), NodeError> {
     use std::io::Write;
-    let error = |error| NodeError::Write { path: path.to_owned(), error };
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let error = |error| NodeError::Write { path: path.clone(), error };
     let dir = path.parent().ok_or_else(|| error(std::io::Error::other("no parent directory")))?;
-    let keep = mode
-        .or_else(|| std::fs::metadata(path).ok().map(|m| m.permissions()))
-        .unwrap_or_else(|| std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let old = std::fs::metadata(&path).ok();
+    let permissions = match (mode, &old) {
+        (FileMode::Private, _) => std::fs::Permissions::from_mode(0o600),
+        (FileMode::LikeTheOld, Some(old)) => old.permissions(),
+        (FileMode::LikeTheOld, None) => std::fs::Permissions::from_mode(0o644),
+    };
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(error)?;
     tmp.write_all(bytes).map_err(error)?;
-    tmp.as_file().set_permissions(keep).map_err(error)?;
+    tmp.as_file().set_permissions(permissions).map_err(error)?;
+    if let (FileMode::LikeTheOld, Some(old)) = (mode, &old) {
+        std::os::unix::fs::fchown(tmp.as_file(), Some(old.uid()), Some(old.gid())).map_err(error)?;
+    }
     tmp.as_file().sync_all().map_err(error)?;
-    tmp.persist(path).map_err(|e| error(e.error))?;
+    tmp.persist(&path).map_err(|e| error(e.error))?;
     Ok(())
 }
