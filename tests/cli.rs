@@ -319,8 +319,8 @@ fn node_install_refuses_bad_input_by_name_and_changes_nothing() {
         "--docker-daemon-json=daemon.json",
     ];
     let cases: &[(&[&str], &str)] = &[
-        (&["--registry", "ghcr.io"], "cannot add the shim to certs.d/ghcr.io/hosts.toml: it is not valid TOML"),
-        (&["--registry", "quay.io", "--runtime", "docker"], "cannot add the shim to daemon.json: it is not valid JSON"),
+        (&["--registry", "ghcr.io"], "/certs.d/ghcr.io/hosts.toml: it is not valid TOML"),
+        (&["--registry", "quay.io", "--runtime", "docker"], "/daemon.json: it is not valid JSON"),
         (&["--registry", "ftp://x"], "\"ftp://x\" is not a registry"),
         (&[], "--registry"),
     ];

@@ -2,6 +2,7 @@
 //! reports printed (diffs and results on stdout, warnings on stderr).
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -35,18 +36,28 @@ fn install(args: NodeInstallArgs) -> anyhow::Result<()> {
             );
         }
     }
+    // Absolute paths: the record must name the same files whatever directory uninstall runs
+    // in, and containerd's `config_path` must not depend on its working directory.
     let request = InstallRequest {
         shim_url: args.shim.shim_url.clone(),
         namespaces,
-        hosts_dir: args.hosts.hosts_dir.clone(),
-        containerd_config: containerd.then(|| ContainerdConfigCheck {
-            path: args.containerd_config.clone(),
-            fix: args.fix,
-            release: containerd_release(),
-        }),
-        docker_daemon_json: args.runtimes.contains(&Runtime::Docker).then(|| args.docker_daemon_json.clone()),
+        hosts_dir: absolute(&args.hosts.hosts_dir)?,
+        containerd_config: if containerd {
+            Some(ContainerdConfigCheck {
+                path: absolute(&args.containerd_config)?,
+                fix: args.fix,
+                release: containerd_release(),
+            })
+        } else {
+            None
+        },
+        docker_daemon_json: if args.runtimes.contains(&Runtime::Docker) {
+            Some(absolute(&args.docker_daemon_json)?)
+        } else {
+            None
+        },
     };
-    let report = shoal_node::install(&request, &args.state.state_dir, args.dry_run)?;
+    let report = shoal_node::install(&request, &absolute(&args.state.state_dir)?, args.dry_run)?;
     for warning in &report.warnings {
         eprintln!("shoal node install: warning: {warning}");
     }
@@ -75,6 +86,10 @@ fn install(args: NodeInstallArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("cannot make {} an absolute path", path.display()))
+}
+
 /// The local containerd's release, when `containerd --version` runs.
 fn containerd_release() -> Option<ContainerdRelease> {
     let out = Command::new("containerd").arg("--version").output().ok()?;
@@ -82,7 +97,7 @@ fn containerd_release() -> Option<ContainerdRelease> {
 }
 
 fn uninstall(args: NodeUninstallArgs) -> anyhow::Result<()> {
-    let report = shoal_node::uninstall(&args.state.state_dir, args.dry_run, args.force)?;
+    let report = shoal_node::uninstall(&absolute(&args.state.state_dir)?, args.dry_run, args.force)?;
     let mut out = std::io::stdout().lock();
     if !report.had_install {
         writeln!(out, "shoal node uninstall: nothing to undo (no record in {})", args.state.state_dir.display())?;
