@@ -105,8 +105,9 @@ pub(crate) fn with_shim_first(
         existing.parse().map_err(|e: toml_edit::TomlError| HostsTomlError::Unparsable(e.to_string()))?;
     if let Some(hosts) = doc.get("host") {
         let hosts = hosts.as_table_like().ok_or(HostsTomlError::HostNotATable)?;
-        if hosts.contains_key(shim_url) {
-            let first = hosts.iter().next().is_some_and(|(key, _)| key == shim_url);
+        let is_shim = |key: &str| key.trim_end_matches('/') == shim_url.trim_end_matches('/');
+        if hosts.iter().any(|(key, _)| is_shim(key)) {
+            let first = hosts.iter().next().is_some_and(|(key, _)| is_shim(key));
             return Ok(HostsTomlEdit::AlreadyPresent { first });
         }
     }
@@ -241,6 +242,8 @@ mod tests {
     fn a_second_install_finds_the_entry() {
         let once = written(with_shim_first(Some("[host.\"https://m\"]\n"), &ghcr(), SHIM).unwrap());
         assert_eq!(with_shim_first(Some(&once), &ghcr(), SHIM), Ok(HostsTomlEdit::AlreadyPresent { first: true }));
+        let slash = format!("[host.\"{SHIM}/\"]\n");
+        assert_eq!(with_shim_first(Some(&slash), &ghcr(), SHIM), Ok(HostsTomlEdit::AlreadyPresent { first: true }));
         let behind = format!("[host.\"https://m\"]\n[host.\"{SHIM}\"]\n");
         assert_eq!(with_shim_first(Some(&behind), &ghcr(), SHIM), Ok(HostsTomlEdit::AlreadyPresent { first: false }));
     }

@@ -22,6 +22,9 @@ pub(crate) fn run(command: NodeCommand) -> anyhow::Result<()> {
 
 fn install(args: NodeInstallArgs) -> anyhow::Result<()> {
     let containerd = args.runtimes.contains(&Runtime::Containerd);
+    if !containerd && (!args.registries.is_empty() || args.mirror_all) {
+        eprintln!("shoal node install: warning: --registry and --mirror-all apply to containerd only; Docker mirrors Docker Hub alone");
+    }
     let mut namespaces = Vec::new();
     if containerd {
         for spec in &args.registries {
