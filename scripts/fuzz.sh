@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 cases=${CASES:-100000}
 started=$(date +%s)
 PROPTEST_CASES=$cases cargo test \
-  -p shoal-torrents -p shoal-tracker -p shoal-registry-shim -p shoal-seeder -p shoal-upstream \
+  -p shoal-torrents -p shoal-tracker -p shoal-registry-shim -p shoal-seeder -p shoal-upstream -p shoal-node \
   --lib fuzz:: 2>&1 | tee /tmp/shoal-fuzz.log | grep -E "^test |test result|panicked|minimal failing input" || true
 targets=$(grep -cE "^test fuzz::.* ok$" /tmp/shoal-fuzz.log || true)
 failed=$(grep -cE "^test fuzz::.* FAILED$" /tmp/shoal-fuzz.log || true)

@@ -5,12 +5,14 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 mod groups;
+mod node;
 
 pub use groups::{
     BitTorrentFlags, SeederBitTorrent, SeederClientTls, SeederMirror, SeederStoreLimit, SeederTls, SeederUpstream,
     ShimBitTorrent, ShimStoreLimit, ShimTls, ShimUpstream, StoreLimitFlags, TrackerTls, UpMirror, UpShimStoreLimit,
     UpUpstream, UpstreamFlags,
 };
+pub use node::{NodeCommand, NodeDoctorArgs, NodeInstallArgs, NodeUninstallArgs, PullTool, Runtime};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -56,6 +58,9 @@ pub enum Command {
     Magnets(MagnetsArgs),
     /// List a seeder's mirror jobs: running, or waiting to be tried again after a failure.
     Jobs(JobsArgs),
+    /// Point this host's containerd and Docker at the shim, undo it, or check it works.
+    #[command(subcommand)]
+    Node(NodeCommand),
 }
 
 #[derive(Args, Debug)]

@@ -11,6 +11,7 @@ mod common;
 pub(crate) mod jobs;
 pub(crate) mod magnet;
 pub(crate) mod magnets;
+pub(crate) mod node;
 pub(crate) mod seeder;
 pub(crate) mod shim;
 pub(crate) mod torrent;
@@ -30,6 +31,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Up(args) => up::run(args),
         Command::Magnets(args) => magnets::run(args),
         Command::Jobs(args) => jobs::run(args),
+        Command::Node(command) => node::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -106,7 +106,9 @@ fn bad_input_gets_a_clear_error_and_writes_nothing() {
 /// The `[env: NAME]` twins `shoal <command> --help` lists.
 fn env_twins(command: &str) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
-    let help = stdout(&shoal(dir.path(), &[command, "--help"]));
+    let mut args: Vec<&str> = command.split(' ').collect();
+    args.push("--help");
+    let help = stdout(&shoal(dir.path(), &args));
     let mut names: Vec<String> = help
         .split("[env: ")
         .skip(1)
@@ -124,6 +126,9 @@ fn env_twins_keep_their_names_through_the_shared_flag_groups() {
         ("shim", "SHOAL_LOG_FORMAT SHOAL_SHIM_ANNOUNCE_PORT SHOAL_SHIM_BT_LISTEN SHOAL_SHIM_DATA_DIR SHOAL_SHIM_INSECURE_REGISTRIES SHOAL_SHIM_LISTEN SHOAL_SHIM_MAX_STORE_BYTES SHOAL_SHIM_MIRROR_MISS_TIMEOUT_MS SHOAL_SHIM_PEER_REQUEST_WINDOW SHOAL_SHIM_SEEDER SHOAL_SHIM_SEEDER_CA SHOAL_SHIM_SEEDER_CLIENT_CERT SHOAL_SHIM_SEEDER_CLIENT_KEY SHOAL_SHIM_STALE_TAG_MAX_AGE_SECS SHOAL_SHIM_STALL_TIMEOUT_MS SHOAL_SHIM_STORE_HIGH_WATERMARK SHOAL_SHIM_STORE_LOW_WATERMARK SHOAL_SHIM_TAG_TTL_SECS SHOAL_SHIM_TLS_CERT SHOAL_SHIM_TLS_CLIENT_CA SHOAL_SHIM_TLS_KEY SHOAL_SHIM_TORRENT_TIMEOUT_MS SHOAL_SHIM_TRACKERS SHOAL_SHIM_UNCHOKE_WAIT_MS SHOAL_SHIM_UPSTREAM SHOAL_SHIM_UPSTREAM_CONNECT_TIMEOUT_MS SHOAL_SHIM_UPSTREAM_FIRST_BYTE_TIMEOUT_MS SHOAL_SHIM_UPSTREAM_IDLE_TIMEOUT_MS SHOAL_SHIM_UPSTREAM_PASSWORD SHOAL_SHIM_UPSTREAM_USERNAME"),
         ("jobs", "SHOAL_JOBS_JSON SHOAL_LOG_FORMAT SHOAL_SEEDER SHOAL_SEEDER_CA SHOAL_SEEDER_CLIENT_CERT SHOAL_SEEDER_CLIENT_KEY"),
         ("up", "SHOAL_API_TOKEN SHOAL_BT_LISTEN SHOAL_CONFIG SHOAL_DATA_DIR SHOAL_IMAGES SHOAL_INSECURE_REGISTRIES SHOAL_LOG_FORMAT SHOAL_MAX_STORE_BYTES SHOAL_MIRROR_ALLOW SHOAL_MIRROR_ATTEMPTS SHOAL_MIRROR_RETRY_BACKOFF_MS SHOAL_NO_SUPER_SEED SHOAL_PLATFORMS SHOAL_PUBLIC SHOAL_PUBLIC_HOST SHOAL_SEEDER_LISTEN SHOAL_SHIM_BT_LISTEN SHOAL_SHIM_LISTEN SHOAL_SHIM_MAX_STORE_BYTES SHOAL_SHIM_MIRROR_MISS_TIMEOUT_MS SHOAL_SHIM_PEER_REQUEST_WINDOW SHOAL_SHIM_STALE_TAG_MAX_AGE_SECS SHOAL_SHIM_STALL_TIMEOUT_MS SHOAL_SHIM_STORE_HIGH_WATERMARK SHOAL_SHIM_STORE_LOW_WATERMARK SHOAL_SHIM_TAG_TTL_SECS SHOAL_SHIM_TORRENT_TIMEOUT_MS SHOAL_SHIM_UNCHOKE_WAIT_MS SHOAL_TRACKERS SHOAL_TRACKER_LISTEN SHOAL_UPSTREAM SHOAL_UPSTREAM_CONNECT_TIMEOUT_MS SHOAL_UPSTREAM_FIRST_BYTE_TIMEOUT_MS SHOAL_UPSTREAM_IDLE_TIMEOUT_MS SHOAL_UPSTREAM_PASSWORD SHOAL_UPSTREAM_USERNAME"),
+        ("node install", "SHOAL_LOG_FORMAT SHOAL_NODE_CONTAINERD_CONFIG SHOAL_NODE_DOCKER_DAEMON_JSON SHOAL_NODE_DRY_RUN SHOAL_NODE_FIX SHOAL_NODE_HOSTS_DIR SHOAL_NODE_MIRROR_ALL SHOAL_NODE_REGISTRIES SHOAL_NODE_RUNTIMES SHOAL_NODE_SHIM_URL SHOAL_NODE_STATE_DIR"),
+        ("node uninstall", "SHOAL_LOG_FORMAT SHOAL_NODE_DRY_RUN SHOAL_NODE_FORCE SHOAL_NODE_STATE_DIR"),
+        ("node doctor", "SHOAL_LOG_FORMAT SHOAL_NODE_CONTAINERD_ADDRESS SHOAL_NODE_DIAL_TIMEOUT_MS SHOAL_NODE_DOCTOR_IMAGE SHOAL_NODE_HOSTS_DIR SHOAL_NODE_MISS_REGISTRY SHOAL_NODE_PULL_WITH SHOAL_NODE_SHIM_URL"),
     ];
     for (command, names) in expected {
         assert_eq!(env_twins(command).join(" "), *names, "shoal {command}");
@@ -298,4 +303,37 @@ fn the_store_is_capped_by_default_at_a_share_of_the_free_space() {
     // A size, or none, is taken as given.
     assert!(limit_line(&shim_start_log(dir.path(), &["--data-dir", "none", "--max-store-bytes", "none"])).is_none());
     assert!(limit_line(&shim_start_log(dir.path(), &["--data-dir", "sized", "--max-store-bytes", "1GiB"])).is_none());
+}
+
+#[test]
+fn node_install_refuses_bad_input_by_name_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("certs.d");
+    std::fs::create_dir_all(hosts.join("ghcr.io")).unwrap();
+    std::fs::write(hosts.join("ghcr.io/hosts.toml"), "server = \"https://ghcr.io\"\n[host.\"https://m\"\n").unwrap();
+    std::fs::write(dir.path().join("daemon.json"), "{\"debug\": tru").unwrap();
+    let paths = [
+        "--hosts-dir=certs.d",
+        "--state-dir=state",
+        "--containerd-config=config.toml",
+        "--docker-daemon-json=daemon.json",
+    ];
+    let cases: &[(&[&str], &str)] = &[
+        (&["--registry", "ghcr.io"], "/certs.d/ghcr.io/hosts.toml: it is not valid TOML"),
+        (&["--registry", "quay.io", "--runtime", "docker"], "/daemon.json: it is not valid JSON"),
+        (&["--registry", "ftp://x"], "\"ftp://x\" is not a registry"),
+        (&[], "--registry"),
+    ];
+    for (extra, needle) in cases {
+        let mut args = vec!["node", "install"];
+        args.extend(paths);
+        args.extend(*extra);
+        let out = shoal(dir.path(), &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(needle), "{args:?}: {err:?} should mention {needle:?}");
+    }
+    let mut left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    left.sort();
+    assert_eq!(left, ["certs.d", "daemon.json"], "a refused install wrote files");
+    assert_eq!(std::fs::read_dir(&hosts).unwrap().count(), 1);
 }

@@ -17,6 +17,11 @@ pub struct DockerDaemon {
 impl DockerDaemon {
     /// Starts `dockerd` with its state under `dir` and waits until it answers `docker info`.
     pub fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &[])
+    }
+
+    /// [`DockerDaemon::start`] with more `dockerd` flags (e.g. `--config-file`).
+    pub fn start_with(dir: &Path, extra: &[&std::ffi::OsStr]) -> Self {
         let dockerd = require_tool("dockerd");
         require_tool("docker");
         std::fs::create_dir_all(dir).unwrap();
@@ -31,6 +36,7 @@ impl DockerDaemon {
                 .args(["-H", &host])
                 .arg("--pidfile")
                 .arg(dir.join("docker.pid"))
+                .args(extra)
                 .stdout(Stdio::null())
                 .stderr(log),
         );

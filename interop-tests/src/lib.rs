@@ -4,6 +4,7 @@
 //! Shoal. A missing tool is a failure with the install hint, never a skip: CI installs them all.
 
 pub mod browser;
+pub mod containerd;
 pub mod docker;
 pub mod hostile;
 pub mod registry;
@@ -262,27 +263,41 @@ pub fn shoal_binary() -> PathBuf {
 /// Starts the `shoal seeder` binary (HTTP on a free loopback port, then `args`) and waits for
 /// the address it prints; returns the process and its HTTP base URL.
 pub fn spawn_seeder(data: &Path, args: &[String]) -> (ChildGuard, String) {
+    spawn_listening("seeder", data, args)
+}
+
+/// Starts the `shoal shim` binary (on a free loopback port, then `args`, e.g. `--upstream`)
+/// and waits for the address it prints; returns the process and its base URL.
+pub fn spawn_shim(data: &Path, args: &[String]) -> (ChildGuard, String) {
+    spawn_listening("shim", data, args)
+}
+
+/// `shoal SERVICE --data-dir DATA --listen 127.0.0.1:0 ARGS`, once it has printed the address
+/// it listens on (`SHOAL_TEST_<SERVICE>_LOG` sets its RUST_LOG).
+fn spawn_listening(service: &str, data: &Path, args: &[String]) -> (ChildGuard, String) {
     use std::io::{BufRead, BufReader};
+    let log = format!("SHOAL_TEST_{}_LOG", service.to_uppercase());
     let mut child = ChildGuard::spawn(
         Command::new(shoal_binary())
-            .arg("seeder")
+            .arg(service)
             .arg("--data-dir")
             .arg(data)
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .env("RUST_LOG", std::env::var("SHOAL_TEST_SEEDER_LOG").unwrap_or_else(|_| "info,librqbit=warn".into()))
+            .env("RUST_LOG", std::env::var(log).unwrap_or_else(|_| "info,librqbit=warn".into()))
             .stdout(Stdio::piped()),
     );
     let stdout = child.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let prefix = format!("shoal {service}: listening on ");
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("shoal seeder: listening on ") {
+            if let Some(url) = line.strip_prefix(&prefix) {
                 let _ = tx.send(url.to_owned());
             }
         }
     });
-    let base = rx.recv_timeout(Duration::from_secs(60)).expect("the seeder printed its address");
+    let base = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("the {service} printed its address"));
     (child, base)
 }
 
