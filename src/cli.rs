@@ -189,9 +189,11 @@ pub struct MagnetsArgs {
     /// Image, named the docker way (`busybox`, `registry:5000/team/app:v1`, `repo@sha256:..`).
     #[arg(env = "SHOAL_MAGNETS_IMAGE")]
     pub image: String,
-    /// The seeder's HTTP base URL (`shoal up` serves it on port 7000).
-    #[arg(long, env = "SHOAL_SEEDER", default_value = "http://127.0.0.1:7000", value_parser = http_url)]
-    pub seeder: String,
+    /// The seeder's HTTP base URL (`shoal up` serves it on port 7000); repeat or comma-separate
+    /// for the seeders of a ring: the next is asked when one cannot be reached.
+    #[arg(long = "seeder", env = "SHOAL_SEEDER", default_value = "http://127.0.0.1:7000", value_parser = http_url,
+          value_delimiter = ',')]
+    pub seeders: Vec<String>,
     /// Output format; `github` also appends a markdown table to `$GITHUB_STEP_SUMMARY`.
     #[arg(long, env = "SHOAL_MAGNETS_FORMAT", value_enum, default_value_t = crate::magnets::OutputFormat::Text)]
     pub format: crate::magnets::OutputFormat,

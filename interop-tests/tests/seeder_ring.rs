@@ -7,6 +7,7 @@
 //! every shim while the primary owner of the largest layer and the tracker that owns that
 //! layer's swarm are killed with SIGKILL mid-burst: every pull completes with verified bytes,
 //! no shim takes a byte from upstream, and upstream served each blob at most twice in all.
+//! `shoal magnets` given the dead seeder first still lists every magnet.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -214,5 +215,16 @@ async fn pulls_complete_from_the_swarm_when_a_seeder_and_a_tracker_die_mid_burst
         let served = blob_gets(&access_log, &blob.digest);
         assert!(served <= REPLICAS, "upstream served {} {served} times in all", blob.digest);
     }
+
+    // `shoal magnets` given the dead seeder first asks the next, which lists every blob's
+    // magnet: those the dead one owned come from their surviving replica.
+    let image = format!("{registry}/team/app:v1");
+    let out = Command::new(shoal_binary())
+        .args(["magnets", "--seeder", &format!("{victim},{receiver}"), &image])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "shoal magnets: {}{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.matches("magnet:?").count(), blobs.len(), "{stdout}");
     drop(registry_guard);
 }

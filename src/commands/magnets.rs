@@ -14,7 +14,7 @@ pub(crate) fn run(args: MagnetsArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let token = args.seeder_token.as_ref().map(|t| t.0.as_str());
     let trust = SeederTrust::from(args.tls);
-    let listing = runtime.block_on(mirror(&args.seeder, &args.image, token, &trust))?;
+    let listing = runtime.block_on(mirror_at_any(&args.seeders, &args.image, token, &trust))?;
     let summary = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty());
     print(&listing, args.format, summary.as_deref().map(Path::new))
 }
@@ -31,6 +31,37 @@ impl std::fmt::Display for ImageUnknown {
 }
 
 impl std::error::Error for ImageUnknown {}
+
+/// [`mirror`] at the first of `seeders` that can be reached (the seeders of a ring: any of them
+/// has each blob mirrored by its owners); a seeder that answers, even with an error, ends it.
+async fn mirror_at_any(
+    seeders: &[String],
+    image: &str,
+    token: Option<&str>,
+    trust: &SeederTrust,
+) -> anyhow::Result<ImageListing> {
+    let mut unreachable = Vec::new();
+    for seeder in seeders {
+        match mirror(seeder, image, token, trust).await {
+            Err(e) if e.downcast_ref::<Unreachable>().is_some() => {
+                eprintln!("shoal magnets: {e:#}; trying the next seeder");
+                unreachable.push(format!("{e:#}"));
+            }
+            result => return result,
+        }
+    }
+    bail!("no seeder could be reached: {}", unreachable.join("; "))
+}
+
+/// The seeder did not take the request at all (refused, no route, connect deadline).
+#[derive(Debug)]
+struct Unreachable(String);
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot reach the seeder at {}", self.0)
+    }
+}
 
 /// `POST /v1/images`: the seeder mirrors the image (a no-op for blobs it holds; tags are
 /// resolved again, so a re-pushed tag gets its new blobs) and lists it.
@@ -50,11 +81,14 @@ pub(crate) async fn mirror(
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    let response = request
-        .body(serde_json::json!({ "image": image }).to_string())
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the seeder at {seeder}"))?;
+    let response = request.body(serde_json::json!({ "image": image }).to_string()).send().await.map_err(|e| {
+        let unreachable = Unreachable(seeder.to_owned());
+        if e.is_connect() {
+            anyhow::Error::new(e).context(unreachable)
+        } else {
+            anyhow::Error::new(e).context(unreachable.to_string())
+        }
+    })?;
     let status = response.status();
     let body = response.bytes().await.with_context(|| format!("reading the seeder's answer from {url}"))?;
     if status == reqwest::StatusCode::NOT_FOUND {
