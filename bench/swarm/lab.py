@@ -11,6 +11,9 @@ where P2P matters. Scenarios run on the same blob and links in one run:
   shoal   a shoal tracker + shoal seeder (mirroring from the upstream registry) on the origin,
           and N hosts each running `shoal shim`; each host pulls the image through its own shim
           (curl: manifest, then the blob), exactly as a container runtime would
+  shoal-ring       two origins, each with a tracker and a seeder: seeders on one ring (both own
+                   the blob), trackers sharded; every shim told both (issue 19; shoal_run.py)
+  shoal-ring-kill  the same, the blob's primary owner seeder killed --kill-after s into the burst
 
 Per scenario it prints p50/p99/max completion time divided by the ideal time (size / RATE),
 CPU use over the run (the whole machine, and the lab's own processes), and for shoal where the
@@ -368,72 +371,6 @@ def scrape(host, url, timeout=10):
     return out
 
 
-def scenario_shoal(lab, origin, registry, hosts, blob, digest, size, ideal, args, name="shoal", binary=None):
-    shoal = os.path.abspath(binary or args.shoal)
-    start_registry(lab, registry, lab.workdir, blob, digest, size)
-    upstream = f"{registry.ip}:5000"
-    announce = f"http://{origin.ip}:6969/announce"
-    lab.spawn(origin.ns, [shoal, "tracker", "--listen", f"{origin.ip}:6969", "--interval", args.tracker_interval,
-                          "--min-interval", 1], "tracker.log")
-    wait_port(origin, 6969)
-    # Fresh state per scenario: a second shoal scenario in the same run must not find the blob
-    # in the first one's caches.
-    state = os.path.join(lab.workdir, f"{name}-state")
-    shutil.rmtree(state, ignore_errors=True)
-    lab.spawn(origin.ns, [shoal, "seeder", "--data-dir", f"{state}/seeder", "--listen", f"{origin.ip}:8080",
-                          "--bt-listen", f"{origin.ip}:6881", "--tracker", announce, "--upstream", upstream,
-                          "--insecure-registry", upstream], "seeder.log")
-    wait_port(origin, 8080)
-    # The origin mirrors the image before the clock starts (over its shaped link from the
-    # registry), as it would have long before a deploy: this asks for the blob's torrent,
-    # which makes the seeder mirror, verify and start seeding it.
-    torrent_url = f"http://{origin.ip}:8080/v1/blobs/{digest}/torrent?repo=lab/blob&ns={upstream}"
-    deadline = time.monotonic() + ideal * 4 + 120
-    while True:
-        r = sh("curl", "-sSf", "-o", "/dev/null", "--max-time", "60", torrent_url, ns=origin.ns, check=False)
-        if r.returncode == 0:
-            break
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the seeder never served the torrent: {r.stderr}")
-        time.sleep(0.5)
-    for i, h in enumerate(hosts):
-        env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info,librqbit=warn,librqbit_core=warn"))
-        lab.spawn(h.ns, [shoal, "shim", "--listen", "127.0.0.1:5000", "--data-dir", f"{state}/shim-{i}",
-                         "--upstream", upstream, "--insecure-registry", upstream,
-                         "--seeder", f"http://{origin.ip}:8080", "--tracker", announce,
-                         "--bt-listen", f"{h.ip}:6882", "--stall-timeout-ms", args.stall_timeout_ms,
-                         "--torrent-timeout-ms", args.torrent_timeout_ms], f"shim-{h.ns}.log", env=env)
-    for h in hosts:
-        wait_port(h, 5000, ip="127.0.0.1")
-    # What a runtime does: resolve the tag to a manifest, then fetch the layer. The client fails
-    # unless it received exactly the blob's size (the shim ends a bad blob's body in an error).
-    base = "http://127.0.0.1:5000/v2/lab/blob"
-    limit = str(int(ideal * 40 + 60))
-    pull = (f'curl -sSf -o /dev/null --max-time {limit} -H "Accept: application/vnd.oci.image.manifest.v1+json" '
-            f'{base}/manifests/lab && n=$(curl -sSf -o /dev/null --max-time {limit} -w "%{{size_download}}" '
-            f'{base}/blobs/{digest}) && test "$n" = {size}')
-    cmd = lambda h, i: ["sh", "-c", pull]
-    seeder_before = scrape(origin, f"http://{origin.ip}:8080/metrics")
-    with CpuMeter(lab) as cpu, LinkMeter(args.rates_out, name):
-        times = run_clients(lab, hosts, cmd, ideal * 40 + 60, args.stagger)
-    result = summarize(name, times, ideal, cpu, lab, hosts)
-    # Where the bytes came from, summed over the shims, in blob sizes.
-    sources = {}
-    for h in hosts:
-        for key, value in scrape(h, "http://127.0.0.1:5000/metrics").items():
-            if key.startswith("shoal_shim_blob_bytes_total{"):
-                source = key.split('source="', 1)[1].split('"', 1)[0]
-                sources[source] = sources.get(source, 0) + value
-    result["bytes_by_source_x"] = {k: round(v / size, 2) for k, v in sorted(sources.items())}
-    seeder_after = scrape(origin, f"http://{origin.ip}:8080/metrics")
-    # `_total` since 2026-12-03; the old gauge's name for --baseline-shoal builds before that.
-    up = lambda m: m.get("shoal_seeder_bittorrent_uploaded_bytes_total", m.get("shoal_seeder_bittorrent_uploaded_bytes", 0))
-    web = lambda m: m.get("shoal_seeder_webseed_uploaded_bytes_total", 0)
-    result["seeder_bt_upload_x"] = round((up(seeder_after) - up(seeder_before)) / size, 2)
-    result["seeder_webseed_upload_x"] = round((web(seeder_after) - web(seeder_before)) / size, 2)
-    return result
-
-
 # --- setup ---------------------------------------------------------------------------------
 
 def make_blob(path, size):
@@ -480,6 +417,8 @@ def push_image(workdir, blob, digest, size, registry_addr, repo):
 
 
 def main():
+    import shoal_run  # imports this file as `lab` for its helpers: only once main runs
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hosts", type=int, default=int(os.environ.get("SHOAL_LAB_HOSTS", 8)))
     ap.add_argument("--rate-mbit", type=int, default=int(os.environ.get("SHOAL_LAB_RATE_MBIT", 100)))
@@ -496,6 +435,8 @@ def main():
                     help="shim: ms to wait for the seeder's torrent")
     ap.add_argument("--tracker-interval", type=int, default=int(os.environ.get("SHOAL_LAB_TRACKER_INTERVAL", 300)),
                     help="shoal tracker: seconds between a client's announces")
+    ap.add_argument("--kill-after", type=float, default=float(os.environ.get("SHOAL_LAB_KILL_AFTER", 5)),
+                    help="shoal-ring-kill: seconds into the burst at which the primary owner seeder is killed")
     ap.add_argument("--json-out", default=os.environ.get("SHOAL_LAB_JSON_OUT"),
                     help="append one JSON line per scenario to this file")
     ap.add_argument("--keep-logs", default=os.environ.get("SHOAL_LAB_KEEP_LOGS"),
@@ -548,11 +489,17 @@ def main():
                     elif scenario == "aria2":
                         result = scenario_aria2(lab, origin, hosts, blob, torrent_path, info_hash, ideal, args)
                     elif scenario == "shoal":
-                        result = scenario_shoal(lab, origin, registry, hosts, blob, digest, size, ideal, args)
+                        result = shoal_run.scenario_shoal(lab, [origin], registry, hosts, blob, digest, size,
+                                                          ideal, args)
                     elif scenario == "shoal-baseline" and args.baseline_shoal:
                         # Another build of shoal on the same blob and links: before/after a change.
-                        result = scenario_shoal(lab, origin, registry, hosts, blob, digest, size, ideal, args,
-                                                name=scenario, binary=args.baseline_shoal)
+                        result = shoal_run.scenario_shoal(lab, [origin], registry, hosts, blob, digest, size,
+                                                          ideal, args, name=scenario, binary=args.baseline_shoal)
+                    elif scenario in ("shoal-ring", "shoal-ring-kill"):
+                        origins = [origin, lab.add_host("origin2", 3)]
+                        kill = args.kill_after if scenario == "shoal-ring-kill" else None
+                        result = shoal_run.scenario_shoal(lab, origins, registry, hosts, blob, digest, size,
+                                                          ideal, args, name=scenario, kill_after=kill)
                     else:
                         sys.exit(f"lab.py: unknown scenario {scenario}")
                 finally:
