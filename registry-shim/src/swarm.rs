@@ -22,7 +22,7 @@ use librqbit::storage::filesystem::FilesystemStorageFactory;
 use librqbit::storage::StorageFactoryExt;
 use librqbit::{AddTorrent, AddTorrentOptions, AddTorrentResponse, PeerConnectionOptions};
 use shoal_store::seeding::{Seeding, SeedingConfig, SeedingError};
-use shoal_torrents::{BlobDigest, HashedBlob, ParsedTorrent, SeederRing};
+use shoal_torrents::{BlobDigest, HashedBlob, MemberLiveness, ParsedTorrent, SeederRing};
 
 use crate::origin::BlobOrigin;
 use crate::stall::StallPolicy;
@@ -122,8 +122,8 @@ enum Asked {
     Fetching,
     /// Not found or not allowed: the other seeders would say the same.
     Refused,
-    /// Unreachable, slow, or a bad answer: ask the next.
-    Failed,
+    /// Unreachable, slow, or a bad answer (why): ask the next.
+    Failed(String),
 }
 
 /// A download running in the session.
@@ -152,6 +152,8 @@ pub(crate) struct Swarm {
     seeding: Arc<Seeding>,
     /// The seeders, ordered per blob (`None`: no seeder).
     seeders: Option<SeederRing>,
+    /// Which seeders answered last time (a dead one is logged once, not once per blob).
+    liveness: MemberLiveness,
     partial_dir: PathBuf,
     http: reqwest::Client,
     config: SwarmConfig,
@@ -180,7 +182,7 @@ impl Swarm {
                 SeederRing::new(&config.seeders, 1).map_err(|e| SeedingError::Start(format!("the seeders: {e}")))?,
             ),
         };
-        Ok(Self { seeding, seeders, partial_dir, http, config, streams })
+        Ok(Self { seeding, seeders, liveness: MemberLiveness::default(), partial_dir, http, config, streams })
     }
 
     /// The session, for the cache policy (it takes evicted blobs out of it).
@@ -205,10 +207,24 @@ impl Swarm {
     /// fetch in progress).
     pub(crate) async fn torrent(&self, origin: &BlobOrigin, digest: &BlobDigest) -> Option<BlobTorrentFile> {
         for base in self.seeders.as_ref()?.order(digest) {
-            match self.ask_seeder(base, origin, digest).await {
+            let asked = self.ask_seeder(base, origin, digest).await;
+            let failed = match &asked {
+                Asked::Failed(why) => Some(why.as_str()),
+                _ => None,
+            };
+            match self.liveness.record(base, failed.is_none()) {
+                Some(false) => tracing::warn!(
+                    seeder = base,
+                    error = failed.unwrap_or_default(),
+                    "a seeder stopped answering; asking the next for each blob meanwhile"
+                ),
+                Some(true) => tracing::info!(seeder = base, "a seeder answers again"),
+                None => {}
+            }
+            match asked {
                 Asked::Torrent(torrent) => return Some(torrent),
                 Asked::Fetching | Asked::Refused => return None,
-                Asked::Failed => continue,
+                Asked::Failed(_) => continue,
             }
         }
         tracing::warn!(%digest, "no seeder gave this blob's torrent; going upstream");
@@ -238,23 +254,23 @@ impl Swarm {
                 return Asked::Refused;
             }
             Ok(Ok(r)) => {
-                tracing::warn!(%digest, seeder = base, status = %r.status(), "seeder has no torrent; asking the next");
-                return Asked::Failed;
+                tracing::debug!(%digest, seeder = base, status = %r.status(), "seeder has no torrent; asking the next");
+                return Asked::Failed(format!("answered {}", r.status()));
             }
             Ok(Err(e)) => {
-                tracing::warn!(%digest, seeder = base, error = %e, "seeder unreachable; asking the next");
-                return Asked::Failed;
+                tracing::debug!(%digest, seeder = base, error = %e, "seeder unreachable; asking the next");
+                return Asked::Failed(e.to_string());
             }
             Err(_) => {
-                tracing::warn!(%digest, seeder = base, timeout = ?self.config.torrent_timeout,
+                tracing::debug!(%digest, seeder = base, timeout = ?self.config.torrent_timeout,
                     "seeder did not answer in time; asking the next");
-                return Asked::Failed;
+                return Asked::Failed(format!("no answer within {:?}", self.config.torrent_timeout));
             }
         };
         let Some(bytes) =
             tokio::time::timeout(self.config.torrent_timeout * 4, response.bytes()).await.ok().and_then(Result::ok)
         else {
-            return Asked::Failed;
+            return Asked::Failed("its torrent did not arrive in time".into());
         };
         match ParsedTorrent::parse(&bytes) {
             Ok(parsed) if parsed.name.as_deref() == Some(digest.torrent_name().as_str()) => {
@@ -262,11 +278,11 @@ impl Swarm {
             }
             Ok(_) => {
                 tracing::error!(%digest, seeder = base, "the seeder's torrent names another blob; ignoring it");
-                Asked::Failed
+                Asked::Failed("its torrent names another blob".into())
             }
             Err(e) => {
                 tracing::error!(%digest, seeder = base, error = %e, "the seeder's torrent does not parse; ignoring it");
-                Asked::Failed
+                Asked::Failed(format!("its torrent does not parse: {e}"))
             }
         }
     }

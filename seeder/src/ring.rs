@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use prometheus::IntCounterVec;
-use shoal_torrents::{BlobDigest, Distribution, InfoHash, ParsedTorrent, SeederRing};
+use shoal_torrents::{BlobDigest, Distribution, InfoHash, MemberLiveness, ParsedTorrent, SeederRing};
 
 /// The header a seeder sets on a request it forwards to an owner.
 pub(crate) const FORWARDED: &str = "shoal-ring-forwarded";
@@ -73,6 +73,8 @@ pub(crate) struct Ring {
     trackers: Vec<String>,
     http: reqwest::Client,
     remembered: Mutex<HashMap<BlobDigest, TorrentFacts>>,
+    /// Which other members answered last time (logged once per change).
+    liveness: MemberLiveness,
     /// Requests forwarded to owners, by `outcome`.
     forwarded: IntCounterVec,
     /// Blobs handed to the other owners after a fetch here, by `outcome`.
@@ -95,7 +97,16 @@ impl Ring {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a client without custom TLS builds");
-        Self { ring, me, trackers, http, remembered: Mutex::default(), forwarded, replications }
+        Self {
+            ring,
+            me,
+            trackers,
+            http,
+            remembered: Mutex::default(),
+            liveness: MemberLiveness::default(),
+            forwarded,
+            replications,
+        }
     }
 
     /// A seeder alone, which owns every blob and names no trackers (a mirror outside a
@@ -144,7 +155,9 @@ impl Ring {
     ) -> Result<OwnerAnswer, OwnersError> {
         let (mut tried, mut refused) = (Vec::new(), None);
         for owner in self.other_owners(digest) {
-            match self.ask(owner, digest, name, wait).await {
+            let asked = self.ask(owner, digest, name, wait).await;
+            self.note_liveness(owner, !matches!(asked, Err(Asked::Failed(_))));
+            match asked {
                 Ok(answer) => {
                     self.forwarded.with_label_values(&["answered"]).inc();
                     if let OwnerAnswer::Torrent { facts, .. } = &answer {
@@ -158,12 +171,23 @@ impl Ring {
                 }
                 Err(Asked::Failed(why)) => {
                     self.forwarded.with_label_values(&["unreachable"]).inc();
-                    tracing::warn!(%digest, %owner, error = %why, "a blob's owner did not answer; asking the next");
+                    tracing::debug!(%digest, %owner, error = %why, "a blob's owner did not answer; asking the next");
                     tried.push(format!("{owner}: {why}"));
                 }
             }
         }
         Err(refused.unwrap_or_else(|| OwnersError::Unreachable { digest: *digest, tried: tried.join("; ") }))
+    }
+
+    /// Logs a member going down or coming back, once per change.
+    fn note_liveness(&self, member: &str, up: bool) {
+        match self.liveness.record(member, up) {
+            Some(false) => {
+                tracing::warn!(%member, "a seeder of the ring stopped answering; asking the next owner meanwhile")
+            }
+            Some(true) => tracing::info!(%member, "a seeder of the ring answers again"),
+            None => {}
+        }
     }
 
     /// The facts of a blob stored at its owners, for a view: remembered, or asked for without
@@ -193,7 +217,9 @@ impl Ring {
     pub(crate) async fn replicate(&self, digest: BlobDigest, registry: &str, repository: &str) {
         for owner in self.other_owners(&digest) {
             let name = UpstreamName { repo: Some(repository), ns: Some(registry) };
-            let outcome = match self.ask(owner, &digest, &name, false).await {
+            let asked = self.ask(owner, &digest, &name, false).await;
+            self.note_liveness(owner, !matches!(asked, Err(Asked::Failed(_))));
+            let outcome = match asked {
                 Ok(OwnerAnswer::Torrent { .. }) => "held",
                 Ok(OwnerAnswer::Fetching) => "fetching",
                 Err(e) => {

@@ -24,4 +24,4 @@ pub use metainfo::{BlobTorrent, Distribution, MetainfoError, ParsedTorrent, TRAC
 pub use parallel::{hash_reader, hash_reader_with, HashError, HashProgress};
 pub use profile::{PieceLength, PieceLengthError, PROFILE};
 pub use rendezvous::{rendezvous_order, rendezvous_rank};
-pub use ring::{RingError, SeederRing, DEFAULT_REPLICAS};
+pub use ring::{MemberLiveness, RingError, SeederRing, DEFAULT_REPLICAS};

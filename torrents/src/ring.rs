@@ -117,6 +117,20 @@ impl SeederRing {
     }
 }
 
+/// Whether each member answered last time, so that a caller logs a member going down, or coming
+/// back, once per change instead of once per request. A member never seen counts as up.
+#[derive(Debug, Default)]
+pub struct MemberLiveness(std::sync::Mutex<std::collections::HashMap<String, bool>>);
+
+impl MemberLiveness {
+    /// Records whether `member` answered; `Some(up)` when that changes what was known.
+    pub fn record(&self, member: &str, up: bool) -> Option<bool> {
+        let mut known = self.0.lock().expect("not poisoned");
+        let was = known.insert(member.to_owned(), up).unwrap_or(true);
+        (was != up).then_some(up)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +142,17 @@ mod tests {
     fn digest(i: u32) -> BlobDigest {
         use sha2::{Digest, Sha256};
         BlobDigest::from_bytes(Sha256::digest(i.to_be_bytes()).into())
+    }
+
+    #[test]
+    fn liveness_reports_each_change_once() {
+        let live = MemberLiveness::default();
+        assert_eq!(live.record("a", true), None, "a member never seen is up");
+        assert_eq!(live.record("a", false), Some(false));
+        assert_eq!(live.record("a", false), None);
+        assert_eq!(live.record("b", false), Some(false));
+        assert_eq!(live.record("a", true), Some(true));
+        assert_eq!(live.record("a", true), None);
     }
 
     #[test]
