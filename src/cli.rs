@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod file;
 mod groups;
 mod node;
 
@@ -58,6 +59,10 @@ pub enum Command {
     Magnets(MagnetsArgs),
     /// List a seeder's mirror jobs: running, or waiting to be tried again after a failure.
     Jobs(JobsArgs),
+    /// The TOML config file (`--config shoal.toml`): every flag of tracker, seeder, shim and
+    /// up is a key, its long name, in the command's section.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Point this host's containerd and Docker at the shim, undo it, or check it works.
     #[command(subcommand)]
     Node(NodeCommand),
@@ -121,8 +126,9 @@ pub struct UpArgs {
     /// Platforms of multi-platform images to mirror, `os/arch[/variant]` [default: all].
     #[arg(long = "platform", env = "SHOAL_PLATFORMS", value_delimiter = ',')]
     pub platforms: Vec<String>,
-    /// JSON config file, as `shoal seeder --config` reads it (images, platforms,
-    /// insecure_registries, credentials).
+    /// Config file: `*.toml` sets any flag (its long name, in `[up]`; `shoal config
+    /// print-default`); any other name is the JSON `shoal seeder --config` reads (images,
+    /// platforms, insecure_registries, credentials).
     #[arg(long, env = "SHOAL_CONFIG")]
     pub config: Option<PathBuf>,
     /// Largest size of the seeder's blob store (500MiB, 10GiB, ...; `auto`: what it holds plus
@@ -182,6 +188,12 @@ pub struct ShimTiming {
     /// follows its rate, 300 ms of it, at least 8, up to this).
     #[arg(long, env = "SHOAL_SHIM_PEER_REQUEST_WINDOW", default_value_t = shoal_registry_shim::DEFAULT_PEER_REQUEST_WINDOW)]
     pub peer_request_window: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print the commented default file: every key with its help and its default.
+    PrintDefault,
 }
 
 #[derive(Args, Debug)]
@@ -271,7 +283,9 @@ pub struct SeederArgs {
     pub upstream: Option<String>,
     #[command(flatten)]
     pub upstream_access: SeederUpstream,
-    /// JSON config file: {"images", "platforms", "insecure_registries", "credentials": {host: {username, password}}}.
+    /// Config file: `*.toml` sets any flag (its long name, in `[seeder]`; `shoal config
+    /// print-default`); any other name is JSON: {"images", "platforms", "insecure_registries",
+    /// "credentials": {host: {username, password}}}.
     #[arg(long, env = "SHOAL_SEEDER_CONFIG")]
     pub config: Option<PathBuf>,
     #[command(flatten)]
@@ -322,6 +336,10 @@ impl std::fmt::Debug for Secret {
 
 #[derive(Args, Debug)]
 pub struct TrackerArgs {
+    /// TOML config file: any flag, its long name as the key, in `[tracker]` (`shoal config
+    /// print-default`); the environment and the flags override it.
+    #[arg(long, env = "SHOAL_TRACKER_CONFIG")]
+    pub config: Option<PathBuf>,
     /// HTTP listen address (announce, scrape, metrics, healthz, admin).
     #[arg(long, env = "SHOAL_TRACKER_LISTEN", default_value = "0.0.0.0:6969")]
     pub listen: std::net::SocketAddr,
@@ -391,6 +409,10 @@ pub struct TrackerArgs {
 
 #[derive(Args, Debug)]
 pub struct ShimArgs {
+    /// TOML config file: any flag, its long name as the key, in `[shim]` (`shoal config
+    /// print-default`); the environment and the flags override it.
+    #[arg(long, env = "SHOAL_SHIM_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Distribution API listen address (keep it on loopback: it serves anyone who can reach it).
     #[arg(long, env = "SHOAL_SHIM_LISTEN", default_value = "127.0.0.1:5000")]
     pub listen: std::net::SocketAddr,

@@ -3,9 +3,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
-use crate::cli::{Cli, Command};
+use crate::cli::file::{config_path, with_file_defaults, ConfigFileError};
+use crate::cli::{Cli, Command, ConfigCommand};
 
 mod common;
 pub(crate) mod jobs;
@@ -20,7 +21,13 @@ pub(crate) mod up;
 
 /// Runs the command line; errors are printed as one clear chain of causes.
 pub(crate) fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("shoal: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     common::init_logging(cli.log_format);
     let result = match cli.command {
         Command::Torrent(args) => torrent::run(args),
@@ -32,6 +39,10 @@ pub(crate) fn main() -> ExitCode {
         Command::Magnets(args) => magnets::run(args),
         Command::Jobs(args) => jobs::run(args),
         Command::Node(command) => node::run(command),
+        Command::Config(ConfigCommand::PrintDefault) => {
+            print!("{}", crate::cli::file::default_file(&Cli::command()));
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -44,6 +55,20 @@ pub(crate) fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The command line, with the defaults of a TOML `--config` file under it (clap exits on a
+/// usage error or `--help` as usual).
+fn parse() -> Result<Cli, ConfigFileError> {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut cmd = Cli::command();
+    if let Some((section, file)) = config_path(&cmd, &argv, |name| std::env::var(name).ok()) {
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| ConfigFileError::Read { file: file.clone(), error: e.to_string() })?;
+        cmd = with_file_defaults(cmd, &section, &file, &text)?;
+    }
+    let matches = cmd.get_matches_from(argv);
+    Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
 }
 
 #[cfg(test)]

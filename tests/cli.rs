@@ -123,7 +123,7 @@ fn env_twins_keep_their_names_through_the_shared_flag_groups() {
     // Frozen: compose files, units and docs use these names; a flag group must not rename one.
     let expected: &[(&str, &str)] = &[
         ("seeder", "SHOAL_LOG_FORMAT SHOAL_SEEDER_ANNOUNCE_PORT SHOAL_SEEDER_API_TOKEN SHOAL_SEEDER_BT_LISTEN SHOAL_SEEDER_CONFIG SHOAL_SEEDER_DATA_DIR SHOAL_SEEDER_DHT SHOAL_SEEDER_IMAGES SHOAL_SEEDER_INSECURE_REGISTRIES SHOAL_SEEDER_LISTEN SHOAL_SEEDER_LSD SHOAL_SEEDER_MAX_STORE_BYTES SHOAL_SEEDER_MEMBERS SHOAL_SEEDER_MIRROR_ALLOW SHOAL_SEEDER_MIRROR_ATTEMPTS SHOAL_SEEDER_MIRROR_RETRY_BACKOFF_MS SHOAL_SEEDER_NO_SUPER_SEED SHOAL_SEEDER_PLATFORMS SHOAL_SEEDER_PUBLIC_URL SHOAL_SEEDER_REPLICAS SHOAL_SEEDER_STORE_HIGH_WATERMARK SHOAL_SEEDER_STORE_LOW_WATERMARK SHOAL_SEEDER_TLS_CERT SHOAL_SEEDER_TLS_CLIENT_CA SHOAL_SEEDER_TLS_KEY SHOAL_SEEDER_TRACKERS SHOAL_SEEDER_UPSTREAM SHOAL_SEEDER_UPSTREAM_CONNECT_TIMEOUT_MS SHOAL_SEEDER_UPSTREAM_FIRST_BYTE_TIMEOUT_MS SHOAL_SEEDER_UPSTREAM_IDLE_TIMEOUT_MS SHOAL_SEEDER_UPSTREAM_PASSWORD SHOAL_SEEDER_UPSTREAM_USERNAME"),
-        ("shim", "SHOAL_LOG_FORMAT SHOAL_SHIM_ANNOUNCE_PORT SHOAL_SHIM_BT_LISTEN SHOAL_SHIM_DATA_DIR SHOAL_SHIM_INSECURE_REGISTRIES SHOAL_SHIM_LISTEN SHOAL_SHIM_MAX_STORE_BYTES SHOAL_SHIM_MIRROR_MISS_TIMEOUT_MS SHOAL_SHIM_PEER_REQUEST_WINDOW SHOAL_SHIM_SEEDER SHOAL_SHIM_SEEDER_CA SHOAL_SHIM_SEEDER_CLIENT_CERT SHOAL_SHIM_SEEDER_CLIENT_KEY SHOAL_SHIM_STALE_TAG_MAX_AGE_SECS SHOAL_SHIM_STALL_TIMEOUT_MS SHOAL_SHIM_STORE_HIGH_WATERMARK SHOAL_SHIM_STORE_LOW_WATERMARK SHOAL_SHIM_TAG_TTL_SECS SHOAL_SHIM_TLS_CERT SHOAL_SHIM_TLS_CLIENT_CA SHOAL_SHIM_TLS_KEY SHOAL_SHIM_TORRENT_TIMEOUT_MS SHOAL_SHIM_TRACKERS SHOAL_SHIM_UNCHOKE_WAIT_MS SHOAL_SHIM_UPSTREAM SHOAL_SHIM_UPSTREAM_CONNECT_TIMEOUT_MS SHOAL_SHIM_UPSTREAM_FIRST_BYTE_TIMEOUT_MS SHOAL_SHIM_UPSTREAM_IDLE_TIMEOUT_MS SHOAL_SHIM_UPSTREAM_PASSWORD SHOAL_SHIM_UPSTREAM_USERNAME"),
+        ("shim", "SHOAL_LOG_FORMAT SHOAL_SHIM_ANNOUNCE_PORT SHOAL_SHIM_BT_LISTEN SHOAL_SHIM_CONFIG SHOAL_SHIM_DATA_DIR SHOAL_SHIM_INSECURE_REGISTRIES SHOAL_SHIM_LISTEN SHOAL_SHIM_MAX_STORE_BYTES SHOAL_SHIM_MIRROR_MISS_TIMEOUT_MS SHOAL_SHIM_PEER_REQUEST_WINDOW SHOAL_SHIM_SEEDER SHOAL_SHIM_SEEDER_CA SHOAL_SHIM_SEEDER_CLIENT_CERT SHOAL_SHIM_SEEDER_CLIENT_KEY SHOAL_SHIM_STALE_TAG_MAX_AGE_SECS SHOAL_SHIM_STALL_TIMEOUT_MS SHOAL_SHIM_STORE_HIGH_WATERMARK SHOAL_SHIM_STORE_LOW_WATERMARK SHOAL_SHIM_TAG_TTL_SECS SHOAL_SHIM_TLS_CERT SHOAL_SHIM_TLS_CLIENT_CA SHOAL_SHIM_TLS_KEY SHOAL_SHIM_TORRENT_TIMEOUT_MS SHOAL_SHIM_TRACKERS SHOAL_SHIM_UNCHOKE_WAIT_MS SHOAL_SHIM_UPSTREAM SHOAL_SHIM_UPSTREAM_CONNECT_TIMEOUT_MS SHOAL_SHIM_UPSTREAM_FIRST_BYTE_TIMEOUT_MS SHOAL_SHIM_UPSTREAM_IDLE_TIMEOUT_MS SHOAL_SHIM_UPSTREAM_PASSWORD SHOAL_SHIM_UPSTREAM_USERNAME"),
         ("jobs", "SHOAL_JOBS_JSON SHOAL_LOG_FORMAT SHOAL_SEEDER SHOAL_SEEDER_CA SHOAL_SEEDER_CLIENT_CERT SHOAL_SEEDER_CLIENT_KEY"),
         ("up", "SHOAL_API_TOKEN SHOAL_BT_LISTEN SHOAL_CONFIG SHOAL_DATA_DIR SHOAL_IMAGES SHOAL_INSECURE_REGISTRIES SHOAL_LOG_FORMAT SHOAL_MAX_STORE_BYTES SHOAL_MIRROR_ALLOW SHOAL_MIRROR_ATTEMPTS SHOAL_MIRROR_RETRY_BACKOFF_MS SHOAL_NO_SUPER_SEED SHOAL_PLATFORMS SHOAL_PUBLIC SHOAL_PUBLIC_HOST SHOAL_SEEDER_LISTEN SHOAL_SHIM_BT_LISTEN SHOAL_SHIM_LISTEN SHOAL_SHIM_MAX_STORE_BYTES SHOAL_SHIM_MIRROR_MISS_TIMEOUT_MS SHOAL_SHIM_PEER_REQUEST_WINDOW SHOAL_SHIM_STALE_TAG_MAX_AGE_SECS SHOAL_SHIM_STALL_TIMEOUT_MS SHOAL_SHIM_STORE_HIGH_WATERMARK SHOAL_SHIM_STORE_LOW_WATERMARK SHOAL_SHIM_TAG_TTL_SECS SHOAL_SHIM_TORRENT_TIMEOUT_MS SHOAL_SHIM_UNCHOKE_WAIT_MS SHOAL_TRACKERS SHOAL_TRACKER_LISTEN SHOAL_UPSTREAM SHOAL_UPSTREAM_CONNECT_TIMEOUT_MS SHOAL_UPSTREAM_FIRST_BYTE_TIMEOUT_MS SHOAL_UPSTREAM_IDLE_TIMEOUT_MS SHOAL_UPSTREAM_PASSWORD SHOAL_UPSTREAM_USERNAME"),
         ("node install", "SHOAL_LOG_FORMAT SHOAL_NODE_CONTAINERD_CONFIG SHOAL_NODE_DOCKER_DAEMON_JSON SHOAL_NODE_DRY_RUN SHOAL_NODE_FIX SHOAL_NODE_HOSTS_DIR SHOAL_NODE_MIRROR_ALL SHOAL_NODE_REGISTRIES SHOAL_NODE_RUNTIMES SHOAL_NODE_SHIM_URL SHOAL_NODE_STATE_DIR"),
@@ -336,4 +336,45 @@ fn node_install_refuses_bad_input_by_name_and_changes_nothing() {
     left.sort();
     assert_eq!(left, ["certs.d", "daemon.json"], "a refused install wrote files");
     assert_eq!(std::fs::read_dir(&hosts).unwrap().count(), 1);
+}
+
+#[test]
+fn a_toml_config_file_sets_flags_and_a_misspelt_key_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    // The printed default file, uncommented, is taken by every service.
+    let default = stdout(&shoal(dir.path(), &["config", "print-default"]));
+    let uncommented: String = default
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("# ")
+                .filter(|l| l.contains(" = ") && !l.ends_with("\"\""))
+                .or(l.starts_with('[').then_some(l))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.path().join("default.toml"), &uncommented).unwrap();
+    for command in ["tracker", "seeder", "shim", "up"] {
+        let out = shoal(dir.path(), &[command, "--config", "default.toml", "--help"]);
+        assert!(out.status.success(), "{command}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // A value from the file is used: a shim whose certificate the file names fails on that file.
+    let file = "[shim]\ntls-cert = \"/nonexistent/from-file.pem\"\ntls-key = \"/nonexistent/key.pem\"\n\
+                data-dir = \"data\"\nlisten = \"127.0.0.1:0\"\n";
+    std::fs::write(dir.path().join("tls.toml"), file).unwrap();
+    let out = shoal(dir.path(), &["shim", "--config", "tls.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/from-file.pem"), "{out:?}");
+    std::fs::write(dir.path().join("bad.toml"), "[shim]\nstall-timout-ms = 5\n").unwrap();
+    let out = shoal(dir.path(), &["shim", "--config", "bad.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown key `stall-timout-ms` in [shim] of bad.toml"), "{stderr}");
+    // The environment twin names the file too.
+    let out = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .current_dir(dir.path())
+        .env("SHOAL_SHIM_CONFIG", "bad.toml")
+        .args(["shim", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
 }

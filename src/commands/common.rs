@@ -15,8 +15,8 @@ use shoal_upstream::{Credentials, UpstreamConfig};
 
 use crate::cli::{BitTorrentFlags, LogFormat, ShimTiming, StoreLimitFlags, UpstreamFlags};
 
-/// The optional JSON config file (`--config`): lists that are awkward as flags, and
-/// credentials that must not sit on a command line.
+/// The optional JSON config file (`--config` not ending in `.toml`): lists that are awkward as
+/// flags, and credentials that must not sit on a command line.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConfigFile {
@@ -34,7 +34,8 @@ pub(crate) struct ConfigFile {
 impl ConfigFile {
     /// The file at `path`, or the empty config without one.
     pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let Some(path) = path else { return Ok(Self::default()) };
+        // A TOML file set flags before they were parsed (`crate::cli::file`).
+        let Some(path) = path.filter(|p| p.extension().is_none_or(|e| e != "toml")) else { return Ok(Self::default()) };
         let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         serde_json::from_slice(&text).with_context(|| format!("invalid config file {}", path.display()))
     }
