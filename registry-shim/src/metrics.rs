@@ -149,6 +149,11 @@ impl ShimMetrics {
         }
     }
 
+    /// The swarm session's rate caps, as gauges (once, at start).
+    pub(crate) fn show_rate_caps(&self, upload: Option<u32>, download: Option<u32>) {
+        shoal_telemetry::show_rate_caps(&self.registry, "shim", upload, download);
+    }
+
     pub fn render(&self) -> String {
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding");

@@ -110,6 +110,10 @@ impl BoundShim {
         upstream_config.default_registry.get_or_insert_with(|| config.default_registry.clone());
         let upstream = Arc::new(Upstream::new(upstream_config));
         let metrics = Arc::new(ShimMetrics::new());
+        if let Some(swarm) = &config.swarm {
+            let cap = |rate: Option<std::num::NonZeroU32>| rate.map(std::num::NonZeroU32::get);
+            metrics.show_rate_caps(cap(swarm.seeding.max_upload_rate), cap(swarm.seeding.max_download_rate));
+        }
         let swarm = match config.swarm.clone() {
             Some(swarm) => Some(Arc::new(Swarm::start(&config.data_dir, store.blobs_dir(), swarm).await?)),
             None => None,

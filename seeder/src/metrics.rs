@@ -118,6 +118,11 @@ impl SeederMetrics {
         }
     }
 
+    /// The BitTorrent session's rate caps, as gauges (once, at start).
+    pub(crate) fn show_rate_caps(&self, upload: Option<u32>, download: Option<u32>) {
+        shoal_telemetry::show_rate_caps(&self.registry, "seeder", upload, download);
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = Vec::new();

@@ -146,6 +146,8 @@ pub async fn bind(config: SeederConfig) -> Result<BoundSeeder, SeederError> {
     let store = Arc::new(BlobStore::open(&config.data_dir)?);
     let stored = CachedStore { store, index, usage: Arc::default() };
     let metrics = Arc::new(SeederMetrics::new());
+    let cap = |rate: Option<std::num::NonZeroU32>| rate.map(std::num::NonZeroU32::get);
+    metrics.show_rate_caps(cap(config.seeding.max_upload_rate), cap(config.seeding.max_download_rate));
 
     let listener = TcpListener::bind(config.http_listen)
         .await

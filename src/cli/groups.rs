@@ -114,11 +114,25 @@ macro_rules! bittorrent_flags {
             /// process makes, and announced to for the blobs it seeds.
             #[arg(long = "tracker", env = concat!($env, "TRACKERS"), value_delimiter = ',')]
             pub trackers: Vec<String>,
+            /// Most bytes per second sent to BitTorrent peers, over all torrents (500KiB,
+            /// 10MiB, ...); no cap by default. Webseed and upstream HTTP are not capped.
+            #[arg(long, env = concat!($env, "MAX_UPLOAD_RATE"), value_parser = byte_rate)]
+            pub max_upload_rate: Option<std::num::NonZeroU32>,
+            /// Most bytes per second received from BitTorrent peers, over all torrents; no cap
+            /// by default.
+            #[arg(long, env = concat!($env, "MAX_DOWNLOAD_RATE"), value_parser = byte_rate)]
+            pub max_download_rate: Option<std::num::NonZeroU32>,
         }
 
         impl From<$name> for BitTorrentFlags {
             fn from(f: $name) -> Self {
-                Self { listen: f.bt_listen, announce_port: f.announce_port, trackers: f.trackers }
+                Self {
+                    listen: f.bt_listen,
+                    announce_port: f.announce_port,
+                    trackers: f.trackers,
+                    max_upload_rate: f.max_upload_rate,
+                    max_download_rate: f.max_download_rate,
+                }
             }
         }
     };
@@ -235,6 +249,18 @@ pub struct BitTorrentFlags {
     pub listen: std::net::SocketAddr,
     pub announce_port: Option<u16>,
     pub trackers: Vec<String>,
+    pub max_upload_rate: Option<std::num::NonZeroU32>,
+    pub max_download_rate: Option<std::num::NonZeroU32>,
+}
+
+/// A rate in bytes per second (`500KiB`, `10MiB`, `1048576`): the store's size syntax, at
+/// least 1 B/s and below 4 GiB/s (librqbit's bucket counts in `u32`).
+fn byte_rate(text: &str) -> Result<std::num::NonZeroU32, String> {
+    let bytes = shoal_store::eviction::parse_byte_size(text).map_err(|e| e.to_string())?;
+    u32::try_from(bytes)
+        .ok()
+        .and_then(std::num::NonZeroU32::new)
+        .ok_or_else(|| format!("{text}: a rate of 1 B/s to 4 GiB/s, per second (e.g. 10MiB)"))
 }
 
 upstream_flags!(SeederUpstream, "SHOAL_SEEDER_");

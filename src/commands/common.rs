@@ -93,6 +93,8 @@ impl BitTorrentFlags {
         SeedingConfig {
             announce_port: self.announce_port,
             super_seed,
+            max_upload_rate: self.max_upload_rate,
+            max_download_rate: self.max_download_rate,
             ..SeedingConfig::tracker_only(self.listen, self.trackers)
         }
     }

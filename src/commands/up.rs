@@ -35,7 +35,13 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
     let tracker_url = format!("http://{host}:{}/announce", args.tracker_listen.port());
     let seeder_public = format!("http://{host}:{}", seeder_listen.port());
     let trackers = [vec![tracker_url.clone()], args.trackers.clone()].concat();
-    let bittorrent = |listen| BitTorrentFlags { listen, announce_port: None, trackers: trackers.clone() };
+    let bittorrent = |listen| BitTorrentFlags {
+        listen,
+        announce_port: None,
+        trackers: trackers.clone(),
+        max_upload_rate: None,
+        max_download_rate: None,
+    };
 
     let seeder = SeederConfig {
         data_dir: args.data_dir.join("seeder"),

@@ -99,6 +99,11 @@ pub struct SeedingConfig {
     /// Super-seed complete torrents (BEP 16, see `librqbit::SessionOptions::super_seed`): for
     /// an origin many hosts download from at once; a host that seeds onward leaves it off.
     pub super_seed: bool,
+    /// Most bytes per second sent to peers over all torrents (`--max-upload-rate`); `None`:
+    /// no cap. librqbit's session-wide token bucket, taken per 16 KiB chunk.
+    pub max_upload_rate: Option<std::num::NonZeroU32>,
+    /// Most bytes per second requested from peers over all torrents (`--max-download-rate`).
+    pub max_download_rate: Option<std::num::NonZeroU32>,
 }
 
 impl SeedingConfig {
@@ -113,6 +118,8 @@ impl SeedingConfig {
             local_service_discovery: false,
             disable_upload: false,
             super_seed: false,
+            max_upload_rate: None,
+            max_download_rate: None,
         }
     }
 }
@@ -157,6 +164,10 @@ impl Seeding {
             ipv4_only: config.listen.is_ipv4(),
             disable_upload: config.disable_upload,
             super_seed: config.super_seed,
+            ratelimits: librqbit::limits::LimitsConfig {
+                upload_bps: config.max_upload_rate,
+                download_bps: config.max_download_rate,
+            },
             ..Default::default()
         };
         let session = Session::new_with_opts(state_dir.join("unused-output"), options)

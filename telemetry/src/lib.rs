@@ -40,6 +40,17 @@ pub fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     g
 }
 
+/// `<service>_bittorrent_max_upload_rate_bytes` and `..._max_download_rate_bytes` on
+/// `registry`: the session's caps in bytes per second (`--max-upload-rate`,
+/// `--max-download-rate`), 0 when there is none.
+pub fn show_rate_caps(registry: &Registry, service: &str, upload: Option<u32>, download: Option<u32>) {
+    for (direction, cap) in [("upload", upload), ("download", download)] {
+        let name = format!("shoal_{service}_bittorrent_max_{direction}_rate_bytes");
+        let help = format!("Most bytes per second the BitTorrent session may {direction} (--max-{direction}-rate); 0: no cap");
+        gauge(registry, &name, &help).set(i64::from(cap.unwrap_or(0)));
+    }
+}
+
 /// An integer counter registered on `registry`.
 pub fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric");
