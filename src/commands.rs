@@ -8,6 +8,7 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 
 mod common;
+pub(crate) mod completions;
 pub(crate) mod jobs;
 pub(crate) mod magnet;
 pub(crate) mod magnets;
@@ -32,6 +33,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Magnets(args) => magnets::run(args),
         Command::Jobs(args) => jobs::run(args),
         Command::Node(command) => node::run(command),
+        Command::Completions(args) => completions::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -129,10 +129,66 @@ fn env_twins_keep_their_names_through_the_shared_flag_groups() {
         ("node install", "SHOAL_LOG_FORMAT SHOAL_NODE_CONTAINERD_CONFIG SHOAL_NODE_DOCKER_DAEMON_JSON SHOAL_NODE_DRY_RUN SHOAL_NODE_FIX SHOAL_NODE_HOSTS_DIR SHOAL_NODE_MIRROR_ALL SHOAL_NODE_REGISTRIES SHOAL_NODE_RUNTIMES SHOAL_NODE_SHIM_URL SHOAL_NODE_STATE_DIR"),
         ("node uninstall", "SHOAL_LOG_FORMAT SHOAL_NODE_DRY_RUN SHOAL_NODE_FORCE SHOAL_NODE_STATE_DIR"),
         ("node doctor", "SHOAL_LOG_FORMAT SHOAL_NODE_CONTAINERD_ADDRESS SHOAL_NODE_DIAL_TIMEOUT_MS SHOAL_NODE_DOCTOR_IMAGE SHOAL_NODE_HOSTS_DIR SHOAL_NODE_MISS_REGISTRY SHOAL_NODE_PULL_WITH SHOAL_NODE_SHIM_URL"),
+        ("completions", "SHOAL_COMPLETIONS_SHELL SHOAL_LOG_FORMAT"),
     ];
     for (command, names) in expected {
         assert_eq!(env_twins(command).join(" "), *names, "shoal {command}");
     }
+}
+
+/// The subcommands `shoal [command] --help` lists under `Commands:` (clap's own `help` left out).
+fn subcommands(command: &[&str]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = command.to_vec();
+    args.push("--help");
+    let help = stdout(&shoal(dir.path(), &args));
+    let listed = help.split("Commands:\n").nth(1).expect("a Commands: section");
+    listed
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn completions_cover_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = subcommands(&[]);
+    assert!(top.len() >= 10 && top.iter().any(|c| c == "completions"), "{top:?}");
+    let node = subcommands(&["node"]);
+    assert_eq!(node, ["install", "uninstall", "doctor"]);
+    let bash = stdout(&shoal(dir.path(), &["completions", "bash"]));
+    assert!(bash.contains("complete -F _shoal"), "not a bash completion script:\n{bash}");
+    // bash's script maps each subcommand word to its own case (`shoal,node)`, then
+    // `shoal__subcmd__node)`, `shoal__subcmd__node,install)`), which lists that command's flags.
+    for name in &top {
+        assert!(bash.contains(&format!("shoal,{name})")), "bash completion lacks `{name}`");
+        assert!(bash.contains(&format!("shoal__subcmd__{name})")), "bash completion lacks `{name}`'s case");
+    }
+    for name in &node {
+        let case = format!("shoal__subcmd__node__subcmd__{name})");
+        assert!(bash.contains(&case), "bash completion lacks `node {name}`");
+    }
+    for flag in ["--member", "--replicas", "--public-url", "--mirror-all", "--self-url"] {
+        assert!(bash.split_whitespace().any(|w| w == flag), "bash completion lacks {flag}");
+    }
+    let zsh = stdout(&shoal(dir.path(), &["completions", "zsh"]));
+    assert!(zsh.starts_with("#compdef shoal"), "{zsh}");
+    // The env twin picks the shell when no argument does.
+    let out = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["completions"])
+        .env("SHOAL_COMPLETIONS_SHELL", "fish")
+        .output()
+        .unwrap();
+    let fish = stdout(&out);
+    assert!(fish.contains("complete -c shoal"), "{fish}");
+    for name in &top {
+        assert!(fish.contains(&format!("-a \"{name}\"")), "fish completion lacks `{name}`");
+    }
+    let bad = shoal(dir.path(), &["completions", "powershell"]);
+    assert!(!bad.status.success());
 }
 
 /// Environment variables to run a command with.
