@@ -2,8 +2,10 @@
 """Checks deploy/kubernetes: every overlay renders (`kubectl kustomize`), every rendered object
 validates against the Kubernetes schemas (kubernetes-validate, strict: unknown fields fail; the
 ServiceMonitor against servicemonitor.schema.json), every SHOAL_* name is an env twin the
-`shoal` binary lists, the member lists name exactly the pods the replica counts create, and each
-service's command and env names are the ones compose/docker-compose.yml runs.
+`shoal` binary lists, the member lists name exactly the pods the replica counts create, the shim
+pod's `shoal node install` (init container) and preStop `shoal node uninstall` leave a host
+tree as they found it, and each service's command and env names are the ones
+compose/docker-compose.yml runs.
 
 Needs kubectl (KUBECTL to pick one), PyYAML, jsonschema, kubernetes-validate and a shoal binary
 (SHOAL_BIN, default target/debug/shoal). A missing one is a failure, never a skip.
@@ -177,6 +179,68 @@ def check_members(overlay, docs):
             fail(f"overlays/{overlay}: the shim does not listen on the node's loopback")
 
 
+def under_mounts(c, path):
+    return any(path == m["mountPath"] or path.startswith(m["mountPath"].rstrip("/") + "/")
+               for m in c.get("volumeMounts", []))
+
+
+def check_node_lifecycle(overlay, docs, shoal):
+    """The init container's `shoal node install` and the preStop `shoal node uninstall`, run
+    as the pod runs them (its env and flags, /host/ moved to a temporary tree, no containerd on
+    PATH, as in the image), on a host tree with a registry's own hosts.toml: install writes the
+    shim's entry, a restart's second install changes nothing, uninstall restores every file."""
+    import hashlib
+    import tempfile
+    shim_ds = find(docs, "DaemonSet", "shoal-shim")
+    init, shim = container(shim_ds, "node-install", init=True), container(shim_ds, "shim")
+    env = env_values(docs, init, "node-a", "")
+    shim_env = env_values(docs, shim, "node-a", "")
+    if env["SHOAL_NODE_SHIM_URL"] != "http://" + shim_env["SHOAL_SHIM_LISTEN"]:
+        fail(f"overlays/{overlay}: node install points containerd at {env['SHOAL_NODE_SHIM_URL']}, "
+             f"the shim listens on {shim_env['SHOAL_SHIM_LISTEN']}")
+    pre_stop = shim["lifecycle"]["preStop"]["exec"]["command"]
+    host_paths = [v for v in env.values() if v.startswith("/host/")] + [a for a in pre_stop if a.startswith("/host/")]
+    for path in host_paths:
+        for c, role in [(init, "init container"), (shim, "shim (preStop)")]:
+            if not under_mounts(c, path):
+                fail(f"overlays/{overlay}: {path} is on no volume of the {role}")
+    with tempfile.TemporaryDirectory() as tmp:
+        def moved(value):
+            return tmp + value[len("/host"):] if value.startswith("/host/") else value
+        own = os.path.join(tmp, "etc/containerd/certs.d/docker.io/hosts.toml")
+        os.makedirs(os.path.dirname(own))
+        with open(own, "w") as f:
+            f.write('server = "https://registry-1.docker.io"\n\n[host."https://mirror.example"]\n  capabilities = ["pull"]\n')
+        with open(os.path.join(tmp, "etc/containerd/config.toml"), "w") as f:
+            f.write('version = 2\n\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "/etc/containerd/certs.d"\n')
+
+        def tree():
+            out = {}
+            for d, _, files in os.walk(os.path.join(tmp, "etc")):
+                for name in files:
+                    with open(os.path.join(d, name), "rb") as f:
+                        out[os.path.relpath(os.path.join(d, name), tmp)] = hashlib.sha256(f.read()).hexdigest()
+            return out
+        before = tree()
+        pod_env = {"PATH": "/nonexistent", **{k: moved(v) for k, v in env.items()}}
+        for attempt in ["install", "a restart's install"]:
+            run = subprocess.run([shoal, *init["args"]], env=pod_env, capture_output=True, text=True)
+            if run.returncode != 0:
+                fail(f"overlays/{overlay}: the init container's {attempt} failed: {run.stderr.strip()}")
+        if "nothing changed" not in run.stdout + run.stderr:
+            fail(f"overlays/{overlay}: a second install was not a no-op: {run.stdout}{run.stderr}")
+        default = os.path.join(tmp, "etc/containerd/certs.d/_default/hosts.toml")
+        written = open(default).read() if os.path.exists(default) else ""
+        if f'[host."{env["SHOAL_NODE_SHIM_URL"]}"]' not in written:
+            fail(f"overlays/{overlay}: install wrote no shim entry in _default/hosts.toml: {written!r}")
+        run = subprocess.run([shoal, *[moved(a) for a in pre_stop[1:]]], env={"PATH": "/nonexistent"},
+                             capture_output=True, text=True)
+        if run.returncode != 0:
+            fail(f"overlays/{overlay}: the preStop uninstall failed: {run.stderr.strip()}")
+        if tree() != before:
+            fail(f"overlays/{overlay}: uninstall did not restore the host's files: {sorted(before)} -> {sorted(tree())}")
+
+
 def check_compose(overlay, docs):
     """Each compose service runs the command and the env names its Kubernetes twin runs."""
     with open(os.path.join(ROOT, "compose", "docker-compose.yml")) as f:
@@ -212,12 +276,13 @@ def main():
         validate(overlay, docs)
         check_twins(overlay, docs, shoal)
         check_members(overlay, docs)
+        check_node_lifecycle(overlay, docs, shoal)
         check_compose(overlay, docs)
         print(f"overlays/{overlay}: {len(docs)} objects ({', '.join(kinds)}) checked")
     if failures:
         print(f"check.py: {len(failures)} failure(s)")
         sys.exit(1)
-    print(f"check.py: {len(overlays)} overlays, {objects} objects: schemas, env twins, members, compose agree")
+    print(f"check.py: {len(overlays)} overlays, {objects} objects: schemas, env twins, members, node install/uninstall, compose agree")
 
 
 if __name__ == "__main__":
