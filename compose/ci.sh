@@ -2,7 +2,8 @@
 # CI for the compose lab (.ci/test runs it after the cargo tests): uses the Docker daemon that
 # answers, or starts one of its own (flags of ../shared/FIELD-NOTES.md, state under /tmp, stopped
 # at the end); builds the release `shoal`, the base image offline (build-base.sh), the lab images,
-# and runs demo.sh end to end on free loopback ports. Prints how long each phase took.
+# runs demo.sh end to end on free loopback ports, then deploy/kubernetes's pods in the lab image
+# (deploy/kubernetes/test/run_pods.py). Prints how long each phase took.
 # Env: SHOAL_BIN=path uses that binary instead of building a release one (.ci/test passes the
 #      debug build the cargo tests just made); SHOAL_LAB_CACHE (see build-base.sh);
 #      SHOAL_LAB_DOCKERD_DRIVERS: storage drivers to try for our own dockerd (default "overlay2 vfs").
@@ -117,3 +118,9 @@ export SHOAL_LAB_REGISTRY_PORT SHOAL_LAB_TRACKER_PORT SHOAL_LAB_SEEDER_PORT SHOA
 DEMO_LOG=$(mktemp /tmp/shoal-lab-demo.XXXXXX.log)
 DEMO_TIMEOUT=${DEMO_TIMEOUT:-900} ./demo.sh 2>&1 | tee "$DEMO_LOG"
 phase "demo.sh"
+
+# deploy/kubernetes's pods (overlays/single) in the lab's image: each container with its pod's env,
+# user, read-only root and dropped capabilities starts and answers its readiness probe; the shim's
+# init container (`shoal node install`) and preStop (`shoal node uninstall`) on a fake host tree.
+python3 ../deploy/kubernetes/test/run_pods.py shoal-lab/shoal:dev
+phase "kubernetes pods"

@@ -66,6 +66,23 @@ pub enum Command {
     /// Point this host's containerd and Docker at the shim, undo it, or check it works.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Print a shell completion script for `shoal` to stdout, e.g.
+    /// `shoal completions bash > /etc/bash_completion.d/shoal`.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to write the script for.
+    #[arg(env = "SHOAL_COMPLETIONS_SHELL", value_enum)]
+    pub shell: CompletionShell,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Args, Debug)]

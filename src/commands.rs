@@ -9,6 +9,7 @@ use crate::cli::file::{config_path, with_file_defaults, ConfigFileError};
 use crate::cli::{Cli, Command, ConfigCommand};
 
 mod common;
+pub(crate) mod completions;
 pub(crate) mod jobs;
 pub(crate) mod magnet;
 pub(crate) mod magnets;
@@ -43,6 +44,7 @@ pub(crate) fn main() -> ExitCode {
             print!("{}", crate::cli::file::default_file(&Cli::command()));
             Ok(())
         }
+        Command::Completions(args) => completions::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
