@@ -3,15 +3,17 @@
 # rendezvous ring with 2 owners per blob, 4 hosts each running a shim told every seeder and
 # tracker. It starts the lab fresh, pushes a test image of random layers into the lab registry,
 # mirrors it through seeder1, shows which seeder holds which blob, then pulls the image on all 4
-# hosts at once and, as the first host starts on the largest layer, SIGKILLs (`docker kill`) that
-# layer's primary owner seeder and the owner tracker of its swarm. Exits non-zero when any check
-# fails:
+# hosts at once and, as they start together on the largest layer (after the manifest), SIGKILLs
+# (`docker kill`) that layer's primary owner seeder and the owner tracker of its swarm. Exits
+# non-zero when any check fails:
 #   - each blob's torrent names the owners the rendezvous order gives (computed here too,
 #     torrent-owners.py), and each blob is stored at exactly its 2 owners;
 #   - upstream (the registry's access log) served each blob at most twice in the whole run;
-#   - every blob each host pulled has the SHA-256 of its digest (and the manifest its digest);
+#   - every blob each host pulled has the SHA-256 of its digest (and the manifest its digest),
+#     and at least one host did not have the largest layer yet when the kill returned;
 #   - no host took a byte from upstream, no shim counted a verification failure;
-#   - `shoal magnets`, given the dead seeder first, lists every blob's magnet through a survivor.
+#   - `shoal magnets`, given the dead seeder first, lists every blob's magnet through a survivor;
+#   - each surviving seeder owns every blob it stores (shoal_seeder_ring_owned_blobs).
 # Needs: docker (a reachable daemon), docker compose or docker-compose, skopeo, curl, python3.
 # Env: KEEP=1 leaves the lab running; DEMO_TIMEOUT (s, default 300) bounds the whole run;
 #      LAYERS_MIB (default "2 3 8"); SHOAL_RING_* ports as in docker-compose.ring.yml;
