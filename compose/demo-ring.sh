@@ -16,13 +16,17 @@
 #   - each surviving seeder owns every blob it stores (shoal_seeder_ring_owned_blobs).
 # Needs: docker (a reachable daemon), docker compose or docker-compose, skopeo, curl, python3.
 # Env: KEEP=1 leaves the lab running; DEMO_TIMEOUT (s, default 300) bounds the whole run;
-#      LAYERS_MIB (default "2 3 8"); SHOAL_RING_* ports as in docker-compose.ring.yml;
+#      LAYERS_MIB (default "2 3 8"); KILL_DELAY_MS (default 0): kill that long after the hosts
+#      start on the largest layer; KILL_ON=bytes: once a host got its first bytes from peers;
+#      SHOAL_RING_* ports as in docker-compose.ring.yml;
 #      SHOAL_RING_PROJECT (compose project name, default shoal-ring).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 DEMO_TIMEOUT=${DEMO_TIMEOUT:-300}
 LAYERS_MIB=${LAYERS_MIB:-2 3 8}
+KILL_DELAY_MS=${KILL_DELAY_MS:-0}
+KILL_ON=${KILL_ON:-start}
 REGISTRY_PORT=${SHOAL_RING_REGISTRY_PORT:-5600}
 SEEDER_PORTS=("${SHOAL_RING_SEEDER1_PORT:-7101}" "${SHOAL_RING_SEEDER2_PORT:-7102}" "${SHOAL_RING_SEEDER3_PORT:-7103}")
 TRACKER_PORTS=("${SHOAL_RING_TRACKER1_PORT:-6971}" "${SHOAL_RING_TRACKER2_PORT:-6972}" "${SHOAL_RING_TRACKER3_PORT:-6973}")
@@ -301,6 +305,18 @@ all_ready() { [ "$(compgen -G "$WORK/host*.ready" | wc -l)" -eq 4 ]; }
 wait_for "the 4 hosts to have the manifest" 60 all_ready
 GO_MS=$(now_ms)
 touch "$WORK/go"
+# KILL_DELAY_MS later, or (KILL_ON=bytes) once a host's shim got its first bytes from peers: to
+# aim the kill at the hosts' downloads rather than at their torrent requests.
+[ "$KILL_DELAY_MS" -eq 0 ] || sleep "$(awk -v ms="$KILL_DELAY_MS" 'BEGIN { print ms / 1000 }')"
+first_bytes() {
+  local n
+  for n in 1 2 3 4; do [ "$(shim_delta "$n" 'shoal_shim_blob_bytes_total{source="peers"}')" -eq 0 ] || return 0; done
+  return 1
+}
+if [ "$KILL_ON" = bytes ]; then
+  end=$((SECONDS + 30))
+  until first_bytes || [ "$SECONDS" -ge "$end" ]; do :; done
+fi
 docker kill "${CONTAINER[$VICTIM]}" "${CONTAINER[$DOOMED_TRACKER]}" > /dev/null
 KILLED_MS=$(now_ms)
 sources=""
