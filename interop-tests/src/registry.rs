@@ -165,11 +165,15 @@ pub fn start_registry_with_access_log(dir: &Path) -> (ChildGuard, u16, std::path
     (child, port, log)
 }
 
-/// How many times the registry's access log shows a blob served whole (`GET`, 200).
+/// How many times the registry's access log shows a blob's body served (`GET`, 200, or 206:
+/// oci-client asks for a range from byte 0, and the registry answers 206).
 pub fn blob_gets(access_log: &Path, digest: &str) -> usize {
     let text = std::fs::read_to_string(access_log).unwrap_or_default();
-    let needle = format!("/blobs/{digest} HTTP/1.1\" 200 ");
-    text.lines().filter(|l| l.contains("\"GET ") && l.contains(&needle)).count()
+    let needle = format!("/blobs/{digest} HTTP/1.1\"");
+    let served = |l: &&str| {
+        l.split_once(&needle).is_some_and(|(_, rest)| rest.starts_with(" 200 ") || rest.starts_with(" 206 "))
+    };
+    text.lines().filter(|l| l.contains("\"GET ")).filter(served).count()
 }
 
 fn serve_registry(dir: &Path, extra_config: &str, stdout: Stdio) -> (ChildGuard, u16) {

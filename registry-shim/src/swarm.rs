@@ -206,13 +206,14 @@ impl Swarm {
     /// can be slow to answer when many hosts ask at once, so the timeout is not what tells a
     /// fetch in progress).
     pub(crate) async fn torrent(&self, origin: &BlobOrigin, digest: &BlobDigest) -> Option<BlobTorrentFile> {
-        for base in self.seeders.as_ref()?.order(digest) {
+        let order = self.liveness.reorder(self.seeders.as_ref()?.order(digest), std::time::Instant::now());
+        for base in order {
             let asked = self.ask_seeder(base, origin, digest).await;
             let failed = match &asked {
                 Asked::Failed(why) => Some(why.as_str()),
                 _ => None,
             };
-            match self.liveness.record(base, failed.is_none()) {
+            match self.liveness.record(base, failed.is_none(), std::time::Instant::now()) {
                 Some(false) => tracing::warn!(
                     seeder = base,
                     error = failed.unwrap_or_default(),

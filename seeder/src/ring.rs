@@ -154,7 +154,7 @@ impl Ring {
         wait: bool,
     ) -> Result<OwnerAnswer, OwnersError> {
         let (mut tried, mut refused) = (Vec::new(), None);
-        for owner in self.other_owners(digest) {
+        for owner in self.liveness.reorder(self.other_owners(digest), std::time::Instant::now()) {
             let asked = self.ask(owner, digest, name, wait).await;
             self.note_liveness(owner, !matches!(asked, Err(Asked::Failed(_))));
             match asked {
@@ -181,7 +181,7 @@ impl Ring {
 
     /// Logs a member going down or coming back, once per change.
     fn note_liveness(&self, member: &str, up: bool) {
-        match self.liveness.record(member, up) {
+        match self.liveness.record(member, up, std::time::Instant::now()) {
             Some(false) => {
                 tracing::warn!(%member, "a seeder of the ring stopped answering; asking the next owner meanwhile")
             }

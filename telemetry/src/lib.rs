@@ -46,7 +46,8 @@ pub fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
 pub fn show_rate_caps(registry: &Registry, service: &str, upload: Option<u32>, download: Option<u32>) {
     for (direction, cap) in [("upload", upload), ("download", download)] {
         let name = format!("shoal_{service}_bittorrent_max_{direction}_rate_bytes");
-        let help = format!("Most bytes per second the BitTorrent session may {direction} (--max-{direction}-rate); 0: no cap");
+        let help =
+            format!("Most bytes per second the BitTorrent session may {direction} (--max-{direction}-rate); 0: no cap");
         gauge(registry, &name, &help).set(i64::from(cap.unwrap_or(0)));
     }
 }

@@ -118,16 +118,33 @@ impl SeederRing {
 }
 
 /// Whether each member answered last time, so that a caller logs a member going down, or coming
-/// back, once per change instead of once per request. A member never seen counts as up.
+/// back, once per change instead of once per request, and asks a member that just failed after
+/// the others instead of paying its connect timeout again for every blob. A member never seen
+/// counts as up. Time is passed in.
 #[derive(Debug, Default)]
-pub struct MemberLiveness(std::sync::Mutex<std::collections::HashMap<String, bool>>);
+pub struct MemberLiveness(std::sync::Mutex<std::collections::HashMap<String, (bool, std::time::Instant)>>);
 
 impl MemberLiveness {
-    /// Records whether `member` answered; `Some(up)` when that changes what was known.
-    pub fn record(&self, member: &str, up: bool) -> Option<bool> {
+    /// How long a member that failed is asked after the others: then it is asked in its turn
+    /// again, and answers or is put back.
+    pub const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// Records whether `member` answered at `now`; `Some(up)` when that changes what was known.
+    pub fn record(&self, member: &str, up: bool, now: std::time::Instant) -> Option<bool> {
         let mut known = self.0.lock().expect("not poisoned");
-        let was = known.insert(member.to_owned(), up).unwrap_or(true);
+        let was = known.insert(member.to_owned(), (up, now)).map_or(true, |(was, _)| was);
         (was != up).then_some(up)
+    }
+
+    /// `order` with the members that failed within [`Self::RETRY_AFTER`] of `now` moved to the
+    /// end, each group in its order.
+    pub fn reorder<'a>(&self, mut order: Vec<&'a str>, now: std::time::Instant) -> Vec<&'a str> {
+        let known = self.0.lock().expect("not poisoned");
+        let down = |m: &&str| {
+            known.get(*m).is_some_and(|(up, at)| !up && now.saturating_duration_since(*at) < Self::RETRY_AFTER)
+        };
+        order.sort_by_key(down);
+        order
     }
 }
 
@@ -146,13 +163,23 @@ mod tests {
 
     #[test]
     fn liveness_reports_each_change_once() {
-        let live = MemberLiveness::default();
-        assert_eq!(live.record("a", true), None, "a member never seen is up");
-        assert_eq!(live.record("a", false), Some(false));
-        assert_eq!(live.record("a", false), None);
-        assert_eq!(live.record("b", false), Some(false));
-        assert_eq!(live.record("a", true), Some(true));
-        assert_eq!(live.record("a", true), None);
+        let (live, t) = (MemberLiveness::default(), std::time::Instant::now());
+        assert_eq!(live.record("a", true, t), None, "a member never seen is up");
+        assert_eq!(live.record("a", false, t), Some(false));
+        assert_eq!(live.record("a", false, t), None);
+        assert_eq!(live.record("b", false, t), Some(false));
+        assert_eq!(live.record("a", true, t), Some(true));
+        assert_eq!(live.record("a", true, t), None);
+    }
+
+    #[test]
+    fn a_member_that_just_failed_is_asked_last_until_its_retry_time() {
+        let (live, t) = (MemberLiveness::default(), std::time::Instant::now());
+        live.record("b", false, t);
+        live.record("c", true, t);
+        assert_eq!(live.reorder(vec!["b", "a", "c"], t), ["a", "c", "b"]);
+        let later = t + MemberLiveness::RETRY_AFTER;
+        assert_eq!(live.reorder(vec!["b", "a", "c"], later), ["b", "a", "c"], "asked in its turn again");
     }
 
     #[test]
