@@ -132,7 +132,7 @@ impl MemberLiveness {
     /// Records whether `member` answered at `now`; `Some(up)` when that changes what was known.
     pub fn record(&self, member: &str, up: bool, now: std::time::Instant) -> Option<bool> {
         let mut known = self.0.lock().expect("not poisoned");
-        let was = known.insert(member.to_owned(), (up, now)).map_or(true, |(was, _)| was);
+        let was = known.insert(member.to_owned(), (up, now)).is_none_or(|(was, _)| was);
         (was != up).then_some(up)
     }
 
