@@ -2,7 +2,8 @@
 # BitTorrent rate caps (issue 21): how close a capped seeder's upload and a capped shim's download
 # stay to their caps, on loopback.
 #   upload:   a seeder with --max-upload-rate CAP; aria2c downloads the blob from it alone (a
-#             torrent without url-list: every byte over BitTorrent); rate = bytes / aria2c's time
+#             torrent without url-list: every byte over BitTorrent); rate = the bytes that reach
+#             aria2c's disk after its first MiB / the time they take (its start-up left out)
 #   download: a fresh shim with --max-download-rate CAP pulls the blob from an uncapped seeder;
 #             rate = bytes / the client's time
 # The token bucket lets one second of the cap through at once, so a transfer of T seconds at
@@ -59,25 +60,35 @@ start_seeder() { # start_seeder NAME FLAGS...: a seeder over W/NAME holding the 
 }
 timeout 600 "$W/shoal" torrent "$LAYOUT/blobs/sha256/$HEX" --tracker "$TRACKER" -o "$W/blob.torrent" > /dev/null
 
-aria2c_from() { # aria2c_from NAME: seconds aria2c takes to fetch the blob from seeder NAME alone
-    local t0; rm -rf "$W/aria2"
-    t0=$(now)
+aria2c_from() { # aria2c_from NAME: seconds aria2c's bytes take to arrive from seeder NAME alone,
+    # from its first byte on disk to its last (its start-up, announce and connect left out),
+    # and the bytes in that span: "SECONDS BYTES"
+    local pid first="" t_first b_first b
+    rm -rf "$W/aria2"; mkdir -p "$W/aria2"
     timeout 600 aria2c -q --seed-time=0 --enable-dht=false --enable-dht6=false --bt-enable-lpd=false \
-        --enable-peer-exchange=false --listen-port="$(port)" -d "$W/aria2" "$W/blob.torrent" > "$W/logs/aria2-$1.log" 2>&1 ||
-        die "aria2c failed: $(tail -5 "$W/logs/aria2-$1.log")"
-    since "$t0"
+        --enable-peer-exchange=false --file-allocation=none --listen-port="$(port)" -d "$W/aria2" \
+        "$W/blob.torrent" > "$W/logs/aria2-$1.log" 2>&1 &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        b=$(du -B1 -s "$W/aria2" | cut -f1)
+        if [ -z "$first" ] && [ "$b" -gt 1048576 ]; then first=1 t_first=$(now) b_first=$b; fi
+        sleep 0.2
+    done
+    wait "$pid" || die "aria2c failed: $(tail -5 "$W/logs/aria2-$1.log")"
     [ "$(sha256sum < "$W/aria2/sha256-$HEX" | cut -d' ' -f1)" = "$HEX" ] || die "aria2c's download is wrong"
+    [ -n "$first" ] || die "aria2c finished before its first MiB was seen"
+    echo "$(since "$t_first") $((BYTES - b_first))"
 }
 
 # The peer: an uncapped seeder to aria2c.
 start_seeder free
-FREE_S=$(aria2c_from free)
+read -r FREE_S FREE_B < <(aria2c_from free)
 stop free
 # Upload cap: the capped seeder to aria2c.
 start_seeder capped --max-upload-rate "$CAP"
 curl -sf "$SEEDER/metrics" | grep -q "^shoal_seeder_bittorrent_max_upload_rate_bytes $CAP_BYTES$" ||
     die "the seeder's /metrics does not show its upload cap"
-UP_S=$(aria2c_from capped)
+read -r UP_S UP_B < <(aria2c_from capped)
 # Download cap: a fresh shim capped at CAP pulls from an uncapped seeder.
 stop capped
 start_seeder free2
@@ -92,8 +103,7 @@ DOWN_S=$(since "$T0")
 curl -sf "http://127.0.0.1:$SP/metrics" | grep -q '^shoal_shim_blob_bytes_total{source="peers"} '"$BYTES"'$' ||
     die "the shim did not take every byte from the swarm"
 
-rate() { calc "$BYTES / $1"; }
-UP=$(rate "$UP_S") DOWN=$(rate "$DOWN_S") FREE=$(rate "$FREE_S")
+UP=$(calc "$UP_B / $UP_S") DOWN=$(calc "$BYTES / $DOWN_S") FREE=$(calc "$FREE_B / $FREE_S")
 R_UP=$(printf '%.3f' "$(calc "$UP / $CAP_BYTES")") R_DOWN=$(printf '%.3f' "$(calc "$DOWN / $CAP_BYTES")")
 within() { if [ "$(calc "($1 >= 0.95 && $1 <= 1.05)")" = 1 ]; then echo met; else echo "NOT met"; fi; }
 mib() { printf '%.2f MiB/s' "$(calc "$1 / 1048576")"; }
