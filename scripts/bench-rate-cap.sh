@@ -63,8 +63,9 @@ timeout 600 "$W/shoal" torrent "$LAYOUT/blobs/sha256/$HEX" --tracker "$TRACKER" 
 aria2c_from() { # aria2c_from NAME: seconds aria2c's bytes take to arrive from seeder NAME alone,
     # from its first byte on disk to its last (its start-up, announce and connect left out),
     # and the bytes in that span: "SECONDS BYTES"
-    local pid first="" t_first b_first b
+    local pid first="" t_first b_first b t0
     rm -rf "$W/aria2"; mkdir -p "$W/aria2"
+    t0=$(now)
     timeout 600 aria2c -q --seed-time=0 --enable-dht=false --enable-dht6=false --bt-enable-lpd=false \
         --enable-peer-exchange=false --file-allocation=none --listen-port="$(port)" -d "$W/aria2" \
         "$W/blob.torrent" > "$W/logs/aria2-$1.log" 2>&1 &
@@ -76,7 +77,8 @@ aria2c_from() { # aria2c_from NAME: seconds aria2c's bytes take to arrive from s
     done
     wait "$pid" || die "aria2c failed: $(tail -5 "$W/logs/aria2-$1.log")"
     [ "$(sha256sum < "$W/aria2/sha256-$HEX" | cut -d' ' -f1)" = "$HEX" ] || die "aria2c's download is wrong"
-    [ -n "$first" ] || die "aria2c finished before its first MiB was seen"
+    # Too fast to see (the uncapped peer, a smoke run): the whole run, start-up included.
+    if [ -z "$first" ] || [ "$b_first" -gt $((BYTES / 4 * 3)) ]; then echo "$(since "$t0") $BYTES"; return; fi
     echo "$(since "$t_first") $((BYTES - b_first))"
 }
 
