@@ -50,49 +50,9 @@ find_compose || { echo "demo-ring: neither 'docker compose' nor 'docker-compose'
 COMPOSE+=(-p "${SHOAL_RING_PROJECT:-shoal-ring}" -f docker-compose.ring.yml)
 
 WORK=$(mktemp -d /tmp/shoal-demo-ring.XXXXXX)
-FAILED=0
-PASSED=0
-cleanup() {
-  local rc=$?
-  [ -n "${WATCHDOG:-}" ] && kill "$WATCHDOG" 2>/dev/null || true
-  if [ "$rc" -ne 0 ]; then
-    echo "demo-ring: FAILED (exit $rc); last lab logs:" >&2
-    "${COMPOSE[@]}" logs --tail=25 --no-color >&2 2>&1 || true
-  fi
-  if [ "${KEEP:-0}" = 1 ]; then
-    echo "demo-ring: KEEP=1, the lab stays up ('${COMPOSE[*]} down -v' in compose/ removes it)"
-  else
-    "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
-  fi
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-# Bounded in time whatever hangs (as in demo.sh): the watchdog ends the script and its children,
-# and cleanup still runs.
-(
-  trap 'kill "$nap" 2>/dev/null; exit 0' TERM
-  sleep "$DEMO_TIMEOUT" & nap=$!
-  wait "$nap"
-  echo "demo-ring: gave up after ${DEMO_TIMEOUT}s" >&2
-  kill -TERM $$
-  pkill -TERM -P $$
-) &
-WATCHDOG=$!
-trap 'exit 124' TERM
-
-step() { printf '\n== [%3ds] %s\n' "$SECONDS" "$*"; }
-fail() { echo "demo-ring: FAIL: $*" >&2; FAILED=$((FAILED + 1)); }
-ok() { echo "  ok: $*"; PASSED=$((PASSED + 1)); }
+DEMO=demo-ring
+. ./demo-lib.sh
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
-wait_for() {
-  local what=$1 secs=$2; shift 2
-  local end=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    [ "$SECONDS" -lt "$end" ] || { echo "demo-ring: timed out after ${secs}s waiting for $what" >&2; exit 1; }
-    sleep 0.5
-  done
-}
 # in_lab SERVICE CMD...: runs CMD in SERVICE's container (plain `docker exec`). Container ids are
 # looked up once, before any kill, so that the pulls running in the background share them.
 declare -A CONTAINER
@@ -107,11 +67,6 @@ in_lab() {
   local service=$1; shift
   timeout 120 docker exec "${CONTAINER[$service]}" "$@"
 }
-# metric URL NAME: the value of one sample line (NAME may carry labels), 0 when absent.
-metric() {
-  curl -fsS -m 10 "$1/metrics" | awk -v n="$2" '$1 == n { v = $2 } END { printf "%d\n", v + 0 }'
-}
-json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
 seeder_url() { echo "http://127.0.0.1:${SEEDER_PORTS[$1 - 1]}"; }  # seeder N, from this machine
 host_url() { echo "http://127.0.0.1:${HOST_PORTS[$1 - 1]}"; }
 # upstream_gets DIGEST: how often the registry served the blob (GET, 200 or 206: oci-client asks

@@ -32,50 +32,8 @@ done
 find_compose || { echo "demo: neither 'docker compose' nor 'docker-compose' is available" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/shoal-demo.XXXXXX)
-FAILED=0
-PASSED=0
-cleanup() {
-  local rc=$?
-  [ -n "${WATCHDOG:-}" ] && kill "$WATCHDOG" 2>/dev/null || true
-  if [ "$rc" -ne 0 ]; then
-    echo "demo: FAILED (exit $rc); last lab logs:" >&2
-    "${COMPOSE[@]}" logs --tail=25 --no-color >&2 2>&1 || true
-  fi
-  if [ "${KEEP:-0}" = 1 ]; then
-    echo "demo: KEEP=1, the lab stays up ('${COMPOSE[*]} down -v' in compose/ removes it)"
-  else
-    "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
-  fi
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-# Bounded in time whatever hangs: the watchdog ends the script and its children (bash runs the TERM
-# trap only once the foreground command returns), and cleanup still runs. Killed itself, it takes
-# its sleep along, so nothing holds the script's output open.
-(
-  trap 'kill "$nap" 2>/dev/null; exit 0' TERM
-  sleep "$DEMO_TIMEOUT" & nap=$!
-  wait "$nap"
-  echo "demo: gave up after ${DEMO_TIMEOUT}s" >&2
-  kill -TERM $$
-  pkill -TERM -P $$
-) &
-WATCHDOG=$!
-trap 'exit 124' TERM
-
-step() { printf '\n== [%3ds] %s\n' "$SECONDS" "$*"; }
-fail() { echo "demo: FAIL: $*" >&2; FAILED=$((FAILED + 1)); }
-ok() { echo "  ok: $*"; PASSED=$((PASSED + 1)); }
-# wait_for DESCRIPTION SECONDS COMMAND...: polls COMMAND until it succeeds.
-wait_for() {
-  local what=$1 secs=$2; shift 2
-  local end=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    [ "$SECONDS" -lt "$end" ] || { echo "demo: timed out after ${secs}s waiting for $what" >&2; exit 1; }
-    sleep 0.5
-  done
-}
+DEMO=demo
+. ./demo-lib.sh
 # in_lab SERVICE CMD...: runs CMD in SERVICE's container (plain `docker exec`: compose v1's own
 # exec takes about 3 s to start).
 declare -A CONTAINER
@@ -84,11 +42,6 @@ in_lab() {
   [ -n "${CONTAINER[$service]:-}" ] || CONTAINER[$service]=$("${COMPOSE[@]}" ps -q "$service")
   timeout 300 docker exec -i "${CONTAINER[$service]}" "$@"
 }
-# metric URL NAME: the value of one sample line (NAME may carry labels), 0 when absent.
-metric() {
-  curl -fsS -m 10 "$1/metrics" | awk -v n="$2" '$1 == n { v = $2 } END { printf "%d\n", v + 0 }'
-}
-json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
 step "lab up (${COMPOSE[*]})"
 "${COMPOSE[@]}" up -d

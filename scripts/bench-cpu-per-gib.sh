@@ -57,16 +57,8 @@ settled_cpu() {
 per_gib() { calc "$1 * 1073741824 / $BYTES"; }
 
 # --- the blob and the upstream ---------------------------------------------------------------
-CACHE=/var/tmp/shoal-bench-cpu-cache
-LAYOUT=$CACHE/blob-$MIB
-SUMMARY=$(timeout 600 $HELPER layout "$LAYOUT" --tag 1 --mib "$MIB")
-DIGEST=$(json 'j["layers"][0]["digest"]' <<<"$SUMMARY")
-BYTES=$(json 'j["layer_bytes"]' <<<"$SUMMARY")
-HEX=${DIGEST#sha256:}
-log "blob $DIGEST, $((BYTES >> 20)) MiB (cached under $CACHE); $BIN_NOTE"
-
-start_registry
-timeout 600 skopeo copy -q --preserve-digests --dest-tls-verify=false "oci:$LAYOUT:1" "docker://$REG/bench/cpu:1"
+bench_blob cpu "$MIB" bench/cpu
+log "blob $DIGEST, $((BYTES >> 20)) MiB (cached under $LAYOUT); $BIN_NOTE"
 
 start_tracker
 

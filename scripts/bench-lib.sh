@@ -70,6 +70,19 @@ start_registry() {
     start registry docker-registry serve "$W/registry.yml"
     wait_for docker-registry 30 curl -sf --max-time 2 "http://$REG/v2/"
 }
+# bench_blob NAME MIB REPO: a one-layer image of MIB MiB (cached under /var/tmp/shoal-bench-NAME-cache
+# between runs) in a fresh docker-registry (start_registry) as REPO:1; sets LAYOUT, DIGEST, BYTES
+# (the layer's size) and HEX.
+bench_blob() {
+    local cache=/var/tmp/shoal-bench-$1-cache summary
+    LAYOUT=$cache/blob-$2
+    summary=$(timeout 600 python3 "$REPO_ROOT/bench/shim/benchlib.py" layout "$LAYOUT" --tag 1 --mib "$2")
+    DIGEST=$(json 'j["layers"][0]["digest"]' <<<"$summary")
+    BYTES=$(json 'j["layer_bytes"]' <<<"$summary")
+    HEX=${DIGEST#sha256:}
+    start_registry
+    timeout 600 skopeo copy -q --preserve-digests --dest-tls-verify=false "oci:$LAYOUT:1" "docker://$REG/$3:1"
+}
 # start_tracker: `shoal tracker` (W/shoal) on a free loopback port; sets TRACKER (its announce URL).
 start_tracker() {
     local tp; tp=$(port)

@@ -34,19 +34,10 @@ done
 
 . scripts/bench-lib.sh
 bench_prepare ratecap docker-registry skopeo aria2c curl python3 timeout sha256sum
-HELPER="python3 $REPO_ROOT/bench/shim/benchlib.py"
 CAP_BYTES=$(python3 -c 'import re,sys; m=re.fullmatch(r"(\d+)(KiB|MiB|GiB)?", sys.argv[1]); print(int(m[1]) * {None: 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[m[2]])' "$CAP")
 
-CACHE=/var/tmp/shoal-bench-ratecap-cache
-LAYOUT=$CACHE/blob-$MIB
-SUMMARY=$(timeout 600 $HELPER layout "$LAYOUT" --tag 1 --mib "$MIB")
-DIGEST=$(json 'j["layers"][0]["digest"]' <<<"$SUMMARY")
-BYTES=$(json 'j["layer_bytes"]' <<<"$SUMMARY")
-HEX=${DIGEST#sha256:}
+bench_blob ratecap "$MIB" bench/cap
 log "blob $DIGEST, $((BYTES >> 20)) MiB; cap $CAP ($CAP_BYTES B/s); $BIN_NOTE"
-
-start_registry
-timeout 600 skopeo copy -q --preserve-digests --dest-tls-verify=false "oci:$LAYOUT:1" "docker://$REG/bench/cap:1"
 start_tracker
 
 start_seeder() { # start_seeder NAME FLAGS...: a seeder over W/NAME holding the blob; sets SEEDER

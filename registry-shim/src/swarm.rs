@@ -260,7 +260,7 @@ impl Swarm {
             }
             Ok(Err(e)) => {
                 tracing::debug!(%digest, seeder = base, error = %e, "seeder unreachable; asking the next");
-                return Asked::Failed(e.to_string());
+                return Asked::Failed(shoal_upstream::causes(&e));
             }
             Err(_) => {
                 tracing::debug!(%digest, seeder = base, timeout = ?self.config.torrent_timeout,

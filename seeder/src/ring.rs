@@ -249,9 +249,9 @@ impl Ring {
             .query(&query)
             .header(FORWARDED, "1")
             .timeout(timeout);
-        let response = request.send().await.map_err(|e| Asked::Failed(error_chain(&e)))?;
+        let response = request.send().await.map_err(|e| Asked::Failed(shoal_upstream::causes(&e)))?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| Asked::Failed(error_chain(&e)))?;
+        let body = response.bytes().await.map_err(|e| Asked::Failed(shoal_upstream::causes(&e)))?;
         if status == reqwest::StatusCode::ACCEPTED {
             return Ok(OwnerAnswer::Fetching);
         }
@@ -284,16 +284,4 @@ enum Asked {
     Refused { status: u16, message: String },
     #[error("{0}")]
     Failed(String),
-}
-
-/// reqwest's error with its causes (its own message stops at "error sending request").
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }

@@ -26,8 +26,9 @@ pub enum UpstreamError {
     TimedOut { registry: String, what: &'static str, after: Duration },
 }
 
-/// `e` and its sources, joined by ": ", each once (layers often repeat their inner message).
-fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+/// `e` and its sources, joined by ": ", each once (layers often repeat their inner message):
+/// reqwest's own message stops at "error sending request", above the refused connection.
+pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

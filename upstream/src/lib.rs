@@ -40,7 +40,7 @@ mod error;
 mod fuzz;
 mod host;
 
-pub use error::UpstreamError;
+pub use error::{causes, UpstreamError};
 pub use host::is_registry_host;
 
 /// A username and password for one registry. `Debug` redacts the password.
